@@ -1,0 +1,210 @@
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use crate::{AddrError, HvAddr, Role, Service, SocketAddr, Vm, VsockAddr};
+
+/// One end of a stream, written socat-style: `vsock:CID|NAME:PORT`, `hv:VMID|NAME:SERVICE`,
+/// `tcp:HOST:PORT`, `unix:PATH` or `-` (standard input and output).
+///
+/// `vsock:` and `hv:` take the same names and map by the names table, so `hv:parent:19000`
+/// works on Linux (CID 2, port 19000) and `vsock:lo:19000` on Windows.
+///
+/// ```
+/// use hvsock::{Endpoint, Role, VsockAddr};
+/// let ep: Endpoint = "hv:parent:19000".parse().unwrap();
+/// assert_eq!(ep.vsock_addr(Role::Connect).unwrap(), VsockAddr::new(2, 19000));
+/// assert_eq!(ep.to_string(), "hv:parent:19000");
+/// let err = "vsock:lo:http".parse::<Endpoint>().unwrap_err();
+/// assert!(err.to_string().contains("`http` is not a service"));
+/// ```
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Endpoint {
+    /// `vsock:CID|NAME:PORT`.
+    Vsock(Vm, Service),
+    /// `hv:VMID|NAME:SERVICE`.
+    Hv(Vm, Service),
+    /// `tcp:HOST:PORT`; an IPv6 host is written in brackets.
+    Tcp(String, u16),
+    /// `unix:PATH`.
+    Unix(PathBuf),
+    /// `-`: standard input and output.
+    Stdio,
+}
+
+const KINDS: &str = "expected vsock:, hv:, tcp:, unix: or -";
+
+impl Endpoint {
+    /// The VM and service of a `vsock:` or `hv:` endpoint.
+    pub fn vm_service(&self) -> Option<(Vm, Service)> {
+        match *self {
+            Endpoint::Vsock(vm, svc) | Endpoint::Hv(vm, svc) => Some((vm, svc)),
+            _ => None,
+        }
+    }
+
+    /// The Linux address this endpoint means at this end of a connection.
+    pub fn vsock_addr(&self, role: Role) -> Result<VsockAddr, AddrError> {
+        let (vm, svc) = self.vm_service().ok_or_else(|| self.not_vm())?;
+        Ok(VsockAddr::new(vm.to_cid(role)?, svc.to_port()?))
+    }
+
+    /// The Windows address this endpoint means at this end of a connection.
+    pub fn hv_addr(&self, role: Role) -> Result<HvAddr, AddrError> {
+        let (vm, svc) = self.vm_service().ok_or_else(|| self.not_vm())?;
+        Ok(HvAddr::new(vm.to_vm_id(role)?, svc.to_service_id()?))
+    }
+
+    /// The address this endpoint means on this platform.
+    pub fn socket_addr(&self, role: Role) -> Result<SocketAddr, AddrError> {
+        let (vm, svc) = self.vm_service().ok_or_else(|| self.not_vm())?;
+        crate::sys::resolve(vm, svc, role)
+    }
+
+    fn not_vm(&self) -> AddrError {
+        AddrError::BadEndpoint {
+            endpoint: self.to_string(),
+            problem: "not a VM socket (expected vsock: or hv:)".into(),
+        }
+    }
+}
+
+impl FromStr for Endpoint {
+    type Err = AddrError;
+
+    fn from_str(s: &str) -> Result<Endpoint, AddrError> {
+        let bad = |problem: String| AddrError::BadEndpoint { endpoint: s.to_string(), problem };
+        if s == "-" {
+            return Ok(Endpoint::Stdio);
+        }
+        let (kind, rest) = s.split_once(':').ok_or_else(|| bad(format!("no kind: {KINDS}")))?;
+        match kind.to_ascii_lowercase().as_str() {
+            kind @ ("vsock" | "hv") => {
+                let shape = if kind == "vsock" { "vsock:CID|NAME:PORT" } else { "hv:VMID|NAME:SERVICE" };
+                let (vm, svc) = rest.rsplit_once(':').ok_or_else(|| {
+                    bad(format!(
+                        "missing the {} (expected {shape})",
+                        if kind == "vsock" { "port" } else { "service" }
+                    ))
+                })?;
+                let vm: Vm = vm.parse().map_err(|e: AddrError| bad(e.to_string()))?;
+                let svc: Service = svc.parse().map_err(|e: AddrError| bad(e.to_string()))?;
+                Ok(if kind == "vsock" { Endpoint::Vsock(vm, svc) } else { Endpoint::Hv(vm, svc) })
+            }
+            "tcp" => {
+                let (host, port) = rest
+                    .rsplit_once(':')
+                    .ok_or_else(|| bad("missing the port (expected tcp:HOST:PORT)".into()))?;
+                let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+                if host.is_empty() {
+                    return Err(bad("missing the host (expected tcp:HOST:PORT)".into()));
+                }
+                let port = port.parse().map_err(|_| bad(format!("`{port}` is not a TCP port (0-65535)")))?;
+                Ok(Endpoint::Tcp(host.to_string(), port))
+            }
+            "unix" if rest.is_empty() => Err(bad("missing the path (expected unix:PATH)".into())),
+            "unix" => Ok(Endpoint::Unix(PathBuf::from(rest))),
+            "hybrid" => Err(bad("hybrid vsock endpoints are not supported yet".into())),
+            other => Err(bad(format!("unknown kind `{other}:` ({KINDS})"))),
+        }
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Vsock(vm, svc) => write!(f, "vsock:{vm}:{svc}"),
+            Endpoint::Hv(vm, svc) => write!(f, "hv:{vm}:{svc}"),
+            Endpoint::Tcp(host, port) if host.contains(':') => write!(f, "tcp:[{host}]:{port}"),
+            Endpoint::Tcp(host, port) => write!(f, "tcp:{host}:{port}"),
+            Endpoint::Unix(path) => write!(f, "unix:{}", path.display()),
+            Endpoint::Stdio => f.write_str("-"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ServiceId, VmId};
+
+    fn ep(s: &str) -> Endpoint {
+        s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    fn err(s: &str) -> String {
+        s.parse::<Endpoint>().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn parses_every_kind() {
+        assert_eq!(ep("vsock:3:22"), Endpoint::Vsock(Vm::Cid(3), Service::Port(22)));
+        assert_eq!(ep("VSOCK:any:8000"), Endpoint::Vsock(Vm::Any, Service::Port(8000)));
+        assert_eq!(ep("hv:parent:19000"), Endpoint::Hv(Vm::Parent, Service::Port(19000)));
+        let guid = "b50f20e6-cf19-1796-ba60-d9cfe2d8fe29";
+        let svc = "9866c7bc-0c89-4cb0-9427-5b526d1ae83b";
+        assert_eq!(
+            ep(&format!("hv:{{{guid}}}:{svc}")),
+            Endpoint::Hv(Vm::Id(guid.parse().unwrap()), Service::Id(svc.parse().unwrap()))
+        );
+        assert_eq!(ep("tcp:127.0.0.1:80"), Endpoint::Tcp("127.0.0.1".into(), 80));
+        assert_eq!(ep("tcp:[::1]:2222"), Endpoint::Tcp("::1".into(), 2222));
+        assert_eq!(ep("tcp:localhost:0"), Endpoint::Tcp("localhost".into(), 0));
+        assert_eq!(ep("unix:/run/a:b.sock"), Endpoint::Unix("/run/a:b.sock".into()));
+        assert_eq!(ep("-"), Endpoint::Stdio);
+    }
+
+    #[test]
+    fn display_round_trips() {
+        for s in [
+            "vsock:3:22",
+            "vsock:any:8000",
+            "vsock:loopback:19000",
+            "hv:parent:19000",
+            "hv:children:00004a38-facb-11e6-bd58-64006a7986d3",
+            "hv:b50f20e6-cf19-1796-ba60-d9cfe2d8fe29:9866c7bc-0c89-4cb0-9427-5b526d1ae83b",
+            "tcp:127.0.0.1:80",
+            "tcp:[::1]:2222",
+            "unix:/tmp/x.sock",
+            "-",
+        ] {
+            assert_eq!(ep(s).to_string(), s);
+            assert_eq!(ep(&ep(s).to_string()), ep(s));
+        }
+        assert_eq!(ep("vsock:lo:1").to_string(), "vsock:loopback:1");
+    }
+
+    #[test]
+    fn errors_name_the_bad_part() {
+        assert_eq!(err("vsock"), "endpoint `vsock`: no kind: expected vsock:, hv:, tcp:, unix: or -");
+        assert!(err("vsok:1:2").contains("unknown kind `vsok:`"));
+        assert!(err("vsock:1").contains("missing the port (expected vsock:CID|NAME:PORT)"));
+        assert!(err("hv:parent").contains("missing the service (expected hv:VMID|NAME:SERVICE)"));
+        assert!(err("vsock:nowhere:22").contains("`nowhere` is not a VM"));
+        assert!(err("vsock:3:ssh").contains("`ssh` is not a service"));
+        assert!(err("tcp:host:99999").contains("`99999` is not a TCP port"));
+        assert!(err("tcp::80").contains("missing the host"));
+        assert!(err("tcp:80").contains("missing the port"));
+        assert!(err("unix:").contains("missing the path"));
+        assert!(err("hybrid:/tmp/v.sock:52").contains("not supported yet"));
+        assert!(err("vsock:3:ssh").starts_with("endpoint `vsock:3:ssh`: "));
+    }
+
+    #[test]
+    fn maps_to_both_platforms() {
+        let e = ep("hv:parent:19000");
+        assert_eq!(e.vsock_addr(Role::Connect).unwrap(), VsockAddr::new(2, 19000));
+        assert_eq!(
+            e.hv_addr(Role::Connect).unwrap(),
+            HvAddr::new(VmId::PARENT, ServiceId::from_vsock_port(19000).unwrap())
+        );
+        let any = ep("vsock:any:19000");
+        assert_eq!(any.vsock_addr(Role::Bind).unwrap(), VsockAddr::new(u32::MAX, 19000));
+        assert!(any.vsock_addr(Role::Connect).is_err());
+        assert_eq!(any.hv_addr(Role::Bind).unwrap().vm_id, VmId::WILDCARD);
+        let cid = ep("vsock:3:22");
+        assert!(cid.hv_addr(Role::Connect).unwrap_err().to_string().contains("not by CID"));
+        let tcp = ep("tcp:127.0.0.1:80");
+        assert!(tcp.vsock_addr(Role::Connect).unwrap_err().to_string().contains("not a VM socket"));
+    }
+}

@@ -1,0 +1,36 @@
+//! Host<->VM sockets with one set of names on both ends of the wire: Windows Hyper-V sockets
+//! (AF_HYPERV) and Linux vsock (AF_VSOCK, also what a Linux guest on Hyper-V uses).
+//!
+//! - [`Guid`], [`VmId`], [`ServiceId`]: Hyper-V's IDs, the well-known VM IDs and the VSOCK
+//!   template that maps a vsock port to a service GUID.
+//! - [`VsockAddr`], [`HvAddr`]: the native socket addresses, byte for byte.
+//! - [`Vm`], [`Service`], [`Endpoint`]: the platform-neutral names (`any`, `loopback`, `parent`,
+//!   `children`, ...) and endpoint strings (`vsock:any:19000`, `hv:parent:19000`).
+//! - [`Listener`], [`Stream`]: the blocking API, like std's `TcpListener`/`TcpStream`.
+//!
+//! ```no_run
+//! use std::io::{Read, Write};
+//! use hvsock::Stream;
+//!
+//! // The same line works in a Linux guest (CID 2) and a Windows VM (HV_GUID_PARENT).
+//! let mut s = Stream::connect("hv:parent:19000")?;
+//! s.write_all(b"World!")?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+#![warn(missing_docs)]
+
+mod addr;
+mod guid;
+mod net;
+#[cfg(windows)]
+pub mod registry;
+mod sys;
+
+pub use addr::{
+    AddrError, Endpoint, HvAddr, Role, Service, ServiceId, SocketAddr, ToSocketAddr, Vm, VmId, VsockAddr,
+};
+pub use guid::Guid;
+pub use net::{Incoming, Listener, Stream};
+#[cfg(target_os = "linux")]
+pub use sys::local_cid;

@@ -1,0 +1,35 @@
+//! The blocking API: [`Listener`] and [`Stream`], read like std's `TcpListener`/`TcpStream`.
+
+mod listener;
+mod stream;
+
+pub use listener::{Incoming, Listener};
+pub use stream::Stream;
+
+use std::io;
+
+use socket2::SockAddr;
+
+use crate::SocketAddr;
+
+/// Our address as socket2's, by its native bytes (both families are plain byte layouts).
+fn to_sockaddr(addr: &SocketAddr) -> SockAddr {
+    let bytes = addr.to_bytes();
+    // SAFETY: storage is larger than 36 bytes; we write the family's full native layout and its
+    // exact length.
+    let ((), sockaddr) = unsafe {
+        SockAddr::try_init(|storage, len| {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), storage.cast::<u8>(), bytes.len());
+            *len = bytes.len() as _;
+            Ok(())
+        })
+    }
+    .expect("copying an address cannot fail");
+    sockaddr
+}
+
+fn from_sockaddr(addr: &SockAddr) -> io::Result<SocketAddr> {
+    // SAFETY: as_ptr points at storage holding at least len() initialised bytes.
+    let bytes = unsafe { std::slice::from_raw_parts(addr.as_ptr().cast::<u8>(), addr.len() as usize) };
+    Ok(SocketAddr::from_bytes(bytes)?)
+}

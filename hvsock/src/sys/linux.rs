@@ -1,0 +1,115 @@
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+use socket2::{Domain, Socket, Type};
+
+use crate::{AddrError, Listener, Role, Service, SocketAddr, Stream, Vm, VsockAddr};
+
+/// `IOCTL_VM_SOCKETS_GET_LOCAL_CID` on `/dev/vsock`.
+const IOCTL_VM_SOCKETS_GET_LOCAL_CID: libc::c_ulong = 0x7b9;
+/// Socket-option level of the vsock options (`AF_VSOCK`).
+const SOL_VSOCK: libc::c_int = 40;
+/// `SO_VM_SOCKETS_CONNECT_TIMEOUT` (a `struct timeval`; the kernel's own default is 2 s).
+const SO_VM_SOCKETS_CONNECT_TIMEOUT: libc::c_int = 6;
+
+pub(crate) fn resolve(vm: Vm, service: Service, role: Role) -> Result<SocketAddr, AddrError> {
+    Ok(SocketAddr::Vsock(VsockAddr::new(vm.to_cid(role)?, service.to_port()?)))
+}
+
+pub(crate) fn native(addr: SocketAddr, role: Role) -> Result<SocketAddr, AddrError> {
+    match addr {
+        SocketAddr::Vsock(_) => Ok(addr),
+        SocketAddr::Hv(hv) => resolve(Vm::from(hv.vm_id), Service::Id(hv.service_id), role),
+    }
+}
+
+pub(crate) fn socket(ty: Type) -> io::Result<Socket> {
+    Socket::new(Domain::VSOCK, ty, None)
+}
+
+/// Lets a blocking connect wait as long as the caller asked, not just the kernel's 2 s.
+pub(crate) fn set_connect_timeout(socket: &Socket, timeout: Duration) -> io::Result<()> {
+    let tv = libc::timeval {
+        tv_sec: timeout.as_secs().try_into().unwrap_or(libc::time_t::MAX),
+        tv_usec: timeout.subsec_micros().into(),
+    };
+    // SAFETY: a valid fd and a timeval of the size we pass.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            SOL_VSOCK,
+            SO_VM_SOCKETS_CONNECT_TIMEOUT,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// This machine's own vsock CID, from `/dev/vsock` (no connection is made).
+///
+/// `VMADDR_CID_ANY` (4294967295) when no transport gives this machine a CID, e.g. with only
+/// `vsock_loopback` loaded.
+///
+/// ```no_run
+/// let cid = hvsock::local_cid()?;
+/// println!("this machine is CID {cid}");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn local_cid() -> io::Result<u32> {
+    let dev = File::open("/dev/vsock")?;
+    let mut cid: u32 = 0;
+    // SAFETY: the ioctl writes one u32 into `cid`.
+    let rc = unsafe { libc::ioctl(dev.as_raw_fd(), IOCTL_VM_SOCKETS_GET_LOCAL_CID as _, &mut cid) };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(cid)
+    }
+}
+
+macro_rules! impl_fd {
+    ($ty:ident) => {
+        impl AsFd for $ty {
+            fn as_fd(&self) -> BorrowedFd<'_> {
+                self.inner.as_fd()
+            }
+        }
+        impl AsRawFd for $ty {
+            fn as_raw_fd(&self) -> RawFd {
+                self.inner.as_raw_fd()
+            }
+        }
+        impl IntoRawFd for $ty {
+            fn into_raw_fd(self) -> RawFd {
+                self.inner.into_raw_fd()
+            }
+        }
+        impl FromRawFd for $ty {
+            /// # Safety
+            /// `fd` must be an open AF_VSOCK socket that nothing else owns.
+            unsafe fn from_raw_fd(fd: RawFd) -> $ty {
+                $ty { inner: Socket::from_raw_fd(fd) }
+            }
+        }
+        impl From<OwnedFd> for $ty {
+            fn from(fd: OwnedFd) -> $ty {
+                $ty { inner: Socket::from(fd) }
+            }
+        }
+        impl From<$ty> for OwnedFd {
+            fn from(s: $ty) -> OwnedFd {
+                s.inner.into()
+            }
+        }
+    };
+}
+
+impl_fd!(Stream);
+impl_fd!(Listener);
