@@ -1,1 +1,23 @@
-fn main() {}
+//! `hvsock`: the command line. Each command lives in its own module under `cmd/`.
+
+mod args;
+mod cmd;
+mod diagnose;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    // In a lab guest this process is init; it never returns from there.
+    hvsock_lab::init_if_guest();
+    let cli = match args::parse(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    match cmd::run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("hvsock: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,6 +1,6 @@
 use std::fmt;
 
-use crate::{AddrError, Endpoint, HvAddr, Role, VsockAddr};
+use crate::{AddrError, Endpoint, HvAddr, Role, Service, Vm, VsockAddr};
 
 /// The address of a VM socket: vsock on Linux, Hyper-V on Windows.
 ///
@@ -100,6 +100,13 @@ impl ToSocketAddr for HvAddr {
 impl ToSocketAddr for Endpoint {
     fn to_socket_addr(&self, role: Role) -> Result<SocketAddr, AddrError> {
         self.socket_addr(role)
+    }
+}
+
+/// A VM and a service, like std's `(IpAddr, u16)`.
+impl ToSocketAddr for (Vm, Service) {
+    fn to_socket_addr(&self, role: Role) -> Result<SocketAddr, AddrError> {
+        crate::sys::resolve(self.0, self.1, role)
     }
 }
 

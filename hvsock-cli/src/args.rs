@@ -1,0 +1,132 @@
+//! The command line's grammar, and the seed program's spelling of it.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::cmd;
+
+const EXAMPLES: &str = "\
+Examples:
+  hvsock server any --count 1          # answer one client, from any VM or this one
+  hvsock client lo                     # prints: Hello: World!
+  hvsock guid 19000                    # 00004a38-facb-11e6-bd58-64006a7986d3
+  hvsock addr hv:parent:19000          # what an endpoint means on Linux and on Windows
+  hvsock lab run -- hvsock client lo   # run vsock code in a throwaway Linux guest
+
+The seed program's spelling works too: `hvsock /server any`, `hvsock /client parent`,
+`hvsock /register`; no arguments at all runs `hvsock server loopback`.
+
+VM names: any|wildcard|zero, lo|loopback, parent|host, child|children, broadcast,
+a VM ID GUID (Windows) or a CID number (Linux). Services: a port or a service GUID.";
+
+/// Host<->VM sockets with one set of names: Hyper-V sockets (Windows), vsock (Linux).
+#[derive(Parser, Debug)]
+#[command(name = "hvsock", version, after_help = EXAMPLES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    Server(cmd::server::Args),
+    Client(cmd::client::Args),
+    Register(cmd::register::Args),
+    Guid(cmd::guid::Args),
+    Addr(cmd::addr::Args),
+    Lab(cmd::lab::Args),
+}
+
+/// Parses the command line; on a usage error prints one line and returns the exit code.
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, ExitCode> {
+    Cli::try_parse_from(seed_spelling(args.into_iter().collect())).map_err(|e| {
+        use clap::error::ErrorKind::*;
+        if matches!(e.kind(), DisplayHelp | DisplayVersion | DisplayHelpOnMissingArgumentOrSubcommand) {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        eprintln!("hvsock: {} (see `hvsock --help`)", one_line(&e.render().to_string()));
+        ExitCode::from(2)
+    })
+}
+
+/// clap's message without its usage block, on one line.
+fn one_line(rendered: &str) -> String {
+    rendered
+        .lines()
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim_start_matches("error: ")
+        .to_string()
+}
+
+/// The seed program's `/server`, `/client`, `/register`, and no arguments meaning a loopback
+/// server.
+fn seed_spelling(mut args: Vec<OsString>) -> Vec<OsString> {
+    if args.len() == 1 {
+        args.extend(["server".into(), "loopback".into()]);
+    } else if let Some(cmd) = args[1].to_str().and_then(|a| a.strip_prefix('/')) {
+        if ["server", "client", "register"].contains(&cmd) {
+            args[1] = cmd.into();
+        }
+    }
+    args
+}
+
+/// Seconds, fractions allowed: `5`, `0.5`.
+pub fn parse_secs(s: &str) -> Result<Duration, String> {
+    match s.parse::<f64>() {
+        Ok(secs) if secs > 0.0 && secs.is_finite() => Ok(Duration::from_secs_f64(secs)),
+        _ => Err(format!("`{s}` is not a number of seconds greater than 0")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_ok(args: &[&str]) -> Command {
+        let argv = std::iter::once("hvsock").chain(args.iter().copied()).map(OsString::from);
+        Cli::try_parse_from(seed_spelling(argv.collect())).unwrap().command
+    }
+
+    #[test]
+    fn no_arguments_is_a_loopback_server() {
+        let Command::Server(a) = parse_ok(&[]) else { panic!("not server") };
+        assert_eq!(a.vm, hvsock::Vm::Loopback);
+        assert_eq!(a.service, hvsock::Service::Port(19000));
+    }
+
+    #[test]
+    fn seed_spelling_maps_to_commands() {
+        assert!(matches!(parse_ok(&["/server", "any"]), Command::Server(a) if a.vm == hvsock::Vm::Any));
+        assert!(matches!(parse_ok(&["/client", "parent"]), Command::Client(a) if a.vm == hvsock::Vm::Parent));
+        assert!(matches!(parse_ok(&["/register"]), Command::Register(_)));
+        let guid = "9866c7bc-0c89-4cb0-9427-5b526d1ae83b";
+        let Command::Client(a) = parse_ok(&["/client", "lo", guid]) else { panic!() };
+        assert_eq!(a.service.to_string(), guid);
+    }
+
+    #[test]
+    fn bad_values_become_one_line() {
+        let argv = ["hvsock", "client", "nowhere"].map(OsString::from);
+        let e = Cli::try_parse_from(argv).unwrap_err();
+        let line = one_line(&e.render().to_string());
+        assert!(!line.contains('\n'));
+        assert!(line.contains("`nowhere` is not a VM"), "{line}");
+    }
+
+    #[test]
+    fn seconds() {
+        assert_eq!(parse_secs("0.5").unwrap(), Duration::from_millis(500));
+        for bad in ["0", "-1", "abc", "inf", "NaN"] {
+            assert!(parse_secs(bad).is_err(), "{bad}");
+        }
+    }
+}

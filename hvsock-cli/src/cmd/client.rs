@@ -1,0 +1,56 @@
+//! `hvsock client`: the seed's client.
+
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::time::Duration;
+
+use hvsock::{Role, Service, SocketAddr, Stream, ToSocketAddr, Vm};
+
+use crate::args::parse_secs;
+use crate::diagnose::socket_error;
+
+/// Connect, send a text, print the answer (the seed's client).
+#[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Examples:
+  hvsock client                      # loopback, port 19000: prints `Hello: World!`
+  hvsock client parent --message hi  # from a VM to its host
+  hvsock client 3 22 --timeout 1     # Linux: CID 3, port 22
+  hvsock client b50f20e6-cf19-1796-ba60-d9cfe2d8fe29   # Windows host: a VM by its ID")]
+pub struct Args {
+    /// VM to connect to: loopback, parent, a VM ID GUID or a CID
+    #[arg(value_name = "VMID", default_value = "loopback")]
+    pub vm: Vm,
+    /// Port number or service GUID
+    #[arg(value_name = "SERVICE", default_value = "19000")]
+    pub service: Service,
+    /// Text to send
+    #[arg(long, short, default_value = "World!")]
+    pub message: String,
+    /// Seconds to wait for the connection, and then for the answer
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs)]
+    pub timeout: Duration,
+}
+
+pub fn run(args: Args) -> anyhow::Result<u8> {
+    let addr = (args.vm, args.service).to_socket_addr(Role::Connect)?;
+    let mut stream = Stream::connect_timeout(addr, args.timeout)
+        .map_err(|e| socket_error(format!("cannot connect to {addr}"), e))?;
+    match addr {
+        SocketAddr::Vsock(a) => println!("Connected to {}, {}", a.port, a.cid),
+        SocketAddr::Hv(a) => println!("Connected to {}, {}", a.service_id, a.vm_id),
+    }
+    let talk = |stream: &mut Stream| -> io::Result<Vec<u8>> {
+        stream.write_all(args.message.as_bytes())?;
+        // Our end-of-text, so a server that reads to the end answers at once.
+        stream.shutdown(Shutdown::Write)?;
+        stream.set_read_timeout(Some(args.timeout))?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer)?;
+        Ok(answer)
+    };
+    let answer = talk(&mut stream).map_err(|e| socket_error(format!("talking to {addr}"), e))?;
+    let mut out = io::stdout().lock();
+    writeln!(out, "{}", String::from_utf8_lossy(&answer))?;
+    Ok(0)
+}

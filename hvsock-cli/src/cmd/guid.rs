@@ -1,0 +1,23 @@
+//! `hvsock guid`: vsock port <-> Hyper-V service GUID.
+
+use hvsock::Service;
+
+/// Convert a vsock port to its Hyper-V service GUID (the VSOCK template), or back.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Examples:
+  hvsock guid 19000                                   # 00004a38-facb-11e6-bd58-64006a7986d3
+  hvsock guid {00004A38-FACB-11E6-BD58-64006A7986D3}  # 19000")]
+pub struct Args {
+    /// A port number (decimal or 0x hex), or a template GUID
+    #[arg(value_name = "PORT|GUID")]
+    pub value: Service,
+}
+
+pub fn run(args: Args) -> anyhow::Result<u8> {
+    match args.value {
+        Service::Port(_) => println!("{}", args.value.to_service_id()?),
+        Service::Id(_) => println!("{}", args.value.to_port()?),
+    }
+    Ok(0)
+}

@@ -1,0 +1,267 @@
+//! The host side: boots a guest, forwards its command's output, returns its exit status.
+
+use std::ffi::OsString;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::spec::{Files, Spec, DIR_PARAM, STDIN_END};
+
+/// Loaded in this order: the core, the transport library, the loopback transport (CID 1),
+/// and the netlink listing that `ss -f vsock` and `hvsock list` read.
+const MODULES: [&str; 4] =
+    ["vsock.ko", "vmw_vsock_virtio_transport_common.ko", "vsock_loopback.ko", "vsock_diag.ko"];
+const UML_BINARY: &str = "linux.uml";
+const POLL: Duration = Duration::from_millis(10);
+
+/// What went wrong running a lab guest.
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    /// `linux.uml` is not installed.
+    #[error("User-Mode Linux is not installed (no `linux.uml` on PATH): install it with `apt-get install user-mode-linux`")]
+    NoUml,
+    /// The UML package's vsock modules are missing.
+    #[error("User-Mode Linux has no vsock module at {0} (reinstall the user-mode-linux package)")]
+    NoModule(PathBuf),
+    /// The guest ran past its time limit and was killed.
+    #[error("the lab guest was still running after {} s and was killed (raise --timeout)", .0.as_secs_f64())]
+    TimedOut(Duration),
+    /// The guest's init could not set the guest up.
+    #[error("the lab guest could not start: {0}")]
+    Init(String),
+    /// The guest stopped without saying how its command ended.
+    #[error("the lab guest stopped before its command finished (kernel console kept in {})", .0.display())]
+    GuestDied(PathBuf),
+    /// An I/O error on the host side.
+    #[error("{what}: {source}")]
+    Io {
+        /// What we were doing.
+        what: String,
+        /// The error.
+        source: io::Error,
+    },
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> LabError {
+    let what = what.into();
+    move |source| LabError::Io { what, source }
+}
+
+/// A lab guest, ready to run a command.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use hvsock_lab::Lab;
+/// let lab = Lab::new("/usr/local/bin/hvsock").timeout(Duration::from_secs(60));
+/// let code = lab.run(&["python3".into(), "vsock_echo_test.py".into()])?;
+/// # Ok::<(), hvsock_lab::LabError>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Lab {
+    init: PathBuf,
+    timeout: Option<Duration>,
+    memory_mib: u32,
+    forward_stdin: bool,
+}
+
+impl Lab {
+    /// A lab whose guest init is `init`: an executable that calls
+    /// [`init_if_guest`](crate::init_if_guest) first in `main`.
+    pub fn new(init: impl Into<PathBuf>) -> Lab {
+        Lab { init: init.into(), timeout: None, memory_mib: 512, forward_stdin: false }
+    }
+
+    /// Kill the guest when it runs longer than this.
+    pub fn timeout(mut self, timeout: Duration) -> Lab {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Guest memory (default 512 MiB; only what is touched is used).
+    pub fn memory_mib(mut self, mib: u32) -> Lab {
+        self.memory_mib = mib;
+        self
+    }
+
+    /// Give the command this process's standard input (by default it reads end-of-file).
+    pub fn forward_stdin(mut self, yes: bool) -> Lab {
+        self.forward_stdin = yes;
+        self
+    }
+
+    /// Runs `argv` in a fresh guest, in this process's working directory and environment, with
+    /// its stdout and stderr copied to ours as they come; returns its exit status (128 + N when
+    /// signal N ended it).
+    pub fn run(&self, argv: &[OsString]) -> Result<i32, LabError> {
+        let uml = find_uml()?;
+        let modules = find_modules(&uml)?;
+        let dir = make_dir()?;
+        let files = Files::new(&dir);
+        let spec = Spec {
+            argv: argv.to_vec(),
+            cwd: std::env::current_dir().map_err(io_err("cannot read the working directory"))?,
+            env: std::env::vars_os().chain([("HVSOCK_LAB_GUEST".into(), "1".into())]).collect(),
+            modules,
+        };
+        let json = serde_json::to_vec(&spec).expect("a spec always serialises");
+        fs::write(&files.spec, json).map_err(io_err(format!("cannot write {}", files.spec.display())))?;
+        for p in [&files.stdout, &files.stderr] {
+            File::create(p).map_err(io_err(format!("cannot create {}", p.display())))?;
+        }
+        fs::create_dir(&files.stdin_dir).map_err(io_err("cannot create the stdin directory"))?;
+        if self.forward_stdin {
+            let stdin_dir = files.stdin_dir.clone();
+            thread::spawn(move || forward_stdin(&stdin_dir));
+        } else {
+            File::create(files.stdin_dir.join(STDIN_END))
+                .map_err(io_err("cannot close the guest's stdin"))?;
+        }
+
+        let child = self.boot(&uml, &dir, &files)?;
+        let result = self.supervise(child, &files);
+        // A guest that died unexplained leaves its console for a look; all else is cleaned up.
+        if !matches!(result, Err(LabError::GuestDied(_))) && std::env::var_os("HVSOCK_LAB_KEEP").is_none() {
+            let _ = fs::remove_dir_all(&dir);
+        }
+        result
+    }
+
+    fn boot(&self, uml: &Path, dir: &Path, files: &Files) -> Result<Child, LabError> {
+        let console = File::create(&files.console).map_err(io_err("cannot create the console log"))?;
+        let console2 = console.try_clone().map_err(io_err("cannot create the console log"))?;
+        let mut cmd = Command::new(uml);
+        cmd.arg(format!("mem={}M", self.memory_mib))
+            .args(["root=/dev/root", "rootfstype=hostfs", "rootflags=/", "rw"])
+            .arg(format!("init={}", self.init.display()))
+            .arg(format!("{DIR_PARAM}={}", dir.display()))
+            // The kernel console goes to the log; the command's output has files of its own.
+            .args(["con=null", "con0=null,fd:1", "ssl=null", "umid=guest"])
+            .arg(format!("uml_dir={}", dir.display()))
+            .stdin(Stdio::null())
+            .stdout(console)
+            .stderr(console2)
+            // Its own process group, so a timeout can kill UML's helper processes too.
+            .process_group(0);
+        cmd.spawn().map_err(io_err(format!("cannot start {}", uml.display())))
+    }
+
+    fn supervise(&self, mut child: Child, files: &Files) -> Result<i32, LabError> {
+        let deadline = self.timeout.map(|t| Instant::now() + t);
+        let mut out = Tail::open(&files.stdout, Box::new(io::stdout()))?;
+        let mut err = Tail::open(&files.stderr, Box::new(io::stderr()))?;
+        let exited = loop {
+            out.pump();
+            err.pump();
+            if child.try_wait().map_err(io_err("cannot wait for the guest"))?.is_some() {
+                break true;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                // SAFETY: signalling the process group we created.
+                unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
+                let _ = child.wait();
+                break false;
+            }
+            thread::sleep(POLL);
+        };
+        out.pump();
+        err.pump();
+        if !exited {
+            return Err(LabError::TimedOut(self.timeout.unwrap_or_default()));
+        }
+        let status = fs::read_to_string(&files.status).unwrap_or_default();
+        if let Some(code) = status.strip_prefix("exit ") {
+            return code.trim().parse().map_err(|_| LabError::Init(format!("unreadable status `{status}`")));
+        }
+        if let Some(msg) = status.strip_prefix("init-error: ") {
+            return Err(LabError::Init(msg.trim().to_string()));
+        }
+        Err(LabError::GuestDied(files.console.clone()))
+    }
+}
+
+/// Copies what the guest appends to a file to one of our outputs.
+struct Tail {
+    file: File,
+    to: Box<dyn Write>,
+    buf: Vec<u8>,
+}
+
+impl Tail {
+    fn open(path: &Path, to: Box<dyn Write>) -> Result<Tail, LabError> {
+        let file = File::open(path).map_err(io_err(format!("cannot open {}", path.display())))?;
+        Ok(Tail { file, to, buf: vec![0; 64 * 1024] })
+    }
+
+    fn pump(&mut self) {
+        while let Ok(n @ 1..) = self.file.read(&mut self.buf) {
+            // A reader that went away (`| head`) must not stop the guest's run.
+            let _ = self.to.write_all(&self.buf[..n]);
+        }
+        let _ = self.to.flush();
+    }
+}
+
+/// Feeds our stdin to the guest as chunk files, each written aside and renamed into place.
+fn forward_stdin(dir: &Path) {
+    let mut stdin = io::stdin().lock();
+    let mut buf = vec![0; 256 * 1024];
+    for n in 0u64.. {
+        let got = match stdin.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(got) => got,
+        };
+        let tmp = dir.join(format!(".{n}"));
+        if fs::write(&tmp, &buf[..got]).and_then(|()| fs::rename(&tmp, dir.join(n.to_string()))).is_err() {
+            break;
+        }
+    }
+    let _ = File::create(dir.join(STDIN_END));
+}
+
+fn find_uml() -> Result<PathBuf, LabError> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/bin")])
+        .map(|d| d.join(UML_BINARY))
+        .find(|p| p.is_file())
+        .ok_or(LabError::NoUml)
+}
+
+/// The modules must be the running UML kernel's own version.
+fn find_modules(uml: &Path) -> Result<Vec<PathBuf>, LabError> {
+    let out = Command::new(uml)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(io_err(format!("cannot run {} --version", uml.display())))?;
+    let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let dir = Path::new("/usr/lib/uml/modules").join(&version).join("kernel/net/vmw_vsock");
+    MODULES
+        .iter()
+        .map(|m| {
+            let p = dir.join(m);
+            if p.is_file() {
+                Ok(p)
+            } else {
+                Err(LabError::NoModule(p))
+            }
+        })
+        .collect()
+}
+
+fn make_dir() -> Result<PathBuf, LabError> {
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "hvsock-lab-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = fs::remove_dir_all(&dir); // left by an earlier process with our pid
+    fs::create_dir_all(&dir).map_err(io_err(format!("cannot create {}", dir.display())))?;
+    Ok(dir)
+}
