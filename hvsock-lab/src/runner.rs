@@ -223,7 +223,12 @@ fn forward_stdin(dir: &Path) {
     let _ = File::create(dir.join(STDIN_END));
 }
 
+/// `HVSOCK_UML` names a `linux.uml` to use instead of the one on PATH.
 fn find_uml() -> Result<PathBuf, LabError> {
+    if let Some(uml) = std::env::var_os("HVSOCK_UML") {
+        let uml = PathBuf::from(uml);
+        return if uml.is_file() { Ok(uml) } else { Err(LabError::NoUml) };
+    }
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain([PathBuf::from("/usr/bin")])

@@ -28,7 +28,7 @@ pub struct Args {
     #[arg(long, short, default_value = "World!")]
     pub message: String,
     /// Seconds to wait for the connection, and then for the answer
-    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs)]
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs, allow_negative_numbers = true)]
     pub timeout: Duration,
 }
 

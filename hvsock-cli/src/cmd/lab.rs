@@ -30,7 +30,7 @@ Examples:
   hvsock lab run -- python3 my_vsock_test.py")]
 pub struct RunArgs {
     /// Kill the guest after this many seconds (exit status 124)
-    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    #[arg(long, value_name = "SECS", value_parser = parse_secs, allow_negative_numbers = true)]
     pub timeout: Option<Duration>,
     /// The command and its arguments
     #[arg(value_name = "CMD", required = true, trailing_var_arg = true, allow_hyphen_values = true)]

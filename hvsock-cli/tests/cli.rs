@@ -1,0 +1,130 @@
+//! The command line outside the lab: nothing here connects a socket.
+
+mod common;
+use common::{hvsock, stderr, stdout};
+
+#[test]
+fn guid_converts_both_ways() {
+    let o = hvsock(&["guid", "19000"]);
+    assert_eq!(stdout(&o), "00004a38-facb-11e6-bd58-64006a7986d3\n");
+    let o = hvsock(&["guid", "{00004A38-FACB-11E6-BD58-64006A7986D3}"]);
+    assert_eq!(stdout(&o), "19000\n");
+    let o = hvsock(&["guid", "0x7fffffff"]);
+    assert_eq!(stdout(&o), "7fffffff-facb-11e6-bd58-64006a7986d3\n");
+}
+
+#[test]
+fn guid_rejects_what_it_cannot_convert() {
+    for (arg, msg) in [
+        ("9866c7bc-0c89-4cb0-9427-5b526d1ae83b", "not a VSOCK template GUID"),
+        ("2147483648", "the VSOCK template holds ports 0-2147483647"),
+        ("ssh", "`ssh` is not a service"),
+    ] {
+        let o = hvsock(&["guid", arg]);
+        assert!(!o.status.success(), "{arg}");
+        let err = stderr(&o);
+        assert!(err.contains(msg), "{arg}: {err}");
+        assert_eq!(err.lines().count(), 1, "{arg}: {err}");
+        assert!(stdout(&o).is_empty());
+    }
+}
+
+#[test]
+fn addr_shows_both_platforms_and_bytes() {
+    let o = hvsock(&["addr", "hv:parent:19000"]);
+    assert!(o.status.success());
+    let out = stdout(&o);
+    assert!(out.contains("CID 2, port 19000"), "{out}");
+    assert!(out.contains("16 bytes: 28 00 00 00 38 4a 00 00 02 00 00 00 00 00 00 00"), "{out}");
+    assert!(out.contains("VM ID a42e7cda-d03f-480c-9cc2-a4de20abb878 (parent)"), "{out}");
+    assert!(
+        out.contains(
+            "36 bytes: 22 00 00 00 da 7c 2e a4 3f d0 0c 48 9c c2 a4 de 20 ab b8 78 38 4a 00 00 cb fa e6 11"
+        ),
+        "{out}"
+    );
+}
+
+#[test]
+fn addr_says_which_end_a_name_cannot_be() {
+    let out = stdout(&hvsock(&["addr", "vsock:any:8000"]));
+    assert!(out.contains("bind     CID 4294967295, port 8000"), "{out}");
+    assert!(out.contains("connect  not possible: any: only a listener can bind to any"), "{out}");
+    let out = stdout(&hvsock(&["addr", "vsock:7:22"]));
+    assert!(out.contains("connect  CID 7, port 22"), "{out}");
+    assert!(out.contains("not possible: 7: Hyper-V sockets address VMs by VM ID GUID, not by CID"), "{out}");
+    let o = hvsock(&["addr", "tcp:127.0.0.1:80"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("not a VM socket"));
+}
+
+#[test]
+fn bad_arguments_get_one_line_and_exit_2() {
+    for (args, msg) in [
+        (&["client", "nowhere"][..], "`nowhere` is not a VM"),
+        (&["server", "lo", "http"][..], "`http` is not a service"),
+        (&["client", "--timeout", "-3"][..], "`-3` is not a number of seconds"),
+        (&["addr", "vsock:1"][..], "missing the port"),
+        (&["addr", "hybrid:/tmp/v.sock:52"][..], "not supported yet"),
+        (&["guid"][..], "required arguments were not provided"),
+        (&["frobnicate"][..], "unrecognized subcommand"),
+        (&["lab", "run"][..], "required arguments were not provided"),
+    ] {
+        let o = hvsock(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = stderr(&o);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("hvsock: ") && err.contains(msg), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn names_that_cannot_be_connected_to_fail_before_any_socket() {
+    for (vm, msg) in [
+        ("any", "only a listener can bind to any"),
+        ("children", "to connect to a child VM, give its CID"),
+        ("broadcast", "vsock has no broadcast address"),
+        ("b50f20e6-cf19-1796-ba60-d9cfe2d8fe29", "vsock addresses VMs by CID"),
+    ] {
+        let o = hvsock(&["client", vm]);
+        assert_eq!(o.status.code(), Some(1), "{vm}");
+        assert!(stderr(&o).contains(msg), "{vm}: {}", stderr(&o));
+        assert!(stdout(&o).is_empty(), "{vm}: it must not have connected");
+    }
+}
+
+#[test]
+fn register_is_windows_only_here() {
+    let o = hvsock(&["register"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        "hvsock: register is only supported on Windows (Hyper-V lists services in the host's registry)\n"
+    );
+    let o = hvsock(&["/register"]);
+    assert!(stderr(&o).contains("only supported on Windows"));
+}
+
+#[test]
+fn every_command_has_help_with_an_example() {
+    for cmd in [&["server"][..], &["client"], &["register"], &["guid"], &["addr"], &["lab", "run"]] {
+        let args: Vec<&str> = cmd.iter().copied().chain(["--help"]).collect();
+        let o = hvsock(&args);
+        assert!(o.status.success(), "{cmd:?}");
+        let out = stdout(&o);
+        assert!(out.contains("Examples:") && out.contains("hvsock "), "{cmd:?}: {out}");
+    }
+}
+
+#[test]
+fn lab_without_uml_names_the_package() {
+    let o = std::process::Command::new(common::HVSOCK)
+        .args(["lab", "run", "--", "true"])
+        .env("HVSOCK_UML", "/nonexistent/linux.uml")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(125));
+    let err = stderr(&o);
+    assert!(err.contains("apt-get install user-mode-linux"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

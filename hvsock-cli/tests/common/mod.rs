@@ -1,0 +1,70 @@
+//! Helpers for tests that run the `hvsock` binary, in the lab guest or outside it.
+#![allow(dead_code)] // each test file uses its own share of these
+
+use std::process::{Command, Output, Stdio};
+
+/// The binary under test.
+pub const HVSOCK: &str = env!("CARGO_BIN_EXE_hvsock");
+
+/// Shell functions the lab scripts share: `ready FILE` waits until a server has written
+/// `listening on` into FILE (its stderr).
+const PRELUDE: &str = r#"
+ready() { i=0; until grep -q 'listening on' "$1" 2>/dev/null; do i=$((i+1)); [ $i -lt 500 ] || { echo "never ready: $1" >&2; cat "$1" >&2; exit 90; }; sleep 0.02; done; }
+T=$(mktemp -d)
+"#;
+
+/// `hvsock ARGS` outside the lab, with no stdin.
+pub fn hvsock(args: &[&str]) -> Output {
+    Command::new(HVSOCK).args(args).stdin(Stdio::null()).output().expect("run hvsock")
+}
+
+/// Runs a `sh -eu` script in a fresh lab guest; `$HVSOCK` is the binary under test.
+pub fn lab_sh(script: &str) -> Output {
+    Command::new(HVSOCK)
+        .args(["lab", "run", "--timeout", "120", "--", "sh", "-euc"])
+        .arg(format!("{PRELUDE}\n{script}"))
+        .env("HVSOCK", HVSOCK)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run hvsock lab run")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts success, showing everything the command printed when it did not succeed.
+#[track_caller]
+pub fn assert_ok(o: &Output) {
+    assert!(
+        o.status.success(),
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status,
+        stdout(o),
+        stderr(o)
+    );
+}
+
+/// Runs `body` inside a lab guest: outside the lab this re-runs the calling test (by its
+/// exact name) in a guest, where `HVSOCK_LAB_GUEST` is set and `body` runs for real.
+pub fn in_lab(test_name: &str, body: impl FnOnce()) {
+    if std::env::var_os("HVSOCK_LAB_GUEST").is_some() {
+        body();
+        return;
+    }
+    let me = std::env::current_exe().expect("test binary path");
+    let o = Command::new(HVSOCK)
+        .args(["lab", "run", "--timeout", "120", "--"])
+        .arg(me)
+        .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run hvsock lab run");
+    assert_ok(&o);
+    // A test filter that matched nothing also exits 0: make sure the body really ran.
+    assert!(stdout(&o).contains("1 passed"), "the test did not run in the guest:\n{}", stdout(&o));
+}
