@@ -54,8 +54,8 @@ pub(crate) fn set_connect_timeout(socket: &Socket, timeout: Duration) -> io::Res
 
 /// This machine's own vsock CID, from `/dev/vsock` (no connection is made).
 ///
-/// `VMADDR_CID_ANY` (4294967295) when no transport gives this machine a CID, e.g. with only
-/// `vsock_loopback` loaded.
+/// A guest gets its own CID from its hypervisor, a host reads 2, and a machine with only
+/// `vsock_loopback` reads 1.
 ///
 /// ```no_run
 /// let cid = hvsock::local_cid()?;
