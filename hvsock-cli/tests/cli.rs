@@ -94,6 +94,7 @@ fn names_that_cannot_be_connected_to_fail_before_any_socket() {
 }
 
 #[test]
+#[cfg(not(windows))]
 fn register_is_windows_only_here() {
     let o = hvsock(&["register"]);
     assert_eq!(o.status.code(), Some(1));
@@ -117,6 +118,7 @@ fn every_command_has_help_with_an_example() {
 }
 
 #[test]
+#[cfg(target_os = "linux")]
 fn lab_without_uml_names_the_package() {
     let o = std::process::Command::new(common::HVSOCK)
         .args(["lab", "run", "--", "true"])

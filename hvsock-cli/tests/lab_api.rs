@@ -1,5 +1,6 @@
 //! The blocking Listener/Stream API against real AF_VSOCK: each test re-runs itself inside a
 //! lab guest (see `common::in_lab`).
+#![cfg(target_os = "linux")] // the lab is a Linux guest
 
 mod common;
 use std::io::{ErrorKind, Read, Write};

@@ -1,4 +1,5 @@
 //! `hvsock lab run` itself: output, status, stdin, timeouts.
+#![cfg(target_os = "linux")] // the lab is a Linux guest
 
 mod common;
 use std::io::Write;

@@ -1,5 +1,6 @@
 //! The seed program's exchange, for real, inside the lab guest; and interop with programs we
 //! did not write (socat, Python's AF_VSOCK).
+#![cfg(target_os = "linux")] // the lab is a Linux guest
 
 mod common;
 use common::{assert_ok, lab_sh, stdout};
