@@ -1,8 +1,13 @@
 #!/bin/sh
-# Every test: unit tests, CLI tests, and the lab tests that run real vsock inside a
-# User-Mode Linux guest. Installs what it needs first.
+# Every test: unit, CLI, and the lab tests that run real vsock inside a User-Mode Linux guest;
+# then the Windows build checked and tested under wine. Installs what it needs first.
 set -eu
 cd "$(dirname "$0")/.."
+t0=$(date +%s)
 scripts/setup.sh
 cargo build --workspace --all-targets
 cargo test --workspace
+t1=$(date +%s)
+scripts/windows-check.sh
+t2=$(date +%s)
+echo "test: linux part $((t1 - t0)) s, windows part $((t2 - t1)) s"

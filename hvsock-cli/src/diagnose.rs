@@ -2,11 +2,12 @@
 
 use std::io;
 
-/// `action: advice (os error text)`, one line.
+/// `action: advice (os error N)`, one line.
 pub fn socket_error(action: impl std::fmt::Display, e: io::Error) -> anyhow::Error {
-    match advice(&e) {
-        Some(advice) => anyhow::anyhow!("{action}: {advice} ({e})"),
-        None => anyhow::anyhow!("{action}: {e}"),
+    match (advice(&e), e.raw_os_error()) {
+        // The advice says what the OS text would; wine and some Windows builds have no text.
+        (Some(advice), Some(code)) => anyhow::anyhow!("{action}: {advice} (os error {code})"),
+        _ => anyhow::anyhow!("{action}: {e}"),
     }
 }
 

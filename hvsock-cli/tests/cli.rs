@@ -79,6 +79,7 @@ fn bad_arguments_get_one_line_and_exit_2() {
 }
 
 #[test]
+#[cfg(target_os = "linux")]
 fn names_that_cannot_be_connected_to_fail_before_any_socket() {
     for (vm, msg) in [
         ("any", "only a listener can bind to any"),
@@ -129,4 +130,24 @@ fn lab_without_uml_names_the_package() {
     let err = stderr(&o);
     assert!(err.contains("apt-get install user-mode-linux"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+/// wine (like a Windows without Hyper-V) has no AF_HYPERV: socket() fails with WSAEAFNOSUPPORT,
+/// which must read as one line saying so. On a Hyper-V host nothing listens on this service.
+#[test]
+#[cfg(windows)]
+fn hyper_v_missing_or_nothing_listening_is_one_line() {
+    let o = hvsock(&["client", "lo", "0x7ffffff0", "--timeout", "1"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("hvsock: cannot connect to hv:loopback:7ffffff0-facb-11e6-bd58-64006a7986d3: "),
+        "{err}"
+    );
+    assert!(
+        err.contains("Hyper-V sockets are not available on this system (os error 10047)")
+            || err.contains("nothing is listening there"),
+        "{err}"
+    );
 }
