@@ -14,6 +14,7 @@ Examples:
   hvsock client lo                     # prints: Hello: World!
   hvsock guid 19000                    # 00004a38-facb-11e6-bd58-64006a7986d3
   hvsock addr hv:parent:19000          # what an endpoint means on Linux and on Windows
+  hvsock info                          # local CID, transports, hypervisor / VM ID, Winsock entry
   hvsock lab run -- hvsock client lo   # run vsock code in a throwaway Linux guest
 
 The seed program's spelling works too: `hvsock /server any`, `hvsock /client parent`,
@@ -35,6 +36,9 @@ pub enum Command {
     Server(cmd::server::Args),
     Client(cmd::client::Args),
     Register(cmd::register::Args),
+    Unregister(cmd::unregister::Args),
+    Services(cmd::services::Args),
+    Info(cmd::info::Args),
     Guid(cmd::guid::Args),
     Addr(cmd::addr::Args),
     Lab(cmd::lab::Args),

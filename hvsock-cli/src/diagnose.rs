@@ -11,6 +11,22 @@ pub fn socket_error(action: impl std::fmt::Display, e: io::Error) -> anyhow::Err
     }
 }
 
+/// A registry failure; missing rights get the one fix there is.
+#[cfg_attr(not(windows), allow(dead_code))] // the registry commands are Windows-only; tested everywhere
+pub fn registry_error(action: impl std::fmt::Display, e: io::Error) -> anyhow::Error {
+    if e.kind() == io::ErrorKind::PermissionDenied {
+        anyhow::anyhow!("{action}: administrator rights are needed: run it from an elevated prompt")
+    } else {
+        anyhow::anyhow!("{action}: {e}")
+    }
+}
+
+/// The one line for a Windows-only command run elsewhere.
+#[cfg(not(windows))]
+pub fn windows_only(command: &str) -> anyhow::Error {
+    anyhow::anyhow!("{command} is only supported on Windows (Hyper-V lists services in the host's registry)")
+}
+
 fn advice(e: &io::Error) -> Option<&'static str> {
     if e.kind() == io::ErrorKind::InvalidInput && e.raw_os_error().is_none() {
         return None; // our own address errors say it all already
@@ -45,5 +61,32 @@ fn advice(e: &io::Error) -> Option<&'static str> {
             _ => return None,
         };
         Some(advice)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_rights_say_elevate() {
+        let e = registry_error("cannot register x", io::Error::from(io::ErrorKind::PermissionDenied));
+        assert_eq!(
+            e.to_string(),
+            "cannot register x: administrator rights are needed: run it from an elevated prompt"
+        );
+        let e = registry_error("cannot register x", io::Error::other("disk on fire"));
+        assert_eq!(e.to_string(), "cannot register x: disk on fire");
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn known_socket_errors_get_advice_and_the_code() {
+        let e = socket_error("cannot connect to vsock:1:5", io::Error::from_raw_os_error(libc::ECONNRESET));
+        assert_eq!(e.to_string(), "cannot connect to vsock:1:5: nothing is listening there (os error 104)");
+        let e = socket_error("cannot listen", io::Error::from_raw_os_error(libc::EADDRNOTAVAIL));
+        assert!(e.to_string().contains("no vsock transport on this machine serves that CID"));
+        let e = socket_error("x", io::Error::new(io::ErrorKind::InvalidInput, "any: only a listener"));
+        assert_eq!(e.to_string(), "x: any: only a listener");
     }
 }

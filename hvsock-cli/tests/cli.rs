@@ -109,7 +109,17 @@ fn register_is_windows_only_here() {
 
 #[test]
 fn every_command_has_help_with_an_example() {
-    for cmd in [&["server"][..], &["client"], &["register"], &["guid"], &["addr"], &["lab", "run"]] {
+    for cmd in [
+        &["server"][..],
+        &["client"],
+        &["register"],
+        &["unregister"],
+        &["services"],
+        &["info"],
+        &["guid"],
+        &["addr"],
+        &["lab", "run"],
+    ] {
         let args: Vec<&str> = cmd.iter().copied().chain(["--help"]).collect();
         let o = hvsock(&args);
         assert!(o.status.success(), "{cmd:?}");
@@ -150,4 +160,64 @@ fn hyper_v_missing_or_nothing_listening_is_one_line() {
             || err.contains("nothing is listening there"),
         "{err}"
     );
+}
+
+/// The registry under wine is real: the whole cycle, by the CLI, with a name lookup.
+#[test]
+#[cfg(windows)]
+fn register_services_lookup_unregister_under_wine() {
+    let name = "hvsock-cli-test";
+    let guid = "7ffffff2-facb-11e6-bd58-64006a7986d3";
+    let _ = hvsock(&["unregister", guid]);
+    let o = hvsock(&["register", "0x7ffffff2", "--name", name]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), format!("Registered: {guid} ({name})\n"));
+    assert!(hvsock(&["register", "0x7ffffff2", "--name", name]).status.success(), "idempotent");
+
+    let json = stdout(&hvsock(&["services", "--json"]));
+    assert!(
+        json.contains(&format!("{{\"id\":\"{guid}\",\"name\":\"{name}\",\"vsock_port\":2147483634}}")),
+        "{json}"
+    );
+    let table = stdout(&hvsock(&["services"]));
+    assert!(
+        table.lines().any(|l| l.starts_with(guid) && l.contains("2147483634") && l.ends_with(name)),
+        "{table}"
+    );
+
+    // The name works wherever a service goes: here it resolves to the GUID in the address.
+    let o = hvsock(&["client", "lo", name, "--timeout", "1"]);
+    assert!(stderr(&o).contains(&format!("hv:loopback:{guid}")), "{}", stderr(&o));
+    assert!(stdout(&hvsock(&["addr", &format!("hv:parent:{name}")])).contains(guid));
+
+    assert_eq!(stdout(&hvsock(&["unregister", name])), format!("Unregistered: {guid}\n"));
+    let again = hvsock(&["unregister", guid]);
+    assert!(again.status.success());
+    assert_eq!(stdout(&again), format!("Not registered: {guid}\n"));
+    assert!(!stdout(&hvsock(&["services"])).contains(guid));
+}
+
+/// wine is no Hyper-V guest and has no AF_HYPERV provider; with a VirtualMachineId written
+/// where Hyper-V puts it, info reads it back.
+#[test]
+#[cfg(windows)]
+fn info_under_wine() {
+    const KEY: &str = r"SOFTWARE\Microsoft\Virtual Machine\Guest\Parameters";
+    let _ = windows_registry::LOCAL_MACHINE.create(KEY).and_then(|k| k.remove_value("VirtualMachineId"));
+    let out = stdout(&hvsock(&["info"]));
+    assert!(out.contains("Hyper-V guest   no (no VirtualMachineId"), "{out}");
+    assert!(out.contains("VM ID           not available"), "{out}");
+    assert!(
+        out.contains("AF_HYPERV       not available (no Winsock provider for address family 34)"),
+        "{out}"
+    );
+
+    let vm = "b50f20e6-cf19-1796-ba60-d9cfe2d8fe29";
+    let key = windows_registry::LOCAL_MACHINE.create(KEY).unwrap();
+    key.set_string("VirtualMachineId", vm.to_uppercase()).unwrap();
+    let json = stdout(&hvsock(&["info", "--json"]));
+    key.remove_value("VirtualMachineId").unwrap();
+    assert!(json.contains("\"hyperv_guest\":true"), "{json}");
+    assert!(json.contains(&format!("\"vm_id\":\"{vm}\"")), "{json}");
+    assert!(json.contains("\"providers\":[]"), "{json}");
 }

@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::in_lab;
-use hvsock::{HvAddr, Listener, ServiceId, SocketAddr, Stream, VmId, VsockAddr};
+use hvsock::{BufferSize, Connector, HvAddr, Listener, ServiceId, SocketAddr, Stream, VmId, VsockAddr};
 
 fn vsock(cid: u32, port: u32) -> SocketAddr {
     SocketAddr::Vsock(VsockAddr::new(cid, port))
@@ -161,5 +161,56 @@ fn sixteen_mib_each_way_at_once_arrive_intact() {
         send.join().unwrap();
         assert!(got == pattern(2), "server->client bytes differ");
         assert!(server.join().unwrap() == pattern(1), "client->server bytes differ");
+    });
+}
+
+#[test]
+fn vsock_options_and_the_connector() {
+    in_lab("vsock_options_and_the_connector", || {
+        let l = Listener::bind("vsock:lo:20030").unwrap();
+        l.set_buffer_size(BufferSize::Max, 1 << 20).unwrap();
+        l.set_buffer_size(BufferSize::Size, 512 << 10).unwrap();
+        assert_eq!(l.buffer_size(BufferSize::Size).unwrap(), 512 << 10);
+        assert_eq!(l.buffer_size(BufferSize::Max).unwrap(), 1 << 20);
+
+        let c = Connector::new()
+            .timeout(Duration::from_millis(1500))
+            .buffer_size(128 << 10)
+            .connect("vsock:lo:20030")
+            .unwrap();
+        assert_eq!(c.buffer_size(BufferSize::Size).unwrap(), 128 << 10);
+        assert_eq!(c.connect_timeout_option().unwrap(), Duration::from_millis(1500));
+        c.set_connect_timeout_option(Duration::from_secs(7)).unwrap();
+        assert_eq!(c.connect_timeout_option().unwrap(), Duration::from_secs(7));
+        let (accepted, _) = l.accept().unwrap();
+        assert_eq!(accepted.buffer_size(BufferSize::Size).unwrap(), 512 << 10, "inherited from the listener");
+
+        // Retries: nothing listens for the first ~0.3 s; the connector keeps trying.
+        let late = thread::spawn(|| {
+            thread::sleep(Duration::from_millis(300));
+            let l = Listener::bind("vsock:lo:20031").unwrap();
+            l.accept().unwrap()
+        });
+        let start = Instant::now();
+        Connector::new().retries(50).retry_wait(Duration::from_millis(20)).connect("vsock:lo:20031").unwrap();
+        assert!(start.elapsed() >= Duration::from_millis(250), "{:?}", start.elapsed());
+        late.join().unwrap();
+        // ... and gives up with the last error after its retries.
+        let start = Instant::now();
+        let e = Connector::new()
+            .retries(3)
+            .retry_wait(Duration::from_millis(100))
+            .connect("vsock:lo:20032")
+            .unwrap_err();
+        assert!(matches!(e.kind(), ErrorKind::ConnectionReset | ErrorKind::ConnectionRefused), "{e}");
+        assert!(start.elapsed() >= Duration::from_millis(300), "{:?}", start.elapsed());
+        // Errors that retrying cannot fix are not retried.
+        let start = Instant::now();
+        assert!(Connector::new()
+            .retries(50)
+            .retry_wait(Duration::from_millis(100))
+            .connect("vsock:5:1")
+            .is_err());
+        assert!(start.elapsed() < Duration::from_millis(500), "ENODEV was retried");
     });
 }

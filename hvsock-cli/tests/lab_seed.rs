@@ -93,7 +93,7 @@ fn interop_with_socat_both_ways() {
         # our client against socat's server
         printf '#!/bin/sh\nprintf "Hello: "; exec cat\n' >$T/answer; chmod +x $T/answer
         socat VSOCK-LISTEN:19021 EXEC:$T/answer &
-        for i in $(seq 100); do $HVSOCK client lo 19021 --message 'from hvsock' 2>/dev/null && break; sleep 0.05; done
+        $HVSOCK client lo 19021 --message 'from hvsock' --retries 100 --retry-wait 0.05
         wait
         "#,
     );
@@ -132,4 +132,27 @@ print(s.recv(4096).decode())'
     );
     assert_ok(&o);
     assert_eq!(stdout(&o), "Connected to 19030, 1\nHello: to python\nHello: from python\n");
+}
+
+#[test]
+fn client_retries_until_the_server_comes_up_and_info_in_the_guest() {
+    let o = lab_sh(
+        r#"
+        $HVSOCK client lo 19040 --retries 100 --retry-wait 0.05 --message late >$T/c.out 2>&1 &
+        sleep 1
+        $HVSOCK server lo 19040 --count 1 >/dev/null 2>&1
+        wait
+        cat $T/c.out
+        rc=0; $HVSOCK client lo 19041 --retries 3 --retry-wait 0.05 2>$T/e || rc=$?
+        echo "rc=$rc"; cat $T/e
+        $HVSOCK info --json
+        "#,
+    );
+    assert_ok(&o);
+    let out = stdout(&o);
+    assert!(out.starts_with("Connected to 19040, 1\nHello: late\nrc=1\nhvsock: cannot connect to vsock:1:19041: nothing is listening there"), "{out}");
+    let json = out.lines().last().unwrap();
+    assert!(json.contains("\"local_cid\":1,"), "{json}");
+    assert!(json.contains("\"transports\":[\"vsock\",\"vsock_loopback\",\"vsock_diag\"]"), "{json}");
+    assert!(json.contains("\"hypervisor\":\"User-Mode Linux (an hvsock lab guest)\""), "{json}");
 }

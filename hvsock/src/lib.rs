@@ -6,7 +6,10 @@
 //! - [`VsockAddr`], [`HvAddr`]: the native socket addresses, byte for byte.
 //! - [`Vm`], [`Service`], [`Endpoint`]: the platform-neutral names (`any`, `loopback`, `parent`,
 //!   `children`, ...) and endpoint strings (`vsock:any:19000`, `hv:parent:19000`).
-//! - [`Listener`], [`Stream`]: the blocking API, like std's `TcpListener`/`TcpStream`.
+//! - [`Listener`], [`Stream`]: the blocking API, like std's `TcpListener`/`TcpStream`;
+//!   [`Connector`] for timeouts, retries and options before connecting.
+//! - [`info`]: what this machine offers (transports, hypervisor, VM ID, Winsock catalog);
+//!   [`registry`] (Windows): Hyper-V service registration.
 //!
 //! ```no_run
 //! use std::io::{Read, Write};
@@ -22,6 +25,7 @@
 
 mod addr;
 mod guid;
+pub mod info;
 mod net;
 #[cfg(windows)]
 pub mod registry;
@@ -31,6 +35,10 @@ pub use addr::{
     AddrError, Endpoint, HvAddr, Role, Service, ServiceId, SocketAddr, ToSocketAddr, Vm, VmId, VsockAddr,
 };
 pub use guid::Guid;
-pub use net::{Incoming, Listener, Stream};
+#[cfg(target_os = "linux")]
+pub use net::BufferSize;
+#[cfg(windows)]
+pub use net::HvFlag;
+pub use net::{Connector, Incoming, Listener, Stream};
 #[cfg(target_os = "linux")]
 pub use sys::local_cid;

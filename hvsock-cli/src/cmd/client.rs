@@ -4,7 +4,7 @@ use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::time::Duration;
 
-use hvsock::{Role, Service, SocketAddr, Stream, ToSocketAddr, Vm};
+use hvsock::{Connector, Role, Service, SocketAddr, Stream, ToSocketAddr, Vm};
 
 use crate::args::parse_secs;
 use crate::diagnose::socket_error;
@@ -16,6 +16,7 @@ Examples:
   hvsock client                      # loopback, port 19000: prints `Hello: World!`
   hvsock client parent --message hi  # from a VM to its host
   hvsock client 3 22 --timeout 1     # Linux: CID 3, port 22
+  hvsock client parent --retries 30  # wait for the host's service to come up
   hvsock client b50f20e6-cf19-1796-ba60-d9cfe2d8fe29   # Windows host: a VM by its ID")]
 pub struct Args {
     /// VM to connect to: loopback, parent, a VM ID GUID or a CID
@@ -27,15 +28,22 @@ pub struct Args {
     /// Text to send
     #[arg(long, short, default_value = "World!")]
     pub message: String,
-    /// Seconds to wait for the connection, and then for the answer
+    /// Try again this many times while nothing listens yet (or the VM is not up)
+    #[arg(long, value_name = "N", default_value = "0")]
+    pub retries: u32,
+    /// Seconds between tries
+    #[arg(long, value_name = "SECS", default_value = "0.2", value_parser = parse_secs)]
+    pub retry_wait: Duration,
+    /// Seconds to wait for each connection attempt, and then for the answer
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs, allow_negative_numbers = true)]
     pub timeout: Duration,
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let addr = (args.vm, args.service).to_socket_addr(Role::Connect)?;
-    let mut stream = Stream::connect_timeout(addr, args.timeout)
-        .map_err(|e| socket_error(format!("cannot connect to {addr}"), e))?;
+    let connector = Connector::new().timeout(args.timeout).retries(args.retries).retry_wait(args.retry_wait);
+    let mut stream =
+        connector.connect(addr).map_err(|e| socket_error(format!("cannot connect to {addr}"), e))?;
     match addr {
         SocketAddr::Vsock(a) => println!("Connected to {}, {}", a.port, a.cid),
         SocketAddr::Hv(a) => println!("Connected to {}, {}", a.service_id, a.vm_id),

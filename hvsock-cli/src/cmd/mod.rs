@@ -3,9 +3,12 @@
 pub mod addr;
 pub mod client;
 pub mod guid;
+pub mod info;
 pub mod lab;
 pub mod register;
 pub mod server;
+pub mod services;
+pub mod unregister;
 
 use crate::args::{Cli, Command};
 
@@ -18,5 +21,8 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Guid(a) => guid::run(a),
         Command::Addr(a) => addr::run(a),
         Command::Lab(a) => lab::run(a),
+        Command::Info(a) => info::run(a),
+        Command::Services(a) => services::run(a),
+        Command::Unregister(a) => unregister::run(a),
     }
 }

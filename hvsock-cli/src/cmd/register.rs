@@ -23,20 +23,14 @@ pub struct Args {
 #[cfg(windows)]
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let id = args.service.to_service_id()?;
-    match hvsock::registry::register(id, &args.name) {
-        Ok(()) => {
-            println!("Registered: {id} ({})", args.name);
-            Ok(0)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            anyhow::bail!("register needs administrator rights: run it from an elevated prompt")
-        }
-        Err(e) => Err(anyhow::anyhow!("cannot register {id}: {e}")),
-    }
+    hvsock::registry::register(id, &args.name)
+        .map_err(|e| crate::diagnose::registry_error(format!("cannot register {id}"), e))?;
+    println!("Registered: {id} ({})", args.name);
+    Ok(0)
 }
 
 #[cfg(not(windows))]
 pub fn run(args: Args) -> anyhow::Result<u8> {
     args.service.to_service_id()?;
-    anyhow::bail!("register is only supported on Windows (Hyper-V lists services in the host's registry)")
+    Err(crate::diagnose::windows_only("register"))
 }

@@ -16,7 +16,7 @@ pub enum AddrError {
     #[error("`{0}` is not a VM: expected any, loopback, parent, children, broadcast, a VM ID GUID or a CID number")]
     BadVm(String),
     /// Text that is neither a port nor a service GUID.
-    #[error("`{0}` is not a service: expected a port number (0-4294967295) or a service GUID")]
+    #[error("`{0}` is not a service: expected a port number (0-4294967295), a service GUID, or on Windows a registered service's name")]
     BadService(String),
     /// A port too large for the VSOCK template GUID.
     #[error("port {0} has no Hyper-V service GUID: the VSOCK template holds ports 0-2147483647")]

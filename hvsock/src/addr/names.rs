@@ -192,9 +192,11 @@ impl FromStr for Service {
         if let Some(port) = parse_number(s) {
             return Ok(Service::Port(port));
         }
-        s.parse::<Guid>()
-            .map(|g| Service::Id(ServiceId::from_guid(g)))
-            .map_err(|_| AddrError::BadService(s.to_string()))
+        if let Ok(g) = s.parse::<Guid>() {
+            return Ok(Service::Id(ServiceId::from_guid(g)));
+        }
+        // On Windows a registered service's ElementName names it too.
+        crate::sys::service_by_name(s).map(Service::Id).ok_or_else(|| AddrError::BadService(s.to_string()))
     }
 }
 

@@ -1,9 +1,16 @@
 //! The blocking API: [`Listener`] and [`Stream`], read like std's `TcpListener`/`TcpStream`.
 
+mod connector;
 mod listener;
+mod options;
 mod stream;
 
+pub use connector::Connector;
 pub use listener::{Incoming, Listener};
+#[cfg(target_os = "linux")]
+pub use options::BufferSize;
+#[cfg(windows)]
+pub use options::HvFlag;
 pub use stream::Stream;
 
 use std::io;

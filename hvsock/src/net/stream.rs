@@ -2,10 +2,10 @@ use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::Shutdown;
 use std::time::Duration;
 
-use socket2::{Socket, Type};
+use socket2::Socket;
 
-use super::{from_sockaddr, to_sockaddr};
-use crate::{Role, SocketAddr, ToSocketAddr};
+use super::from_sockaddr;
+use crate::{Connector, SocketAddr, ToSocketAddr};
 
 /// A connected VM socket: AF_VSOCK on Linux, AF_HYPERV on Windows.
 ///
@@ -29,22 +29,14 @@ pub struct Stream {
 
 impl Stream {
     /// Connects to `addr`, waiting as long as the platform does by default
-    /// (2 s for vsock on Linux).
+    /// (2 s for vsock on Linux). [`Connector`] adds retries and options.
     pub fn connect<A: ToSocketAddr>(addr: A) -> io::Result<Stream> {
-        let addr = addr.to_socket_addr(Role::Connect)?;
-        let inner = crate::sys::socket(Type::STREAM)?;
-        inner.connect(&to_sockaddr(&addr))?;
-        Ok(Stream { inner })
+        Connector::new().connect(addr)
     }
 
     /// Connects to `addr`, giving up after `timeout` with `TimedOut`.
     pub fn connect_timeout<A: ToSocketAddr>(addr: A, timeout: Duration) -> io::Result<Stream> {
-        let addr = addr.to_socket_addr(Role::Connect)?;
-        let inner = crate::sys::socket(Type::STREAM)?;
-        // Both kernels also time a connect out on their own; lift that to ours.
-        crate::sys::set_connect_timeout(&inner, timeout)?;
-        inner.connect_timeout(&to_sockaddr(&addr), timeout)?;
-        Ok(Stream { inner })
+        Connector::new().timeout(timeout).connect(addr)
     }
 
     /// The address of the other end.

@@ -14,6 +14,24 @@ const SOL_VSOCK: libc::c_int = 40;
 /// `SO_VM_SOCKETS_CONNECT_TIMEOUT` (a `struct timeval`; the kernel's own default is 2 s).
 const SO_VM_SOCKETS_CONNECT_TIMEOUT: libc::c_int = 6;
 
+pub(crate) use crate::net::BufferSize;
+
+/// Modules that carry vsock, and what each means for this machine.
+const TRANSPORTS: [&str; 7] = [
+    "vsock",
+    "vsock_loopback",
+    "vmw_vsock_virtio_transport",
+    "vhost_vsock",
+    "hv_sock",
+    "vmw_vsock_vmci_transport",
+    "vsock_diag",
+];
+
+/// Services are named by port or GUID only: Linux has no service registry.
+pub(crate) fn service_by_name(_name: &str) -> Option<crate::ServiceId> {
+    None
+}
+
 pub(crate) fn resolve(vm: Vm, service: Service, role: Role) -> Result<SocketAddr, AddrError> {
     Ok(SocketAddr::Vsock(VsockAddr::new(vm.to_cid(role)?, service.to_port()?)))
 }
@@ -35,14 +53,31 @@ pub(crate) fn set_connect_timeout(socket: &Socket, timeout: Duration) -> io::Res
         tv_sec: timeout.as_secs().try_into().unwrap_or(libc::time_t::MAX),
         tv_usec: timeout.subsec_micros().into(),
     };
-    // SAFETY: a valid fd and a timeval of the size we pass.
+    setsockopt(socket, SO_VM_SOCKETS_CONNECT_TIMEOUT, tv)
+}
+
+pub(crate) fn connect_timeout(socket: &Socket) -> io::Result<Duration> {
+    let tv: libc::timeval = getsockopt(socket, SO_VM_SOCKETS_CONNECT_TIMEOUT)?;
+    Ok(Duration::from_secs(tv.tv_sec as u64) + Duration::from_micros(tv.tv_usec as u64))
+}
+
+pub(crate) fn set_buffer_size(socket: &Socket, which: BufferSize, bytes: u64) -> io::Result<()> {
+    setsockopt(socket, which as libc::c_int, bytes)
+}
+
+pub(crate) fn buffer_size(socket: &Socket, which: BufferSize) -> io::Result<u64> {
+    getsockopt(socket, which as libc::c_int)
+}
+
+fn setsockopt<T>(socket: &Socket, name: libc::c_int, value: T) -> io::Result<()> {
+    // SAFETY: a valid fd; the kernel reads size_of::<T>() bytes of `value`.
     let rc = unsafe {
         libc::setsockopt(
             socket.as_raw_fd(),
             SOL_VSOCK,
-            SO_VM_SOCKETS_CONNECT_TIMEOUT,
-            (&tv as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            name,
+            (&value as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
         )
     };
     if rc == 0 {
@@ -50,6 +85,66 @@ pub(crate) fn set_connect_timeout(socket: &Socket, timeout: Duration) -> io::Res
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+fn getsockopt<T: Copy>(socket: &Socket, name: libc::c_int) -> io::Result<T> {
+    let mut value = std::mem::MaybeUninit::<T>::zeroed();
+    let mut len = std::mem::size_of::<T>() as libc::socklen_t;
+    // SAFETY: a valid fd; the kernel writes at most `len` bytes into `value`.
+    let rc =
+        unsafe { libc::getsockopt(socket.as_raw_fd(), SOL_VSOCK, name, value.as_mut_ptr().cast(), &mut len) };
+    if rc == 0 {
+        // SAFETY: zeroed, then filled by the kernel; all our T are plain integers/structs.
+        Ok(unsafe { value.assume_init() })
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The vsock modules loaded now (built-in ones with no parameters may not show).
+pub fn transports() -> Vec<String> {
+    TRANSPORTS
+        .iter()
+        .filter(|m| std::path::Path::new("/sys/module").join(m).exists())
+        .map(|m| m.to_string())
+        .collect()
+}
+
+/// A best guess at what this Linux runs under, from what the kernel shows; `None` when nothing
+/// says "virtual machine".
+pub fn hypervisor() -> Option<String> {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let cpuinfo = read("/proc/cpuinfo");
+    if cpuinfo.contains("User Mode Linux") || cpuinfo.contains("model name\t: UML") {
+        return Some("User-Mode Linux (an hvsock lab guest)".into());
+    }
+    if std::path::Path::new("/sys/bus/vmbus").exists() {
+        return Some("Hyper-V (vmbus present; vsock goes over hv_sock)".into());
+    }
+    let dmi = format!(
+        "{} {}",
+        read("/sys/class/dmi/id/sys_vendor").trim(),
+        read("/sys/class/dmi/id/product_name").trim()
+    );
+    let known = [
+        ("Microsoft Corporation", "Hyper-V"),
+        ("QEMU", "QEMU/KVM"),
+        ("Amazon EC2", "AWS Nitro"),
+        ("VMware", "VMware"),
+        ("Cloud Hypervisor", "Cloud Hypervisor"),
+        ("Google Compute Engine", "Google Compute Engine (KVM)"),
+    ];
+    if let Some((_, name)) = known.iter().find(|(needle, _)| dmi.contains(needle)) {
+        return Some(name.to_string());
+    }
+    let xen = read("/sys/hypervisor/type");
+    if !xen.trim().is_empty() {
+        return Some(xen.trim().to_string());
+    }
+    cpuinfo
+        .lines()
+        .any(|l| l.starts_with("flags") && l.split_whitespace().any(|f| f == "hypervisor"))
+        .then(|| "a hypervisor (CPU flag) of unknown make".to_string())
 }
 
 /// This machine's own vsock CID, from `/dev/vsock` (no connection is made).

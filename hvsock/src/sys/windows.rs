@@ -5,18 +5,29 @@ use std::os::windows::io::{
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
-use windows_sys::Win32::Networking::WinSock::{setsockopt, SOCKET, SOCKET_ERROR};
+use windows_sys::Win32::Networking::WinSock::{
+    getsockopt, setsockopt, WSACleanup, WSAEnumProtocolsW, WSAGetLastError, WSAStartup, SOCKET, SOCKET_ERROR,
+    WSADATA, WSAENOBUFS, WSAPROTOCOL_INFOW,
+};
+use windows_sys::Win32::System::Hypervisor::{
+    HVSOCKET_CONNECTED_SUSPEND, HVSOCKET_CONNECT_TIMEOUT, HVSOCKET_CONNECT_TIMEOUT_MAX, HVSOCKET_HIGH_VTL,
+    HV_PROTOCOL_RAW,
+};
 
-use crate::{AddrError, HvAddr, Listener, Role, Service, SocketAddr, Stream, Vm};
+use crate::info::Provider;
+use crate::{AddrError, Guid, HvAddr, Listener, Role, Service, ServiceId, SocketAddr, Stream, Vm, VmId};
+
+pub(crate) use crate::net::HvFlag;
 
 /// `AF_HYPERV`.
-const AF_HYPERV: i32 = 34;
-/// `HV_PROTOCOL_RAW`: the only Hyper-V socket protocol, also the option level.
-const HV_PROTOCOL_RAW: i32 = 1;
-/// `HVSOCKET_CONNECT_TIMEOUT`, milliseconds.
-const HVSOCKET_CONNECT_TIMEOUT: i32 = 0x01;
-/// The largest `HVSOCKET_CONNECT_TIMEOUT` Windows takes.
-const HVSOCKET_CONNECT_TIMEOUT_MAX: u32 = 300_000;
+const AF_HYPERV: i32 = HvAddr::FAMILY as i32;
+/// Where a Hyper-V guest with integration services finds its own VM ID.
+const GUEST_PARAMETERS_KEY: &str = r"SOFTWARE\Microsoft\Virtual Machine\Guest\Parameters";
+
+/// A registered service's `ElementName` names it too.
+pub(crate) fn service_by_name(name: &str) -> Option<ServiceId> {
+    crate::registry::lookup(name).ok().flatten()
+}
 
 pub(crate) fn resolve(vm: Vm, service: Service, role: Role) -> Result<SocketAddr, AddrError> {
     Ok(SocketAddr::Hv(HvAddr::new(vm.to_vm_id(role)?, service.to_service_id()?)))
@@ -30,19 +41,42 @@ pub(crate) fn native(addr: SocketAddr, role: Role) -> Result<SocketAddr, AddrErr
 }
 
 pub(crate) fn socket(ty: Type) -> io::Result<Socket> {
-    Socket::new(Domain::from(AF_HYPERV), ty, Some(Protocol::from(HV_PROTOCOL_RAW)))
+    Socket::new(Domain::from(AF_HYPERV), ty, Some(Protocol::from(HV_PROTOCOL_RAW as i32)))
 }
 
 /// Lets a blocking connect wait as long as the caller asked (Windows caps it at 300 s).
 pub(crate) fn set_connect_timeout(socket: &Socket, timeout: Duration) -> io::Result<()> {
-    let ms: u32 = timeout.as_millis().min(HVSOCKET_CONNECT_TIMEOUT_MAX as u128) as u32;
+    let ms = timeout.as_millis().min(HVSOCKET_CONNECT_TIMEOUT_MAX as u128) as u32;
+    set_u32(socket, HVSOCKET_CONNECT_TIMEOUT, ms)
+}
+
+pub(crate) fn connect_timeout(socket: &Socket) -> io::Result<Duration> {
+    get_u32(socket, HVSOCKET_CONNECT_TIMEOUT).map(|ms| Duration::from_millis(ms.into()))
+}
+
+pub(crate) fn set_flag(socket: &Socket, flag: HvFlag, on: bool) -> io::Result<()> {
+    set_u32(socket, flag_option(flag), on.into())
+}
+
+pub(crate) fn flag(socket: &Socket, flag: HvFlag) -> io::Result<bool> {
+    get_u32(socket, flag_option(flag)).map(|v| v != 0)
+}
+
+fn flag_option(flag: HvFlag) -> u32 {
+    match flag {
+        HvFlag::ConnectedSuspend => HVSOCKET_CONNECTED_SUSPEND,
+        HvFlag::HighVtl => HVSOCKET_HIGH_VTL,
+    }
+}
+
+fn set_u32(socket: &Socket, name: u32, value: u32) -> io::Result<()> {
     // SAFETY: a valid socket and a u32 of the size we pass.
     let rc = unsafe {
         setsockopt(
             socket.as_raw_socket() as SOCKET,
-            HV_PROTOCOL_RAW,
-            HVSOCKET_CONNECT_TIMEOUT,
-            (&ms as *const u32).cast(),
+            HV_PROTOCOL_RAW as i32,
+            name as i32,
+            (&value as *const u32).cast(),
             std::mem::size_of::<u32>() as i32,
         )
     };
@@ -50,6 +84,96 @@ pub(crate) fn set_connect_timeout(socket: &Socket, timeout: Duration) -> io::Res
         Err(io::Error::last_os_error())
     } else {
         Ok(())
+    }
+}
+
+fn get_u32(socket: &Socket, name: u32) -> io::Result<u32> {
+    let mut value = 0u32;
+    let mut len = std::mem::size_of::<u32>() as i32;
+    // SAFETY: a valid socket; Winsock writes at most `len` bytes into `value`.
+    let rc = unsafe {
+        getsockopt(
+            socket.as_raw_socket() as SOCKET,
+            HV_PROTOCOL_RAW as i32,
+            name as i32,
+            (&mut value as *mut u32).cast(),
+            &mut len,
+        )
+    };
+    if rc == SOCKET_ERROR {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(value)
+    }
+}
+
+/// This VM's own ID when it is a Hyper-V guest with integration services, `None` otherwise.
+pub fn vm_id() -> io::Result<Option<VmId>> {
+    let Ok(key) = windows_registry::LOCAL_MACHINE.open(GUEST_PARAMETERS_KEY) else { return Ok(None) };
+    let Ok(text) = key.get_string("VirtualMachineId") else { return Ok(None) };
+    text.trim()
+        .parse::<VmId>()
+        .map(Some)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("VirtualMachineId: {e}")))
+}
+
+/// The Winsock catalog's AF_HYPERV providers (empty where Hyper-V sockets are missing).
+pub fn providers() -> io::Result<Vec<Provider>> {
+    let _winsock = Winsock::start()?;
+    let mut len: u32 = 0;
+    // SAFETY: a null buffer asks for the size needed.
+    let rc = unsafe { WSAEnumProtocolsW(std::ptr::null(), std::ptr::null_mut(), &mut len) };
+    // SAFETY: plain call.
+    if rc != SOCKET_ERROR || unsafe { WSAGetLastError() } != WSAENOBUFS {
+        return Ok(Vec::new());
+    }
+    let entry = std::mem::size_of::<WSAPROTOCOL_INFOW>();
+    let mut buf: Vec<WSAPROTOCOL_INFOW> = Vec::with_capacity((len as usize).div_ceil(entry));
+    // SAFETY: the buffer holds `len` bytes; Winsock fills `rc` entries.
+    let rc = unsafe { WSAEnumProtocolsW(std::ptr::null(), buf.as_mut_ptr(), &mut len) };
+    if rc == SOCKET_ERROR {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: Winsock initialised `rc` entries.
+    unsafe { buf.set_len(rc as usize) };
+    Ok(buf
+        .iter()
+        .filter(|p| p.iAddressFamily == AF_HYPERV)
+        .map(|p| {
+            let end = p.szProtocol.iter().position(|&c| c == 0).unwrap_or(p.szProtocol.len());
+            let g = p.ProviderId;
+            Provider {
+                name: String::from_utf16_lossy(&p.szProtocol[..end]),
+                provider_id: Guid::from_fields(g.data1, g.data2, g.data3, g.data4),
+                address_family: p.iAddressFamily,
+                min_address_length: p.iMinSockAddr,
+                max_address_length: p.iMaxSockAddr,
+                socket_type: p.iSocketType,
+                protocol: p.iProtocol,
+                service_flags: p.dwServiceFlags1,
+            }
+        })
+        .collect())
+}
+
+/// WSAStartup/WSACleanup around a Winsock call that needs no socket.
+struct Winsock;
+
+impl Winsock {
+    fn start() -> io::Result<Winsock> {
+        let mut data = std::mem::MaybeUninit::<WSADATA>::zeroed();
+        // SAFETY: WSAStartup fills `data`.
+        match unsafe { WSAStartup(0x0202, data.as_mut_ptr()) } {
+            0 => Ok(Winsock),
+            code => Err(io::Error::from_raw_os_error(code)),
+        }
+    }
+}
+
+impl Drop for Winsock {
+    fn drop(&mut self) {
+        // SAFETY: paired with a successful WSAStartup.
+        unsafe { WSACleanup() };
     }
 }
 
@@ -92,3 +216,57 @@ macro_rules! impl_socket {
 
 impl_socket!(Stream);
 impl_socket!(Listener);
+
+#[cfg(test)]
+mod tests {
+    use windows_sys::core::GUID;
+    use windows_sys::Win32::System::Hypervisor::{
+        HV_GUID_BROADCAST, HV_GUID_CHILDREN, HV_GUID_LOOPBACK, HV_GUID_PARENT, HV_GUID_SILOHOST,
+        HV_GUID_VSOCK_TEMPLATE, HV_GUID_ZERO, SOCKADDR_HV,
+    };
+
+    use super::*;
+
+    fn guid(g: GUID) -> Guid {
+        Guid::from_fields(g.data1, g.data2, g.data3, g.data4)
+    }
+
+    #[test]
+    fn well_known_ids_match_windows_sys() {
+        assert_eq!(guid(HV_GUID_ZERO), VmId::ZERO.guid());
+        assert_eq!(guid(HV_GUID_BROADCAST), VmId::BROADCAST.guid());
+        assert_eq!(guid(HV_GUID_CHILDREN), VmId::CHILDREN.guid());
+        assert_eq!(guid(HV_GUID_LOOPBACK), VmId::LOOPBACK.guid());
+        assert_eq!(guid(HV_GUID_PARENT), VmId::PARENT.guid());
+        assert_eq!(guid(HV_GUID_SILOHOST), VmId::SILOHOST.guid());
+        assert_eq!(guid(HV_GUID_VSOCK_TEMPLATE), ServiceId::from_vsock_port(0).unwrap().guid());
+    }
+
+    #[test]
+    fn sockaddr_hv_layout_matches_windows_sys() {
+        assert_eq!(std::mem::size_of::<SOCKADDR_HV>(), HvAddr::LEN);
+        let ours = HvAddr::new(VmId::PARENT, ServiceId::from_vsock_port(19000).unwrap());
+        let theirs = SOCKADDR_HV {
+            Family: AF_HYPERV as u16,
+            Reserved: 0,
+            VmId: HV_GUID_PARENT,
+            ServiceId: GUID::from_u128(0x00004a38_facb_11e6_bd58_64006a7986d3),
+        };
+        // SAFETY: SOCKADDR_HV is plain old data of exactly HvAddr::LEN bytes.
+        let bytes: [u8; HvAddr::LEN] = unsafe { std::mem::transmute(theirs) };
+        assert_eq!(bytes, ours.to_bytes());
+        assert_eq!(HvAddr::from_bytes(&bytes).unwrap(), ours);
+    }
+
+    /// wine (and Windows without Hyper-V) has no AF_HYPERV; on Hyper-V the socket opens.
+    #[test]
+    fn socket_is_created_or_refused_with_wsaeafnosupport() {
+        match socket(Type::STREAM) {
+            Ok(s) => {
+                set_connect_timeout(&s, Duration::from_secs(1)).unwrap();
+                assert_eq!(connect_timeout(&s).unwrap(), Duration::from_secs(1));
+            }
+            Err(e) => assert_eq!(e.raw_os_error(), Some(10047), "{e}"),
+        }
+    }
+}

@@ -1,0 +1,145 @@
+use std::io::{self, ErrorKind};
+use std::thread;
+use std::time::Duration;
+
+use socket2::Type;
+
+use super::to_sockaddr;
+use crate::{Role, Stream, ToSocketAddr};
+
+/// Connects with a timeout per attempt and retries while the peer is not there yet, like
+/// go-winio's `HvsockDialer` (a VM still booting, a service not yet listening).
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use hvsock::Connector;
+/// let stream = Connector::new()
+///     .timeout(Duration::from_secs(2))
+///     .retries(10)
+///     .retry_wait(Duration::from_millis(500))
+///     .connect("hv:parent:19000")?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Connector {
+    timeout: Option<Duration>,
+    retries: u32,
+    retry_wait: Duration,
+    #[cfg(target_os = "linux")]
+    buffer_size: Option<u64>,
+    #[cfg(windows)]
+    high_vtl: bool,
+    #[cfg(windows)]
+    connected_suspend: bool,
+}
+
+impl Default for Connector {
+    fn default() -> Connector {
+        Connector::new()
+    }
+}
+
+impl Connector {
+    /// One attempt, the platform's own timeout.
+    pub fn new() -> Connector {
+        Connector {
+            timeout: None,
+            retries: 0,
+            retry_wait: Duration::from_millis(100),
+            #[cfg(target_os = "linux")]
+            buffer_size: None,
+            #[cfg(windows)]
+            high_vtl: false,
+            #[cfg(windows)]
+            connected_suspend: false,
+        }
+    }
+
+    /// Gives up on one attempt after this long (Windows caps it at 300 s).
+    pub fn timeout(mut self, timeout: Duration) -> Connector {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Tries again this many times when the peer refuses, resets, times out or is unreachable.
+    pub fn retries(mut self, retries: u32) -> Connector {
+        self.retries = retries;
+        self
+    }
+
+    /// Waits this long between attempts (default 100 ms).
+    pub fn retry_wait(mut self, wait: Duration) -> Connector {
+        self.retry_wait = wait;
+        self
+    }
+
+    /// `SO_VM_SOCKETS_BUFFER_SIZE` for the new connection (Linux).
+    #[cfg(target_os = "linux")]
+    pub fn buffer_size(mut self, bytes: u64) -> Connector {
+        self.buffer_size = Some(bytes);
+        self
+    }
+
+    /// `HVSOCKET_HIGH_VTL`: connect to the partition's higher virtual trust level (Windows).
+    #[cfg(windows)]
+    pub fn high_vtl(mut self, yes: bool) -> Connector {
+        self.high_vtl = yes;
+        self
+    }
+
+    /// `HVSOCKET_CONNECTED_SUSPEND`: keep the connection over a VM's suspend (Windows).
+    #[cfg(windows)]
+    pub fn connected_suspend(mut self, yes: bool) -> Connector {
+        self.connected_suspend = yes;
+        self
+    }
+
+    /// Connects, retrying as configured; the last attempt's error when all fail.
+    pub fn connect<A: ToSocketAddr>(&self, addr: A) -> io::Result<Stream> {
+        let addr = to_sockaddr(&addr.to_socket_addr(Role::Connect)?);
+        let mut attempt = 0;
+        loop {
+            match self.attempt(&addr) {
+                Err(e) if attempt < self.retries && retryable(&e) => {
+                    attempt += 1;
+                    thread::sleep(self.retry_wait);
+                }
+                result => return result,
+            }
+        }
+    }
+
+    fn attempt(&self, addr: &socket2::SockAddr) -> io::Result<Stream> {
+        let inner = crate::sys::socket(Type::STREAM)?;
+        #[cfg(target_os = "linux")]
+        if let Some(bytes) = self.buffer_size {
+            crate::sys::set_buffer_size(&inner, crate::sys::BufferSize::Size, bytes)?;
+        }
+        #[cfg(windows)]
+        {
+            crate::sys::set_flag(&inner, crate::HvFlag::HighVtl, self.high_vtl)?;
+            crate::sys::set_flag(&inner, crate::HvFlag::ConnectedSuspend, self.connected_suspend)?;
+        }
+        match self.timeout {
+            Some(timeout) => {
+                // Both kernels also time a connect out on their own; lift that to ours.
+                crate::sys::set_connect_timeout(&inner, timeout)?;
+                inner.connect_timeout(addr, timeout)?;
+            }
+            None => inner.connect(addr)?,
+        }
+        Ok(Stream { inner })
+    }
+}
+
+/// Errors that mean "not there yet" rather than "never".
+fn retryable(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::ConnectionRefused
+            | ErrorKind::ConnectionReset
+            | ErrorKind::TimedOut
+            | ErrorKind::HostUnreachable
+            | ErrorKind::NetworkUnreachable
+    )
+}
