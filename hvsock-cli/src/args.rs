@@ -15,6 +15,9 @@ Examples:
   hvsock guid 19000                    # 00004a38-facb-11e6-bd58-64006a7986d3
   hvsock addr hv:parent:19000          # what an endpoint means on Linux and on Windows
   hvsock info                          # local CID, transports, hypervisor / VM ID, Winsock entry
+  hvsock listen vsock:any:5000 > out   # netcat-style: one connection to stdout
+  hvsock connect vsock:3:5000 < in     # stdin to a guest, its answer to stdout
+  hvsock relay vsock:any:8000 tcp:127.0.0.1:80   # vsock-proxy-style forwarding
   hvsock lab run -- hvsock client lo   # run vsock code in a throwaway Linux guest
 
 The seed program's spelling works too: `hvsock /server any`, `hvsock /client parent`,
@@ -39,6 +42,9 @@ pub enum Command {
     Unregister(cmd::unregister::Args),
     Services(cmd::services::Args),
     Info(cmd::info::Args),
+    Connect(cmd::connect::Args),
+    Listen(cmd::listen::Args),
+    Relay(cmd::relay::Args),
     Guid(cmd::guid::Args),
     Addr(cmd::addr::Args),
     Lab(cmd::lab::Args),

@@ -1,8 +1,11 @@
 //! `hvsock`: the command line. Each command lives in its own module under `cmd/`.
 
+mod allowlist;
 mod args;
 mod cmd;
 mod diagnose;
+mod endpoints;
+mod splice;
 
 use std::process::ExitCode;
 

@@ -10,6 +10,7 @@
 //!   [`Connector`] for timeouts, retries and options before connecting.
 //! - [`info`]: what this machine offers (transports, hypervisor, VM ID, Winsock catalog);
 //!   [`registry`] (Windows): Hyper-V service registration.
+//! - `tokio` (feature `tokio`): `AsyncListener`, `AsyncStream`.
 //!
 //! ```no_run
 //! use std::io::{Read, Write};
@@ -30,6 +31,8 @@ mod net;
 #[cfg(windows)]
 pub mod registry;
 mod sys;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 
 pub use addr::{
     AddrError, Endpoint, HvAddr, Role, Service, ServiceId, SocketAddr, ToSocketAddr, Vm, VmId, VsockAddr,

@@ -2,10 +2,13 @@
 
 pub mod addr;
 pub mod client;
+pub mod connect;
 pub mod guid;
 pub mod info;
 pub mod lab;
+pub mod listen;
 pub mod register;
+pub mod relay;
 pub mod server;
 pub mod services;
 pub mod unregister;
@@ -22,6 +25,9 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Addr(a) => addr::run(a),
         Command::Lab(a) => lab::run(a),
         Command::Info(a) => info::run(a),
+        Command::Connect(a) => connect::run(a),
+        Command::Listen(a) => listen::run(a),
+        Command::Relay(a) => relay::run(a),
         Command::Services(a) => services::run(a),
         Command::Unregister(a) => unregister::run(a),
     }

@@ -20,7 +20,7 @@ use socket2::SockAddr;
 use crate::SocketAddr;
 
 /// Our address as socket2's, by its native bytes (both families are plain byte layouts).
-fn to_sockaddr(addr: &SocketAddr) -> SockAddr {
+pub(crate) fn to_sockaddr(addr: &SocketAddr) -> SockAddr {
     let bytes = addr.to_bytes();
     // SAFETY: storage is larger than 36 bytes; we write the family's full native layout and its
     // exact length.
@@ -35,7 +35,7 @@ fn to_sockaddr(addr: &SocketAddr) -> SockAddr {
     sockaddr
 }
 
-fn from_sockaddr(addr: &SockAddr) -> io::Result<SocketAddr> {
+pub(crate) fn from_sockaddr(addr: &SockAddr) -> io::Result<SocketAddr> {
     // SAFETY: as_ptr points at storage holding at least len() initialised bytes.
     let bytes = unsafe { std::slice::from_raw_parts(addr.as_ptr().cast::<u8>(), addr.len() as usize) };
     Ok(SocketAddr::from_bytes(bytes)?)

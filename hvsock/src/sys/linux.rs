@@ -208,3 +208,72 @@ macro_rules! impl_fd {
 
 impl_fd!(Stream);
 impl_fd!(Listener);
+
+#[cfg(feature = "tokio")]
+macro_rules! impl_async_fd {
+    ($ty:ty) => {
+        impl AsFd for $ty {
+            fn as_fd(&self) -> BorrowedFd<'_> {
+                self.io.socket().as_fd()
+            }
+        }
+        impl AsRawFd for $ty {
+            fn as_raw_fd(&self) -> RawFd {
+                self.io.socket().as_raw_fd()
+            }
+        }
+    };
+}
+
+#[cfg(feature = "tokio")]
+impl_async_fd!(crate::tokio::AsyncStream);
+#[cfg(feature = "tokio")]
+impl_async_fd!(crate::tokio::AsyncListener);
+
+/// A nonblocking connect that has started and not finished.
+#[cfg(feature = "tokio")]
+pub(crate) fn connect_in_progress(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EINPROGRESS)
+}
+
+/// A socket registered with tokio's reactor (epoll, through `AsyncFd`).
+#[cfg(feature = "tokio")]
+#[derive(Debug)]
+pub(crate) struct AsyncSocket(tokio::io::unix::AsyncFd<Socket>);
+
+#[cfg(feature = "tokio")]
+impl AsyncSocket {
+    pub(crate) fn new(socket: Socket) -> io::Result<AsyncSocket> {
+        socket.set_nonblocking(true)?;
+        // SAFETY: the Socket owns its fd and keeps it open until the AsyncFd gives it back or
+        // drops it, deregistering first.
+        Ok(AsyncSocket(unsafe { tokio::io::unix::AsyncFd::register(socket) }?))
+    }
+
+    pub(crate) fn socket(&self) -> &Socket {
+        self.0.get_ref()
+    }
+
+    pub(crate) fn into_socket(self) -> io::Result<Socket> {
+        Ok(self.0.into_inner())
+    }
+
+    /// Runs `op` once the socket is ready for `interest`, until it stops saying WouldBlock.
+    pub(crate) fn poll_io<R>(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        interest: tokio::io::Interest,
+        mut op: impl FnMut(&Socket) -> io::Result<R>,
+    ) -> std::task::Poll<io::Result<R>> {
+        loop {
+            let mut guard = std::task::ready!(if interest.is_readable() {
+                self.0.poll_read_ready(cx)
+            } else {
+                self.0.poll_write_ready(cx)
+            })?;
+            if let Ok(result) = guard.try_io(|fd| op(fd.get_ref())) {
+                return std::task::Poll::Ready(result);
+            }
+        }
+    }
+}

@@ -177,6 +177,59 @@ impl Drop for Winsock {
     }
 }
 
+/// A nonblocking connect that has started and not finished.
+#[cfg(feature = "tokio")]
+pub(crate) fn connect_in_progress(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(windows_sys::Win32::Networking::WinSock::WSAEWOULDBLOCK)
+}
+
+/// A socket registered with tokio's reactor. AF_HYPERV sockets are IFS handles, which mio's
+/// AFD polling takes like any Winsock socket; tokio's `UdpSocket` is the public door to that
+/// registration, used here for readiness only; the I/O goes through socket2 on the same handle.
+#[cfg(feature = "tokio")]
+#[derive(Debug)]
+pub(crate) struct AsyncSocket(tokio::net::UdpSocket);
+
+#[cfg(feature = "tokio")]
+impl AsyncSocket {
+    pub(crate) fn new(socket: Socket) -> io::Result<AsyncSocket> {
+        socket.set_nonblocking(true)?;
+        // SAFETY: the handle moves from `socket` into the UdpSocket shell, which owns it now.
+        let shell = unsafe { std::net::UdpSocket::from_raw_socket(socket.into_raw_socket()) };
+        Ok(AsyncSocket(tokio::net::UdpSocket::from_std(shell)?))
+    }
+
+    pub(crate) fn socket(&self) -> socket2::SockRef<'_> {
+        socket2::SockRef::from(&self.0)
+    }
+
+    pub(crate) fn into_socket(self) -> io::Result<Socket> {
+        let shell = self.0.into_std()?;
+        // SAFETY: the handle moves back out of the shell.
+        Ok(unsafe { Socket::from_raw_socket(shell.into_raw_socket()) })
+    }
+
+    /// Runs `op` once the socket is ready for `interest`, until it stops saying WouldBlock.
+    pub(crate) fn poll_io<R>(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        interest: tokio::io::Interest,
+        mut op: impl FnMut(&Socket) -> io::Result<R>,
+    ) -> std::task::Poll<io::Result<R>> {
+        loop {
+            std::task::ready!(if interest.is_readable() {
+                self.0.poll_recv_ready(cx)
+            } else {
+                self.0.poll_send_ready(cx)
+            })?;
+            match self.0.try_io(interest, || op(&self.socket())) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                result => return std::task::Poll::Ready(result),
+            }
+        }
+    }
+}
+
 macro_rules! impl_socket {
     ($ty:ident) => {
         impl AsSocket for $ty {
@@ -216,6 +269,27 @@ macro_rules! impl_socket {
 
 impl_socket!(Stream);
 impl_socket!(Listener);
+
+#[cfg(feature = "tokio")]
+macro_rules! impl_async_socket {
+    ($ty:ty) => {
+        impl AsSocket for $ty {
+            fn as_socket(&self) -> BorrowedSocket<'_> {
+                self.io.0.as_socket()
+            }
+        }
+        impl AsRawSocket for $ty {
+            fn as_raw_socket(&self) -> RawSocket {
+                self.io.0.as_raw_socket()
+            }
+        }
+    };
+}
+
+#[cfg(feature = "tokio")]
+impl_async_socket!(crate::tokio::AsyncStream);
+#[cfg(feature = "tokio")]
+impl_async_socket!(crate::tokio::AsyncListener);
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,141 @@
+//! Which targets a relay may reach, like vsock-proxy's allowlist.
+//!
+//! Entries are `HOST:PORT` (`vsock`/`hv` targets: `CID:PORT`). A file is YAML or TOML (by its
+//! extension; otherwise YAML, then TOML) with an `allowlist` (or `allow`) list whose items are
+//! `"HOST:PORT"` strings or `{address, port}` maps — so vsock-proxy's own YAML works unchanged.
+
+use std::path::Path;
+
+use anyhow::Context;
+use serde::Deserialize;
+
+/// One allowed target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    host: String,
+    port: u32,
+}
+
+impl Entry {
+    pub fn parse(s: &str) -> anyhow::Result<Entry> {
+        let (host, port) =
+            s.rsplit_once(':').with_context(|| format!("allow entry `{s}`: expected HOST:PORT"))?;
+        let port =
+            port.parse().map_err(|_| anyhow::anyhow!("allow entry `{s}`: `{port}` is not a port number"))?;
+        Ok(Entry { host: normal_host(host), port })
+    }
+}
+
+fn normal_host(host: &str) -> String {
+    host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase()
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Item {
+    Text(String),
+    Map { address: String, port: u32 },
+}
+
+#[derive(Deserialize)]
+struct File {
+    #[serde(alias = "allow")]
+    allowlist: Vec<Item>,
+}
+
+/// The targets a wildcard TO may reach.
+#[derive(Clone, Debug, Default)]
+pub struct Allowlist {
+    entries: Vec<Entry>,
+}
+
+impl Allowlist {
+    pub fn new(entries: &[String], file: Option<&Path>) -> anyhow::Result<Allowlist> {
+        let mut list =
+            Allowlist { entries: entries.iter().map(|e| Entry::parse(e)).collect::<Result<_, _>>()? };
+        if let Some(path) = file {
+            list.entries.extend(read_file(path)?);
+        }
+        Ok(list)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Whether `host:port` is listed (hosts compare without case and IPv6 brackets).
+    pub fn allows(&self, host: &str, port: u32) -> bool {
+        let host = normal_host(host);
+        self.entries.iter().any(|e| e.port == port && e.host == host)
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<Vec<Entry>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read allow file {}", path.display()))?;
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let parsed: Result<File, String> = match ext {
+        "toml" => toml::from_str(&text).map_err(|e| e.to_string()),
+        "yaml" | "yml" => serde_yaml_ng::from_str(&text).map_err(|e| e.to_string()),
+        _ => serde_yaml_ng::from_str(&text).or_else(|_| toml::from_str(&text)).map_err(|e| e.to_string()),
+    };
+    let file = parsed.map_err(|e| {
+        anyhow::anyhow!(
+            "allow file {}: {} (expected an `allowlist` of \"HOST:PORT\" or {{address, port}})",
+            path.display(),
+            e.lines().next().unwrap_or("")
+        )
+    })?;
+    file.allowlist
+        .into_iter()
+        .map(|item| match item {
+            Item::Text(s) => Entry::parse(&s),
+            Item::Map { address, port } => Ok(Entry { host: normal_host(&address), port }),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(name: &str, text: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("hvsock-allow-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn entries_from_flags_and_both_file_formats() {
+        let yaml = file(
+            "vsock-proxy.yaml",
+            "allowlist:\n- {address: kms.us-east-1.amazonaws.com, port: 443}\n- \"127.0.0.1:8080\"\n",
+        );
+        let toml = file("list.toml", "allow = [\"[::1]:22\", \"3:5000\"]\n");
+        let list = Allowlist::new(&["Example.COM:80".into()], Some(&yaml)).unwrap();
+        assert!(list.allows("example.com", 80));
+        assert!(list.allows("KMS.us-east-1.amazonaws.com", 443));
+        assert!(list.allows("127.0.0.1", 8080));
+        assert!(!list.allows("127.0.0.1", 8081));
+        assert!(!list.allows("127.0.0.2", 8080));
+        let list = Allowlist::new(&[], Some(&toml)).unwrap();
+        assert!(list.allows("::1", 22) && list.allows("[::1]", 22) && list.allows("3", 5000));
+        assert!(!list.is_empty());
+        assert!(Allowlist::new(&[], None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn bad_entries_and_files_say_what_is_wrong() {
+        let e = Allowlist::new(&["localhost".into()], None).unwrap_err().to_string();
+        assert_eq!(e, "allow entry `localhost`: expected HOST:PORT");
+        let e = Allowlist::new(&["localhost:http".into()], None).unwrap_err().to_string();
+        assert_eq!(e, "allow entry `localhost:http`: `http` is not a port number");
+        let bad = file("bad.yaml", "allowed: [1, 2]\n");
+        let e = Allowlist::new(&[], Some(&bad)).unwrap_err().to_string();
+        assert!(e.contains("expected an `allowlist`"), "{e}");
+        let e = Allowlist::new(&[], Some(Path::new("/nonexistent/allow.yaml"))).unwrap_err().to_string();
+        assert!(e.starts_with("cannot read allow file /nonexistent/allow.yaml"), "{e}");
+    }
+}

@@ -1,0 +1,52 @@
+//! `hvsock connect`: standard input to an endpoint, the endpoint to standard output.
+
+use std::time::Duration;
+
+use hvsock::Endpoint;
+
+use crate::args::parse_secs;
+use crate::endpoints::{self, stdin_is_terminal, Conn};
+use crate::splice::{splice, Counters, End};
+
+/// Connect to ENDPOINT and join it to stdin/stdout, like `ncat --vsock` / `socat - VSOCK-CONNECT`.
+///
+/// Standard input goes to the socket; at its end the socket's write side is closed (the peer
+/// reads end-of-file) and the answer is still read. It ends, exit 0, when both directions have
+/// ended (a peer's half-close does not cut off the rest of our input); when stdin is a
+/// terminal, as soon as the peer closes.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Examples:
+  echo hello | hvsock connect vsock:3:5000
+  hvsock connect hv:parent:19000 < request > answer
+  hvsock connect vsock:lo:5000 --retries 20      # wait for the listener to come up")]
+pub struct Args {
+    /// Where to connect: vsock:CID:PORT, hv:VMID:SERVICE, tcp:HOST:PORT, unix:PATH
+    #[arg(value_name = "ENDPOINT")]
+    pub endpoint: Endpoint,
+    /// Seconds to wait for each connection attempt
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs, allow_negative_numbers = true)]
+    pub timeout: Duration,
+    /// Try again this many times while nothing listens yet
+    #[arg(long, value_name = "N", default_value = "0")]
+    pub retries: u32,
+}
+
+pub fn run(args: Args) -> anyhow::Result<u8> {
+    if args.endpoint == Endpoint::Stdio {
+        anyhow::bail!("connect needs somewhere to connect to, not `-`");
+    }
+    let rt = endpoints::runtime()?;
+    let code = rt.block_on(async {
+        let conn = endpoints::connect(&args.endpoint, args.timeout, args.retries).await?;
+        let peer = conn.peer.clone();
+        match splice(Conn::stdio(), conn, None, &Counters::default(), stdin_is_terminal()).await {
+            End::Clean | End::PeerDone => Ok(0),
+            End::Error(e) => Err(anyhow::anyhow!("{peer}: {e}")),
+            End::Idle => unreachable!("no idle limit"),
+        }
+    })?;
+    // stdin may still be blocked in a read on a terminal: do not wait for it.
+    rt.shutdown_background();
+    Ok(code)
+}

@@ -1,0 +1,106 @@
+//! `hvsock listen`: wait for a connection and join it to stdin/stdout, or to a command.
+
+use hvsock::Endpoint;
+use tokio::process::Command;
+
+use crate::endpoints::{self, stdin_is_terminal, Conn, Listener};
+use crate::splice::{splice, Counters, End};
+
+/// Listen on ENDPOINT and join the connection to stdin/stdout, like `ncat --vsock -l`.
+///
+/// Serves one connection and exits 0 when it ends. `--exec CMD` runs CMD (through the shell)
+/// per connection with the connection as its stdin and stdout, like socat's EXEC or ncat's
+/// --sh-exec; `--keep-open` serves more than one (concurrently with --exec, one after another
+/// without). `listening on <address>` goes to stderr once ready.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Examples:
+  hvsock listen vsock:any:5000 > received
+  hvsock listen vsock:any:5000 --keep-open --exec 'cat'        # an echo service
+  hvsock listen hv:children:19000 --exec 'tar xf -'")]
+pub struct Args {
+    /// Where to listen: vsock:any:PORT, hv:children:SERVICE, tcp:HOST:PORT, unix:PATH
+    #[arg(value_name = "ENDPOINT")]
+    pub endpoint: Endpoint,
+    /// Serve connections until interrupted instead of just one
+    #[arg(long, short = 'k')]
+    pub keep_open: bool,
+    /// Run CMD per connection with the connection as its stdin/stdout
+    #[arg(long, short = 'e', value_name = "CMD")]
+    pub exec: Option<String>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<u8> {
+    let rt = endpoints::runtime()?;
+    let result = rt.block_on(serve(args));
+    rt.shutdown_background();
+    result
+}
+
+async fn serve(args: Args) -> anyhow::Result<u8> {
+    let listener = Listener::bind(&args.endpoint).await?;
+    eprintln!("listening on {}", listener.local()?);
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        let conn = listener.accept().await.map_err(|e| anyhow::anyhow!("accept failed: {e}"))?;
+        match &args.exec {
+            Some(cmd) => {
+                let cmd = cmd.clone();
+                tasks.spawn(async move { run_exec(conn, &cmd).await });
+            }
+            None => {
+                let peer = conn.peer.clone();
+                match splice(Conn::stdio(), conn, None, &Counters::default(), stdin_is_terminal()).await {
+                    End::Error(e) if !args.keep_open => anyhow::bail!("{peer}: {e}"),
+                    End::Error(e) => eprintln!("hvsock: {peer}: {e}"),
+                    _ => {}
+                }
+            }
+        }
+        if !args.keep_open {
+            break;
+        }
+        while tasks.try_join_next().is_some() {}
+    }
+    let mut code = 0;
+    while let Some(done) = tasks.join_next().await {
+        if let Ok(Err(e)) = done {
+            eprintln!("hvsock: {e:#}");
+            code = 1;
+        }
+    }
+    Ok(code)
+}
+
+/// CMD with the connection on its stdin/stdout; its stderr stays ours.
+async fn run_exec(conn: Conn, cmd: &str) -> anyhow::Result<()> {
+    let mut child = shell(cmd)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("cannot run `{cmd}`: {e}"))?;
+    let peer = conn.peer.clone();
+    let proc = Conn::child(&mut child, cmd.to_string());
+    let end = splice(conn, proc, None, &Counters::default(), false).await;
+    let status = child.wait().await?;
+    match end {
+        End::Error(e) => anyhow::bail!("{peer}: {e}"),
+        _ if !status.success() => anyhow::bail!("`{cmd}` for {peer} ended with {status}"),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(unix)]
+fn shell(cmd: &str) -> Command {
+    let mut c = Command::new("/bin/sh");
+    c.arg("-c").arg(cmd);
+    c
+}
+
+#[cfg(windows)]
+fn shell(cmd: &str) -> Command {
+    let mut c = Command::new("cmd.exe");
+    c.arg("/C").arg(cmd);
+    c
+}

@@ -1,0 +1,321 @@
+//! `hvsock relay`: forwards every connection on one endpoint to another.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hvsock::Endpoint;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Semaphore;
+use tracing::{info, warn};
+
+use crate::allowlist::Allowlist;
+use crate::args::parse_secs;
+use crate::endpoints::{self, Conn, Listener};
+use crate::splice::{splice, Counters, End};
+
+/// Forward each connection accepted on FROM to TO, both ways at once (vsock-proxy's and
+/// socat's job, many connections at a time).
+///
+/// TO is fixed (`tcp:127.0.0.1:80`), and is then the only place reached, or has wildcards
+/// (`tcp:*:443`, `tcp:*:*`, `vsock:3:*`): each client then names its target in a first line
+/// `CONNECT HOST:PORT\n`, gets `OK\n` (or `ERR reason\n` and a close) and then the stream; a
+/// wildcard TO needs --allow/--allow-file, and anything not listed is refused and logged.
+/// On exit (Ctrl-C, SIGTERM, or --count) it prints a summary.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "\
+Examples:
+  hvsock relay vsock:any:8000 tcp:127.0.0.1:80            # vsock-proxy's job: guests reach a host service
+  hvsock relay tcp:127.0.0.1:2222 vsock:3:22              # ssh into guest CID 3
+  hvsock relay vsock:any:8443 'tcp:*:443' --allow-file vsock-proxy.yaml -v")]
+pub struct Args {
+    /// Where to listen: vsock:, hv:, tcp:, unix: endpoint
+    #[arg(value_name = "FROM")]
+    pub from: Endpoint,
+    /// Where to connect for each client; `*` for the parts a client names (see above)
+    #[arg(value_name = "TO")]
+    pub to: String,
+    /// HOST:PORT a wildcard TO may reach (repeatable)
+    #[arg(long, value_name = "HOST:PORT")]
+    pub allow: Vec<String>,
+    /// YAML or TOML allowlist (vsock-proxy's format works)
+    #[arg(long, value_name = "FILE")]
+    pub allow_file: Option<PathBuf>,
+    /// At most N connections at once; more wait in the listen backlog
+    #[arg(long, value_name = "N")]
+    pub max_conns: Option<usize>,
+    /// Close a connection after SECS with no data either way
+    #[arg(long, value_name = "SECS", value_parser = parse_secs, allow_negative_numbers = true)]
+    pub timeout: Option<Duration>,
+    /// Seconds to wait when connecting to TO
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs, allow_negative_numbers = true)]
+    pub connect_timeout: Duration,
+    /// Exit after N connections have ended (for scripts)
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    /// Log each connection (-v), and more (-vv)
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// What TO means for one client.
+enum Target {
+    Fixed(Endpoint),
+    /// `kind`, then host and port where `None` is a `*`.
+    Wildcard {
+        kind: String,
+        host: Option<String>,
+        port: Option<String>,
+    },
+}
+
+impl Target {
+    fn parse(to: &str) -> anyhow::Result<Target> {
+        if !to.contains('*') {
+            return Ok(Target::Fixed(to.parse()?));
+        }
+        let bad = |why: &str| anyhow::anyhow!("TO `{to}`: {why}");
+        let (kind, rest) = to.split_once(':').ok_or_else(|| bad("expected KIND:HOST:PORT"))?;
+        let (host, port) = rest.rsplit_once(':').ok_or_else(|| bad("expected KIND:HOST:PORT"))?;
+        if !["tcp", "vsock", "hv"].contains(&kind) {
+            return Err(bad("wildcards work for tcp:, vsock: and hv: targets"));
+        }
+        let part = |p: &str| (p != "*").then(|| p.to_string());
+        let target = Target::Wildcard { kind: kind.into(), host: part(host), port: part(port) };
+        // The filled-in form must parse: check it now with placeholders.
+        target.fill(host.replace('*', "1").as_str(), port.replace('*', "1").as_str()).map_err(|e| bad(&e))?;
+        Ok(target)
+    }
+
+    /// The endpoint a client's `CONNECT host:port` asks for, if TO allows it.
+    fn fill(&self, host: &str, port: &str) -> Result<Endpoint, String> {
+        let Target::Wildcard { kind, host: fixed_host, port: fixed_port } = self else { unreachable!() };
+        if fixed_host.as_deref().is_some_and(|h| !h.eq_ignore_ascii_case(host)) {
+            return Err(format!(
+                "host {host} is not the relay's {}",
+                fixed_host.as_deref().unwrap_or_default()
+            ));
+        }
+        if fixed_port.as_deref().is_some_and(|p| p != port) {
+            return Err(format!(
+                "port {port} is not the relay's {}",
+                fixed_port.as_deref().unwrap_or_default()
+            ));
+        }
+        let host =
+            if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host.to_string() };
+        format!("{kind}:{host}:{port}").parse::<Endpoint>().map_err(|e| e.to_string())
+    }
+}
+
+#[derive(Default)]
+struct Summary {
+    connections: AtomicU64,
+    refused: AtomicU64,
+    failed: AtomicU64,
+    bytes: Counters,
+}
+
+pub fn run(args: Args) -> anyhow::Result<u8> {
+    let level = match args.verbose {
+        0 => tracing::Level::WARN,
+        1 => tracing::Level::INFO,
+        _ => tracing::Level::DEBUG,
+    };
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+    let target = Arc::new(Target::parse(&args.to)?);
+    let allow = Allowlist::new(&args.allow, args.allow_file.as_deref())?;
+    match (&*target, allow.is_empty()) {
+        (Target::Fixed(_), false) => {
+            anyhow::bail!("--allow/--allow-file apply to a wildcard TO (like tcp:*:443); a fixed TO is its own allowlist")
+        }
+        (Target::Wildcard { .. }, true) => {
+            anyhow::bail!(
+                "a wildcard TO needs --allow HOST:PORT or --allow-file FILE: nothing would be reachable"
+            )
+        }
+        _ => {}
+    }
+    let rt = endpoints::runtime()?;
+    let summary = Arc::new(Summary::default());
+    let result = rt.block_on(serve(&args, target, Arc::new(allow), summary.clone()));
+    rt.shutdown_background();
+    let s = &summary;
+    eprintln!(
+        "relay: {} connections ({} refused, {} failed), {} bytes to {}, {} bytes back",
+        s.connections.load(Ordering::Relaxed),
+        s.refused.load(Ordering::Relaxed),
+        s.failed.load(Ordering::Relaxed),
+        s.bytes.a_to_b.load(Ordering::Relaxed),
+        args.to,
+        s.bytes.b_to_a.load(Ordering::Relaxed),
+    );
+    result
+}
+
+async fn serve(
+    args: &Args,
+    target: Arc<Target>,
+    allow: Arc<Allowlist>,
+    summary: Arc<Summary>,
+) -> anyhow::Result<u8> {
+    let listener = Listener::bind(&args.from).await?;
+    eprintln!("listening on {}", listener.local()?);
+    let slots = Arc::new(Semaphore::new(args.max_conns.unwrap_or(Semaphore::MAX_PERMITS)));
+    let mut tasks = tokio::task::JoinSet::new();
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    let mut accepted = 0u64;
+    let mut next_id = 0u64;
+    while args.count.is_none_or(|n| accepted < n) {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => p.expect("never closed"),
+            () = &mut stop => break,
+        };
+        let conn = tokio::select! {
+            c = listener.accept() => c,
+            () = &mut stop => break,
+        };
+        let conn = match conn {
+            Ok(conn) => conn,
+            Err(e) => {
+                warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        accepted += 1;
+        next_id += 1;
+        let (target, allow, summary) = (target.clone(), allow.clone(), summary.clone());
+        let (idle, connect_timeout) = (args.timeout, args.connect_timeout);
+        tasks.spawn(async move {
+            relay_one(next_id, conn, &target, &allow, &summary, idle, connect_timeout).await;
+            drop(permit);
+        });
+        while tasks.try_join_next().is_some() {}
+    }
+    // Connections under way finish on their own (or by --timeout).
+    while tasks.join_next().await.is_some() {}
+    Ok(0)
+}
+
+async fn relay_one(
+    id: u64,
+    mut conn: Conn,
+    target: &Target,
+    allow: &Allowlist,
+    summary: &Summary,
+    idle: Option<Duration>,
+    connect_timeout: Duration,
+) {
+    summary.connections.fetch_add(1, Ordering::Relaxed);
+    let start = Instant::now();
+    let from = conn.peer.clone();
+    let to = match target {
+        Target::Fixed(ep) => ep.clone(),
+        Target::Wildcard { .. } => match requested(&mut conn, target, allow).await {
+            Ok(ep) => ep,
+            Err(why) => {
+                warn!("conn {id} from {from}: refused: {why}");
+                summary.refused.fetch_add(1, Ordering::Relaxed);
+                let _ = conn.writer.write_all(format!("ERR {why}\n").as_bytes()).await;
+                let _ = conn.writer.shutdown().await;
+                return;
+            }
+        },
+    };
+    let upstream = match endpoints::connect(&to, connect_timeout, 0).await {
+        Ok(up) => up,
+        Err(e) => {
+            warn!("conn {id} from {from}: {e:#}");
+            summary.failed.fetch_add(1, Ordering::Relaxed);
+            if matches!(target, Target::Wildcard { .. }) {
+                let _ = conn.writer.write_all(b"ERR cannot connect\n").await;
+            } else if let Some(s) = &conn.resetter {
+                let _ = s.set_linger(Some(Duration::ZERO)); // the client sees what we saw
+            }
+            return;
+        }
+    };
+    if matches!(target, Target::Wildcard { .. }) && conn.writer.write_all(b"OK\n").await.is_err() {
+        summary.failed.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    info!("conn {id}: {from} -> {to} open");
+    let counters = Counters::default();
+    let end = splice(conn, upstream, idle, &counters, false).await;
+    let (sent, back) = (counters.a_to_b.load(Ordering::Relaxed), counters.b_to_a.load(Ordering::Relaxed));
+    summary.bytes.a_to_b.fetch_add(sent, Ordering::Relaxed);
+    summary.bytes.b_to_a.fetch_add(back, Ordering::Relaxed);
+    let took = start.elapsed().as_secs_f64();
+    match end {
+        End::Clean | End::PeerDone => {
+            info!("conn {id}: closed, {sent} bytes ->, {back} bytes <-, {took:.3} s")
+        }
+        End::Error(e) => {
+            summary.failed.fetch_add(1, Ordering::Relaxed);
+            warn!(
+                "conn {id}: {from} -> {to}: {e}; reset the other side after {sent} bytes ->, {back} bytes <-"
+            );
+        }
+        End::Idle => {
+            summary.failed.fetch_add(1, Ordering::Relaxed);
+            warn!("conn {id}: idle for the --timeout; closed after {sent} bytes ->, {back} bytes <-");
+        }
+    }
+}
+
+/// Reads `CONNECT HOST:PORT\n` byte by byte, so nothing after it is taken from the stream.
+async fn requested(conn: &mut Conn, target: &Target, allow: &Allowlist) -> Result<Endpoint, String> {
+    let mut line = Vec::new();
+    let read = async {
+        loop {
+            let b = conn.reader.read_u8().await.map_err(|_| "closed before its CONNECT line".to_string())?;
+            if b == b'\n' {
+                return Ok(());
+            }
+            line.push(b);
+            if line.len() > 512 {
+                return Err("CONNECT line longer than 512 bytes".to_string());
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .map_err(|_| "no CONNECT line in 10 s".to_string())??;
+    let line = String::from_utf8_lossy(&line);
+    let line = line.trim_end_matches('\r');
+    let request =
+        line.strip_prefix("CONNECT ").ok_or_else(|| format!("expected `CONNECT HOST:PORT`, got `{line}`"))?;
+    let (host, port) =
+        request.rsplit_once(':').ok_or_else(|| format!("expected `CONNECT HOST:PORT`, got `{line}`"))?;
+    let port_num: u32 = port.parse().map_err(|_| format!("`{port}` is not a port"))?;
+    if !allow.allows(host, port_num) {
+        return Err(format!("{host}:{port} is not on the allowlist"));
+    }
+    target.fill(host.trim_start_matches('[').trim_end_matches(']'), port)
+}
+
+/// Ctrl-C, or SIGTERM on Unix.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,205 @@
+//! Endpoints opened as async connections, whatever their kind: VM sockets, TCP, Unix sockets,
+//! standard input/output.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use hvsock::tokio::{AsyncListener, AsyncStream};
+use hvsock::{Endpoint, Role, ToSocketAddr};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::diagnose::socket_error;
+
+pub type Reader = Box<dyn AsyncRead + Send + Unpin>;
+pub type Writer = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// One open connection, split so both directions can be copied at once.
+pub struct Conn {
+    pub reader: Reader,
+    pub writer: Writer,
+    /// Another handle on the same socket, only to make its close a reset; none for stdio.
+    pub resetter: Option<socket2::Socket>,
+    /// Who is at the other end, for logs.
+    pub peer: String,
+    /// A command that stops reading its stdin is done with input, not broken.
+    pub stops_reading_ok: bool,
+}
+
+impl Conn {
+    fn vm(stream: AsyncStream, peer: String) -> Conn {
+        let resetter = socket2::SockRef::from(&stream).try_clone().ok();
+        let (r, w) = stream.into_split();
+        Conn { reader: Box::new(r), writer: Box::new(w), resetter, peer, stops_reading_ok: false }
+    }
+
+    fn tcp(stream: tokio::net::TcpStream, peer: String) -> Conn {
+        let _ = stream.set_nodelay(true);
+        let handle = socket2::SockRef::from(&stream).try_clone().ok();
+        let (r, w) = stream.into_split();
+        Conn { reader: Box::new(r), writer: Box::new(w), resetter: handle, peer, stops_reading_ok: false }
+    }
+
+    /// This process's standard input and output.
+    pub fn stdio() -> Conn {
+        Conn {
+            reader: Box::new(tokio::io::stdin()),
+            writer: Box::new(tokio::io::stdout()),
+            resetter: None,
+            peer: "-".into(),
+            stops_reading_ok: false,
+        }
+    }
+
+    /// A child process's standard input and output.
+    pub fn child(child: &mut tokio::process::Child, what: String) -> Conn {
+        let reader = child.stdout.take().expect("piped stdout");
+        let writer = child.stdin.take().expect("piped stdin");
+        Conn {
+            reader: Box::new(reader),
+            writer: Box::new(writer),
+            resetter: None,
+            peer: what,
+            stops_reading_ok: true,
+        }
+    }
+}
+
+/// Connects to an endpoint; VM sockets retry like `client --retries`.
+pub async fn connect(ep: &Endpoint, timeout: Duration, retries: u32) -> anyhow::Result<Conn> {
+    let action = || format!("cannot connect to {ep}");
+    let conn = match ep {
+        Endpoint::Vsock(..) | Endpoint::Hv(..) => {
+            let addr = ep.to_socket_addr(Role::Connect)?;
+            let mut attempt = 0;
+            let stream = loop {
+                let result = tokio::time::timeout(timeout, AsyncStream::connect(addr))
+                    .await
+                    .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()));
+                match result {
+                    Err(e) if attempt < retries && retryable(&e) => {
+                        attempt += 1;
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    r => break r.map_err(|e| socket_error(action(), e))?,
+                }
+            };
+            Conn::vm(stream, addr.to_string())
+        }
+        Endpoint::Tcp(host, port) => {
+            let stream =
+                tokio::time::timeout(timeout, tokio::net::TcpStream::connect((host.as_str(), *port)))
+                    .await
+                    .map_err(|_| anyhow::anyhow!("{}: timed out", action()))?
+                    .map_err(|e| socket_error(action(), e))?;
+            Conn::tcp(stream, ep.to_string())
+        }
+        #[cfg(unix)]
+        Endpoint::Unix(path) => {
+            let stream =
+                tokio::net::UnixStream::connect(path).await.map_err(|e| socket_error(action(), e))?;
+            let (r, w) = stream.into_split();
+            Conn {
+                reader: Box::new(r),
+                writer: Box::new(w),
+                resetter: None,
+                peer: ep.to_string(),
+                stops_reading_ok: false,
+            }
+        }
+        Endpoint::Stdio => Conn::stdio(),
+        #[allow(unreachable_patterns)]
+        _ => anyhow::bail!("{ep}: not supported on this platform"),
+    };
+    Ok(conn)
+}
+
+fn retryable(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(e.kind(), ConnectionRefused | ConnectionReset | TimedOut)
+}
+
+/// A listening endpoint.
+pub enum Listener {
+    Vm(AsyncListener),
+    Tcp(tokio::net::TcpListener),
+    #[cfg(unix)]
+    Unix(tokio::net::UnixListener),
+}
+
+impl Listener {
+    pub async fn bind(ep: &Endpoint) -> anyhow::Result<Listener> {
+        let action = || format!("cannot listen on {ep}");
+        Ok(match ep {
+            Endpoint::Vsock(..) | Endpoint::Hv(..) => {
+                let addr = ep.to_socket_addr(Role::Bind)?;
+                Listener::Vm(
+                    AsyncListener::bind(addr)
+                        .await
+                        .map_err(|e| socket_error(format!("cannot listen on {addr}"), e))?,
+                )
+            }
+            Endpoint::Tcp(host, port) => Listener::Tcp(
+                tokio::net::TcpListener::bind((host.as_str(), *port))
+                    .await
+                    .map_err(|e| socket_error(action(), e))?,
+            ),
+            #[cfg(unix)]
+            Endpoint::Unix(path) => {
+                Listener::Unix(tokio::net::UnixListener::bind(path).map_err(|e| socket_error(action(), e))?)
+            }
+            Endpoint::Stdio => anyhow::bail!("`-` cannot listen: give a vsock:, hv:, tcp: or unix: endpoint"),
+            #[allow(unreachable_patterns)]
+            _ => anyhow::bail!("{ep}: not supported on this platform"),
+        })
+    }
+
+    /// Where it listens, for the `listening on` line.
+    pub fn local(&self) -> anyhow::Result<String> {
+        Ok(match self {
+            Listener::Vm(l) => l.local_addr()?.to_string(),
+            Listener::Tcp(l) => format!("tcp:{}", l.local_addr()?),
+            #[cfg(unix)]
+            Listener::Unix(l) => {
+                let addr = l.local_addr()?;
+                format!("unix:{}", addr.as_pathname().map(|p| p.display().to_string()).unwrap_or_default())
+            }
+        })
+    }
+
+    pub async fn accept(&self) -> std::io::Result<Conn> {
+        Ok(match self {
+            Listener::Vm(l) => {
+                let (s, peer) = l.accept().await?;
+                Conn::vm(s, peer.to_string())
+            }
+            Listener::Tcp(l) => {
+                let (s, peer) = l.accept().await?;
+                Conn::tcp(s, format!("tcp:{peer}"))
+            }
+            #[cfg(unix)]
+            Listener::Unix(l) => {
+                let (s, _) = l.accept().await?;
+                let peer = "unix peer".to_string();
+                let (r, w) = s.into_split();
+                Conn {
+                    reader: Box::new(r),
+                    writer: Box::new(w),
+                    resetter: None,
+                    peer,
+                    stops_reading_ok: false,
+                }
+            }
+        })
+    }
+}
+
+/// An interactive stdin may never end: then the peer's end ends a session.
+pub fn stdin_is_terminal() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdin().is_terminal()
+}
+
+/// Runs `body` on a multi-threaded tokio runtime sized for this machine.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+}

@@ -1,0 +1,138 @@
+//! Joins two connections: both directions copied at once, end-of-file passed on as a
+//! half-close, an error on one side passed on as a reset of the other, an idle limit.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::endpoints::{Conn, Reader, Writer};
+
+const BUF: usize = 256 * 1024;
+
+/// Bytes moved, counted as they go so a summary can read them at any time.
+#[derive(Default, Debug)]
+pub struct Counters {
+    pub a_to_b: AtomicU64,
+    pub b_to_a: AtomicU64,
+}
+
+/// How a splice ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum End {
+    /// Both directions reached end-of-file.
+    Clean,
+    /// Side A's data ended and `stop_after_b` was set (stdio: the peer is done).
+    PeerDone,
+    /// A read or write failed; the other side was reset.
+    Error(String),
+    /// Nothing moved for the idle limit.
+    Idle,
+}
+
+/// Copies A->B and B->A until both end. With `stop_when_b_ends`, the splice ends as soon as
+/// B's data has all reached A (`connect`/`listen` with a terminal on stdin: the peer closing
+/// ends the session while the terminal could stay open forever).
+pub async fn splice(
+    a: Conn,
+    b: Conn,
+    idle: Option<Duration>,
+    counters: &Counters,
+    stop_when_b_ends: bool,
+) -> End {
+    let start = Instant::now();
+    let last = AtomicU64::new(0);
+    let touch = || last.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    let (a_reset, b_reset) = (a.resetter, b.resetter);
+    let forward = pump(a.reader, b.writer, b.stops_reading_ok, &counters.a_to_b, &touch);
+    let backward = pump(b.reader, a.writer, a.stops_reading_ok, &counters.b_to_a, &touch);
+    let both = async {
+        tokio::pin!(forward, backward);
+        let (mut f_done, mut b_done) = (None, None);
+        while f_done.is_none() || b_done.is_none() {
+            tokio::select! {
+                r = &mut forward, if f_done.is_none() => {
+                    // A->B: a read error is A's failure, a write error B's.
+                    if let Err((e, failed)) = r { return Err((e, if failed == Failed::Reader { Side::B } else { Side::A })); }
+                    f_done = Some(());
+                }
+                r = &mut backward, if b_done.is_none() => {
+                    if let Err((e, failed)) = r { return Err((e, if failed == Failed::Reader { Side::A } else { Side::B })); }
+                    b_done = Some(());
+                    if stop_when_b_ends { return Ok(true); }
+                }
+            }
+        }
+        Ok(false)
+    };
+    let watchdog = async {
+        let Some(idle) = idle else { return std::future::pending().await };
+        loop {
+            let since = start.elapsed().saturating_sub(Duration::from_millis(last.load(Ordering::Relaxed)));
+            if since >= idle {
+                return;
+            }
+            tokio::time::sleep(idle - since).await;
+        }
+    };
+    let end = tokio::select! {
+        r = both => match r {
+            Ok(false) => End::Clean,
+            Ok(true) => End::PeerDone,
+            Err((e, reset)) => {
+                // The side that did not fail learns of it as a reset, not as a clean end.
+                let target = if reset == Side::A { &a_reset } else { &b_reset };
+                if let Some(s) = target {
+                    let _ = s.set_linger(Some(Duration::ZERO));
+                }
+                End::Error(e)
+            }
+        },
+        () = watchdog => {
+            for s in [&a_reset, &b_reset].into_iter().flatten() {
+                let _ = s.set_linger(Some(Duration::ZERO));
+            }
+            End::Idle
+        }
+    };
+    end
+}
+
+/// Which side to reset after a failure: the one that did not fail.
+#[derive(PartialEq, Eq, Clone, Copy)]
+enum Side {
+    A,
+    B,
+}
+
+#[derive(PartialEq, Eq, Clone, Copy)]
+enum Failed {
+    Reader,
+    Writer,
+}
+
+/// One direction: read until end-of-file, then half-close the writer.
+async fn pump(
+    mut from: Reader,
+    mut to: Writer,
+    stops_reading_ok: bool,
+    count: &AtomicU64,
+    touch: &impl Fn(),
+) -> Result<(), (String, Failed)> {
+    let mut buf = vec![0u8; BUF];
+    let write_err = |e: std::io::Error| (format!("write: {e}"), Failed::Writer);
+    loop {
+        let n = from.read(&mut buf).await.map_err(|e| (format!("read: {e}"), Failed::Reader))?;
+        if n == 0 {
+            to.flush().await.map_err(write_err)?;
+            to.shutdown().await.map_err(write_err)?;
+            return Ok(());
+        }
+        match to.write_all(&buf[..n]).await {
+            Err(e) if stops_reading_ok && e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            r => r.map_err(write_err)?,
+        }
+        count.fetch_add(n as u64, Ordering::Relaxed);
+        touch();
+    }
+}
