@@ -45,6 +45,7 @@ pub enum Command {
     Connect(cmd::connect::Args),
     Listen(cmd::listen::Args),
     Relay(cmd::relay::Args),
+    List(cmd::list::Args),
     Guid(cmd::guid::Args),
     Addr(cmd::addr::Args),
     Lab(cmd::lab::Args),

@@ -80,7 +80,7 @@ pub async fn connect(ep: &Endpoint, timeout: Duration, retries: u32) -> anyhow::
                         attempt += 1;
                         tokio::time::sleep(Duration::from_millis(200)).await;
                     }
-                    r => break r.map_err(|e| socket_error(action(), e))?,
+                    r => break r.map_err(|e| socket_error(format!("cannot connect to {addr}"), e))?,
                 }
             };
             Conn::vm(stream, addr.to_string())

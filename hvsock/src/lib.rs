@@ -10,6 +10,7 @@
 //!   [`Connector`] for timeouts, retries and options before connecting.
 //! - [`info`]: what this machine offers (transports, hypervisor, VM ID, Winsock catalog);
 //!   [`registry`] (Windows): Hyper-V service registration.
+//! - [`diag`] (Linux): the machine's vsock sockets and their owners, like `ss -f vsock -p`.
 //! - `tokio` (feature `tokio`): `AsyncListener`, `AsyncStream`.
 //!
 //! ```no_run
@@ -25,6 +26,8 @@
 #![warn(missing_docs)]
 
 mod addr;
+#[cfg(target_os = "linux")]
+pub mod diag;
 mod guid;
 pub mod info;
 mod net;

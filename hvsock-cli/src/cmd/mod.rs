@@ -6,6 +6,7 @@ pub mod connect;
 pub mod guid;
 pub mod info;
 pub mod lab;
+pub mod list;
 pub mod listen;
 pub mod register;
 pub mod relay;
@@ -28,6 +29,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Connect(a) => connect::run(a),
         Command::Listen(a) => listen::run(a),
         Command::Relay(a) => relay::run(a),
+        Command::List(a) => list::run(a),
         Command::Services(a) => services::run(a),
         Command::Unregister(a) => unregister::run(a),
     }

@@ -1,0 +1,115 @@
+//! `connect`, `listen` and `list` for real, in the lab guest.
+#![cfg(target_os = "linux")] // the lab is a Linux guest
+
+mod common;
+use common::{assert_ok, lab_sh, stdout};
+
+#[test]
+fn ten_mib_through_listen_and_connect_arrive_intact() {
+    let o = lab_sh(
+        r#"
+        head -c 10485760 /dev/urandom >$T/in
+        $HVSOCK listen vsock:any:5000 >$T/out 2>$T/l.err &
+        ready $T/l.err
+        $HVSOCK connect vsock:lo:5000 <$T/in; echo "connect=$?"
+        wait; echo "listen=$?"
+        [ "$(sha256sum <$T/in)" = "$(sha256sum <$T/out)" ] && echo same
+        # and the other way: listen sends its stdin, connect receives
+        $HVSOCK listen vsock:any:5001 <$T/in >/dev/null 2>$T/l2.err &
+        ready $T/l2.err
+        $HVSOCK connect vsock:lo:5001 </dev/null >$T/out2
+        wait
+        [ "$(sha256sum <$T/in)" = "$(sha256sum <$T/out2)" ] && echo same
+        "#,
+    );
+    assert_ok(&o);
+    assert_eq!(stdout(&o), "connect=0\nlisten=0\nsame\nsame\n");
+}
+
+#[test]
+fn half_close_both_ways_with_exec_peers() {
+    let o = lab_sh(
+        r#"
+        # an --exec peer that reads to end-of-file, then answers: needs our half-close
+        $HVSOCK listen vsock:any:5010 --exec 'n=$(wc -c); echo "got $n bytes"' 2>$T/a.err &
+        ready $T/a.err
+        printf 'twelve bytes' | $HVSOCK connect vsock:lo:5010
+        wait
+        # the other way: the listening side's command speaks first and ends; the connect side
+        # still sends everything after that half-close, and the command's reader gets it all
+        $HVSOCK listen vsock:any:5011 --exec 'echo hello first; wc -c >&2' 2>$T/b.err &
+        ready $T/b.err
+        head -c 100000 /dev/zero | $HVSOCK connect vsock:lo:5011
+        wait
+        grep -x 100000 $T/b.err
+        "#,
+    );
+    assert_ok(&o);
+    assert_eq!(stdout(&o), "got 12 bytes\nhello first\n100000\n");
+}
+
+#[test]
+fn keep_open_exec_serves_many_and_errors_are_one_line() {
+    let o = lab_sh(
+        r#"
+        $HVSOCK listen vsock:any:5020 --keep-open --exec 'tr a-z A-Z' 2>$T/k.err &
+        srv=$!
+        ready $T/k.err
+        for w in one two three; do printf $w | $HVSOCK connect vsock:lo:5020; echo; done
+        kill $srv
+        rc=0; $HVSOCK connect vsock:lo:5999 </dev/null 2>$T/e || rc=$?; echo "rc=$rc"; cat $T/e
+        rc=0; $HVSOCK listen - 2>$T/e || rc=$?; echo "rc=$rc"; cat $T/e
+        "#,
+    );
+    assert_ok(&o);
+    assert_eq!(
+        stdout(&o),
+        "ONE\nTWO\nTHREE\nrc=1\nhvsock: cannot connect to vsock:1:5999: nothing is listening there (os error 104)\n\
+         rc=1\nhvsock: `-` cannot listen: give a vsock:, hv:, tcp: or unix: endpoint\n"
+    );
+}
+
+#[test]
+fn list_shows_listener_and_connection_with_owners() {
+    let o = lab_sh(
+        r#"
+        $HVSOCK listen vsock:any:5030 >/dev/null 2>$T/l.err &
+        lpid=$!
+        ready $T/l.err
+        sleep 30 | $HVSOCK connect vsock:lo:5030 &
+        cpid=$!   # the last command of the pipeline
+        i=0; until $HVSOCK list --port 5030 | grep -q ESTAB; do i=$((i+1)); [ $i -lt 200 ] || exit 9; sleep 0.02; done
+        echo "pids $lpid $cpid"
+        $HVSOCK list --port 5030 --json
+        $HVSOCK list --listening
+        "#,
+    );
+    assert_ok(&o);
+    let out = stdout(&o);
+    let mut lines = out.lines();
+    let pids: Vec<u64> = lines.next().unwrap().split(' ').skip(1).map(|p| p.parse().unwrap()).collect();
+    let json: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    let rows = json.as_array().unwrap();
+    let find = |state: &str, local_port: u64| {
+        rows.iter()
+            .find(|r| r["state"] == state && r["local"]["port"] == local_port)
+            .unwrap_or_else(|| panic!("no {state} on {local_port}: {json}"))
+    };
+    let pid_of = |r: &serde_json::Value| r["processes"][0]["pid"].as_u64().unwrap();
+    let listening = find("LISTEN", 5030);
+    assert_eq!(listening["local"]["cid"], u32::MAX);
+    assert_eq!(pid_of(listening), pids[0]);
+    let accepted = find("ESTAB", 5030);
+    assert_eq!(pid_of(accepted), pids[0]);
+    let client_port = accepted["peer"]["port"].as_u64().unwrap();
+    let client = find("ESTAB", client_port);
+    assert_eq!(client["peer"]["port"], 5030);
+    assert_eq!(pid_of(client), pids[1]);
+    assert_eq!(rows.len(), 3, "{json}");
+    let table: Vec<&str> = lines.collect();
+    assert!(table[0].starts_with("STATE"), "{table:?}");
+    assert!(table
+        .iter()
+        .any(|l| l.starts_with("LISTEN") && l.contains("*:5030") && l.contains("hvsock(pid=")));
+    assert!(!table.iter().any(|l| l.starts_with("ESTAB")), "--listening shows only listeners");
+}
