@@ -221,3 +221,29 @@ fn info_under_wine() {
     assert!(json.contains(&format!("\"vm_id\":\"{vm}\"")), "{json}");
     assert!(json.contains("\"providers\":[]"), "{json}");
 }
+
+#[test]
+fn relay_checks_its_allowlist_before_listening() {
+    for (args, msg) in [
+        (
+            &["relay", "tcp:127.0.0.1:1", "tcp:127.0.0.1:2", "--allow", "x:1"][..],
+            "a fixed TO is its own allowlist",
+        ),
+        (&["relay", "tcp:127.0.0.1:1", "tcp:*:443"][..], "a wildcard TO needs --allow"),
+        (
+            &["relay", "tcp:127.0.0.1:1", "tcp:*:443", "--allow", "localhost"][..],
+            "allow entry `localhost`: expected HOST:PORT",
+        ),
+        (
+            &["relay", "tcp:127.0.0.1:1", "udp:*:443", "--allow", "a:1"][..],
+            "wildcards work for tcp:, vsock: and hv: targets",
+        ),
+        (&["relay", "tcp:127.0.0.1:1", "vsock:lo:http"][..], "`http` is not a service"),
+    ] {
+        let o = hvsock(args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        let err = stderr(&o);
+        assert!(err.contains(msg), "{args:?}: {err}");
+        assert!(!err.contains("listening on"), "{args:?}: it must not have bound anything");
+    }
+}

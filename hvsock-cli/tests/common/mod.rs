@@ -68,3 +68,6 @@ pub fn in_lab(test_name: &str, body: impl FnOnce()) {
     // A test filter that matched nothing also exits 0: make sure the body really ran.
     assert!(stdout(&o).contains("1 passed"), "the test did not run in the guest:\n{}", stdout(&o));
 }
+
+#[cfg(target_os = "linux")]
+pub mod traffic;
