@@ -1,0 +1,52 @@
+#!/bin/sh
+# One 1 GiB stream, tcp -> relay -> vsock, through `hvsock relay` and through socat
+# (`socat TCP-LISTEN:... VSOCK-CONNECT:...`, as shipped and with a 256 KiB buffer), in the same
+# lab guest, same source and sink, best of N runs each. UML system calls are slow: compare the
+# rows with each other, never with numbers taken outside this guest.
+#   bench/relay.sh [SIZE_MIB] [RUNS]
+set -eu
+cd "$(dirname "$0")/.."
+size_mib=${1:-1024}
+runs=${2:-3}
+if [ -z "${HVSOCK_LAB_GUEST:-}" ]; then
+    cargo build -q --release -p hvsock-cli
+    exec target/release/hvsock lab run --timeout 1800 -- sh "$0" "$size_mib" "$runs"
+fi
+
+hvsock="$PWD/target/release/hvsock"
+bytes=$((size_mib * 1048576))
+port=9100
+
+# Time from the first byte sent until the relay has finished (the sink got everything and
+# closed); prints MiB/s.
+measure() { # relay command...
+    port=$((port + 2))
+    socat -u -b 262144 VSOCK-LISTEN:$((port + 1)) OPEN:/dev/null 2>/dev/null &
+    sink=$!
+    sed_cmd=$(echo "$*" | sed "s/FROM/$port/g; s/TO/$((port + 1))/g")
+    sh -c "$sed_cmd" 2>/dev/null &
+    relay=$!
+    sleep 0.5
+    start=$(date +%s.%N)
+    socat -u -b 262144 OPEN:/dev/zero,readbytes=$bytes TCP:127.0.0.1:$port
+    wait $relay
+    end=$(date +%s.%N)
+    wait $sink 2>/dev/null || true
+    echo "$start $end" | awk -v b="$bytes" '{ printf "%.1f", b / 1048576 / ($2 - $1) }'
+}
+
+best() { # label, relay command
+    label=$1; shift
+    b=0; all=""
+    for _ in $(seq "$runs"); do
+        r=$(measure "$@")
+        all="$all $r"
+        b=$(echo "$r $b" | awk '{ print ($1 > $2) ? $1 : $2 }')
+    done
+    printf '%-48s best %8s MiB/s   (runs:%s)\n' "$label" "$b" "$all"
+}
+
+echo "1 stream of $size_mib MiB, tcp:127.0.0.1 -> relay -> vsock:1, in the lab guest ($(nproc) CPU)"
+best "hvsock relay tcp:..FROM vsock:1:TO" "$hvsock relay tcp:127.0.0.1:FROM vsock:1:TO --count 1"
+best "socat TCP-LISTEN:FROM VSOCK-CONNECT:1:TO" "socat TCP-LISTEN:FROM,reuseaddr VSOCK-CONNECT:1:TO"
+best "socat -b 262144 TCP-LISTEN:FROM VSOCK-CONNECT:1:TO" "socat -b 262144 TCP-LISTEN:FROM,reuseaddr VSOCK-CONNECT:1:TO"
