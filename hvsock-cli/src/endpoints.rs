@@ -1,12 +1,16 @@
 //! Endpoints opened as async connections, whatever their kind: VM sockets, TCP, Unix sockets,
 //! standard input/output.
 
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::Context as _;
 use hvsock::tokio::{AsyncListener, AsyncStream};
 use hvsock::{Endpoint, Role, ToSocketAddr};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::diagnose::socket_error;
 
@@ -28,15 +32,27 @@ pub struct Conn {
 impl Conn {
     fn vm(stream: AsyncStream, peer: String) -> Conn {
         let resetter = socket2::SockRef::from(&stream).try_clone().ok();
-        let (r, w) = stream.into_split();
-        Conn { reader: Box::new(r), writer: Box::new(w), resetter, peer, stops_reading_ok: false }
+        let shared = Arc::new(stream);
+        Conn {
+            reader: Box::new(Shared(shared.clone())),
+            writer: Box::new(Shared(shared)),
+            resetter,
+            peer,
+            stops_reading_ok: false,
+        }
     }
 
     fn tcp(stream: tokio::net::TcpStream, peer: String) -> Conn {
         let _ = stream.set_nodelay(true);
-        let handle = socket2::SockRef::from(&stream).try_clone().ok();
-        let (r, w) = stream.into_split();
-        Conn { reader: Box::new(r), writer: Box::new(w), resetter: handle, peer, stops_reading_ok: false }
+        let resetter = socket2::SockRef::from(&stream).try_clone().ok();
+        let shared = Arc::new(stream);
+        Conn {
+            reader: Box::new(Shared(shared.clone())),
+            writer: Box::new(Shared(shared)),
+            resetter,
+            peer,
+            stops_reading_ok: false,
+        }
     }
 
     /// This process's standard input and output.
@@ -61,6 +77,61 @@ impl Conn {
             peer: what,
             stops_reading_ok: true,
         }
+    }
+}
+
+/// One socket used from both directions' copies. Unlike tokio's owned halves, dropping the
+/// writing side does not half-close: after a failure the peer's first news is the reset.
+struct Shared<T>(Arc<T>);
+
+impl AsyncRead for Shared<AsyncStream> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut &*self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Shared<AsyncStream> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut &*self.0).poll_write(cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut &*self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut &*self.0).poll_shutdown(cx)
+    }
+}
+
+impl AsyncRead for Shared<tokio::net::TcpStream> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        loop {
+            std::task::ready!(self.0.poll_read_ready(cx))?;
+            match self.0.try_read_buf(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                r => return Poll::Ready(r.map(drop)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Shared<tokio::net::TcpStream> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        loop {
+            std::task::ready!(self.0.poll_write_ready(cx))?;
+            match self.0.try_write(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(match socket2::SockRef::from(&*self.0).shutdown(std::net::Shutdown::Write) {
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+            r => r,
+        })
     }
 }
 
@@ -199,7 +270,14 @@ pub fn stdin_is_terminal() -> bool {
     std::io::stdin().is_terminal()
 }
 
-/// Runs `body` on a multi-threaded tokio runtime sized for this machine.
+/// A tokio runtime sized for this machine: on one CPU a single-threaded one, which spares every
+/// wake-up a hop between threads.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut builder = if cpus > 1 && std::env::var_os("HVSOCK_SINGLE_THREAD").is_none() {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    builder.enable_all().build().context("cannot start the async runtime")
 }

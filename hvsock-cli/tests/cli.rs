@@ -247,3 +247,19 @@ fn relay_checks_its_allowlist_before_listening() {
         assert!(!err.contains("listening on"), "{args:?}: it must not have bound anything");
     }
 }
+
+/// A netlink dump; no vsock socket is touched. Machines without vsock_diag get the advice.
+#[test]
+#[cfg(target_os = "linux")]
+fn list_outside_the_lab_lists_or_names_the_module() {
+    let o = hvsock(&["list"]);
+    if o.status.success() {
+        assert!(stdout(&o).starts_with("STATE"), "{}", stdout(&o));
+    } else {
+        assert_eq!(o.status.code(), Some(1));
+        assert_eq!(
+            stderr(&o),
+            "hvsock: cannot list vsock sockets: the vsock_diag kernel module is not loaded (load it: modprobe vsock_diag)\n"
+        );
+    }
+}

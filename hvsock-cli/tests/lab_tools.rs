@@ -113,3 +113,29 @@ fn list_shows_listener_and_connection_with_owners() {
         .any(|l| l.starts_with("LISTEN") && l.contains("*:5030") && l.contains("hvsock(pid=")));
     assert!(!table.iter().any(|l| l.starts_with("ESTAB")), "--listening shows only listeners");
 }
+
+#[test]
+fn relay_closes_idle_connections_after_its_timeout() {
+    let o = lab_sh(
+        r#"
+        $HVSOCK listen vsock:any:5041 --exec cat 2>/dev/null &
+        $HVSOCK relay tcp:127.0.0.1:5040 vsock:1:5041 --timeout 0.5 --count 1 2>$T/r.err &
+        relay=$!
+        ready $T/r.err
+        start=$(date +%s%N)
+        # stdin stays open and silent; the guest's power-off ends the sleep
+        ( sleep 60 | { rc=0; $HVSOCK connect tcp:127.0.0.1:5040 2>$T/c.err || rc=$?; echo "$rc $(date +%s%N)" >$T/done; } ) &
+        i=0; until [ -s $T/done ]; do i=$((i+1)); [ $i -lt 400 ] || exit 9; sleep 0.05; done
+        read rc end <$T/done
+        took=$(( (end - start) / 1000000 ))
+        wait $relay
+        [ $took -lt 5000 ] && echo "closed in time"
+        echo "connect rc=$rc"; grep -c 'idle for the --timeout' $T/r.err; grep '^relay:' $T/r.err
+        "#,
+    );
+    assert_ok(&o);
+    assert_eq!(
+        stdout(&o),
+        "closed in time\nconnect rc=1\n1\nrelay: 1 connections (0 refused, 1 failed), 0 bytes to vsock:1:5041, 0 bytes back\n"
+    );
+}

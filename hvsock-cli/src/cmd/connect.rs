@@ -37,7 +37,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         anyhow::bail!("connect needs somewhere to connect to, not `-`");
     }
     let rt = endpoints::runtime()?;
-    let code = rt.block_on(async {
+    let result = rt.block_on(async {
         let conn = endpoints::connect(&args.endpoint, args.timeout, args.retries).await?;
         let peer = conn.peer.clone();
         match splice(Conn::stdio(), conn, None, &Counters::default(), stdin_is_terminal()).await {
@@ -45,8 +45,8 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             End::Error(e) => Err(anyhow::anyhow!("{peer}: {e}")),
             End::Idle => unreachable!("no idle limit"),
         }
-    })?;
-    // stdin may still be blocked in a read on a terminal: do not wait for it.
+    });
+    // stdin may still be blocked in a read (a terminal, an idle pipe): do not wait for it.
     rt.shutdown_background();
-    Ok(code)
+    result
 }
