@@ -30,7 +30,13 @@ pub struct Conn {
 }
 
 impl Conn {
-    fn vm(stream: AsyncStream, peer: String) -> Conn {
+    /// A socket read and written through one `Arc` (see [`Shared`]).
+    fn shared<T>(stream: T, peer: String) -> Conn
+    where
+        T: Send + Sync + 'static,
+        Shared<T>: AsyncRead + AsyncWrite + Unpin,
+        for<'a> socket2::SockRef<'a>: From<&'a T>,
+    {
         let resetter = socket2::SockRef::from(&stream).try_clone().ok();
         let shared = Arc::new(stream);
         Conn {
@@ -44,15 +50,7 @@ impl Conn {
 
     fn tcp(stream: tokio::net::TcpStream, peer: String) -> Conn {
         let _ = stream.set_nodelay(true);
-        let resetter = socket2::SockRef::from(&stream).try_clone().ok();
-        let shared = Arc::new(stream);
-        Conn {
-            reader: Box::new(Shared(shared.clone())),
-            writer: Box::new(Shared(shared)),
-            resetter,
-            peer,
-            stops_reading_ok: false,
-        }
+        Conn::shared(stream, peer)
     }
 
     /// This process's standard input and output.
@@ -154,7 +152,7 @@ pub async fn connect(ep: &Endpoint, timeout: Duration, retries: u32) -> anyhow::
                     r => break r.map_err(|e| socket_error(format!("cannot connect to {addr}"), e))?,
                 }
             };
-            Conn::vm(stream, addr.to_string())
+            Conn::shared(stream, addr.to_string())
         }
         Endpoint::Tcp(host, port) => {
             let stream =
@@ -241,7 +239,7 @@ impl Listener {
         Ok(match self {
             Listener::Vm(l) => {
                 let (s, peer) = l.accept().await?;
-                Conn::vm(s, peer.to_string())
+                Conn::shared(s, peer.to_string())
             }
             Listener::Tcp(l) => {
                 let (s, peer) = l.accept().await?;

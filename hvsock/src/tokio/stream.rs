@@ -130,64 +130,6 @@ impl AsyncStream {
     }
 }
 
-impl AsyncRead for AsyncStream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        self.poll_read_priv(cx, buf)
-    }
-}
-
-impl AsyncWrite for AsyncStream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.poll_write_priv(cx, buf)
-    }
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.poll_write_vectored_priv(cx, bufs)
-    }
-    fn is_write_vectored(&self) -> bool {
-        true
-    }
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(self.shutdown_write())
-    }
-}
-
-/// Shared use, like std's `Read for &TcpStream`: reads and writes from several places at once
-/// (through an `Arc`, say), with no half-close on drop.
-impl AsyncRead for &AsyncStream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        self.poll_read_priv(cx, buf)
-    }
-}
-
-impl AsyncWrite for &AsyncStream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.poll_write_priv(cx, buf)
-    }
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        self.poll_write_vectored_priv(cx, bufs)
-    }
-    fn is_write_vectored(&self) -> bool {
-        true
-    }
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(self.shutdown_write())
-    }
-}
-
 /// The read half of [`AsyncStream::split`].
 #[derive(Debug)]
 pub struct ReadHalf<'a>(&'a AsyncStream);
@@ -236,24 +178,37 @@ impl Drop for OwnedWriteHalf {
     }
 }
 
-macro_rules! read_half {
-    ($ty:ty, $($get:tt)+) => {
+/// The stream, its borrowed and owned halves, and `&AsyncStream` (shared use, like std's
+/// `Read for &TcpStream`, with no half-close on drop) all read and write through one stream.
+macro_rules! read_impl {
+    ($ty:ty, |$s:ident| $get:expr) => {
         impl AsyncRead for $ty {
-            fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-                self.$($get)+.poll_read_priv(cx, buf)
+            fn poll_read(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &mut ReadBuf<'_>,
+            ) -> Poll<io::Result<()>> {
+                let $s = &*self;
+                $get.poll_read_priv(cx, buf)
             }
         }
     };
 }
 
-macro_rules! write_half {
-    ($ty:ty, $($get:tt)+) => {
+macro_rules! write_impl {
+    ($ty:ty, |$s:ident| $get:expr) => {
         impl AsyncWrite for $ty {
             fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-                self.$($get)+.poll_write_priv(cx, buf)
+                let $s = &*self;
+                $get.poll_write_priv(cx, buf)
             }
-            fn poll_write_vectored(self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> Poll<io::Result<usize>> {
-                self.$($get)+.poll_write_vectored_priv(cx, bufs)
+            fn poll_write_vectored(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                bufs: &[IoSlice<'_>],
+            ) -> Poll<io::Result<usize>> {
+                let $s = &*self;
+                $get.poll_write_vectored_priv(cx, bufs)
             }
             fn is_write_vectored(&self) -> bool {
                 true
@@ -262,13 +217,18 @@ macro_rules! write_half {
                 Poll::Ready(Ok(()))
             }
             fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-                Poll::Ready(self.$($get)+.shutdown_write())
+                let $s = &*self;
+                Poll::Ready($get.shutdown_write())
             }
         }
     };
 }
 
-read_half!(ReadHalf<'_>, 0);
-write_half!(WriteHalf<'_>, 0);
-read_half!(OwnedReadHalf, 0);
-write_half!(OwnedWriteHalf, stream);
+read_impl!(AsyncStream, |s| s);
+write_impl!(AsyncStream, |s| s);
+read_impl!(&AsyncStream, |s| *s);
+write_impl!(&AsyncStream, |s| *s);
+read_impl!(ReadHalf<'_>, |s| s.0);
+write_impl!(WriteHalf<'_>, |s| s.0);
+read_impl!(OwnedReadHalf, |s| s.0);
+write_impl!(OwnedWriteHalf, |s| s.stream);
