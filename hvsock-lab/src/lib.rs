@@ -23,12 +23,18 @@ mod guest;
 #[cfg(target_os = "linux")]
 mod runner;
 #[cfg(target_os = "linux")]
+mod scenario;
+#[cfg(target_os = "linux")]
 mod spec;
+#[cfg(target_os = "linux")]
+pub mod switch;
 
 #[cfg(target_os = "linux")]
 pub use guest::init_if_guest;
 #[cfg(target_os = "linux")]
 pub use runner::{Lab, LabError};
+#[cfg(target_os = "linux")]
+pub use scenario::{Outcome, Scenario};
 
 /// Elsewhere there is no guest to be: nothing to do.
 #[cfg(not(target_os = "linux"))]

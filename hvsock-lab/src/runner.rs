@@ -16,6 +16,14 @@ use crate::spec::{Files, Spec, DIR_PARAM, STDIN_END};
 /// and the netlink listing that `ss -f vsock` and `hvsock list` read.
 const MODULES: [&str; 4] =
     ["vsock.ko", "vmw_vsock_virtio_transport_common.ko", "vsock_loopback.ko", "vsock_diag.ko"];
+/// A guest with a virtio-vsock device also loads the guest transport.
+pub(crate) const DEVICE_MODULES: [&str; 5] = [
+    "vsock.ko",
+    "vmw_vsock_virtio_transport_common.ko",
+    "vmw_vsock_virtio_transport.ko",
+    "vsock_loopback.ko",
+    "vsock_diag.ko",
+];
 const UML_BINARY: &str = "linux.uml";
 const POLL: Duration = Duration::from_millis(10);
 
@@ -47,7 +55,7 @@ pub enum LabError {
     },
 }
 
-fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> LabError {
+pub(crate) fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> LabError {
     let what = what.into();
     move |source| LabError::Io { what, source }
 }
@@ -63,8 +71,8 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> LabError {
 /// ```
 #[derive(Clone, Debug)]
 pub struct Lab {
-    init: PathBuf,
-    timeout: Option<Duration>,
+    pub(crate) init: PathBuf,
+    pub(crate) timeout: Option<Duration>,
     memory_mib: u32,
     forward_stdin: bool,
 }
@@ -99,21 +107,10 @@ impl Lab {
     /// signal N ended it).
     pub fn run(&self, argv: &[OsString]) -> Result<i32, LabError> {
         let uml = find_uml()?;
-        let modules = find_modules(&uml)?;
+        let modules = find_modules(&uml, &MODULES)?;
         let dir = make_dir()?;
         let files = Files::new(&dir);
-        let spec = Spec {
-            argv: argv.to_vec(),
-            cwd: std::env::current_dir().map_err(io_err("cannot read the working directory"))?,
-            env: std::env::vars_os().chain([("HVSOCK_LAB_GUEST".into(), "1".into())]).collect(),
-            modules,
-        };
-        let json = serde_json::to_vec(&spec).expect("a spec always serialises");
-        fs::write(&files.spec, json).map_err(io_err(format!("cannot write {}", files.spec.display())))?;
-        for p in [&files.stdout, &files.stderr] {
-            File::create(p).map_err(io_err(format!("cannot create {}", p.display())))?;
-        }
-        fs::create_dir(&files.stdin_dir).map_err(io_err("cannot create the stdin directory"))?;
+        prepare(&files, argv, modules, &[])?;
         if self.forward_stdin {
             let stdin_dir = files.stdin_dir.clone();
             thread::spawn(move || forward_stdin(&stdin_dir));
@@ -122,7 +119,7 @@ impl Lab {
                 .map_err(io_err("cannot close the guest's stdin"))?;
         }
 
-        let child = self.boot(&uml, &dir, &files)?;
+        let child = self.boot(&uml, &dir, &files, &[])?;
         let result = self.supervise(child, &files);
         // A guest that died unexplained leaves its console for a look; all else is cleaned up.
         if !matches!(result, Err(LabError::GuestDied(_))) && std::env::var_os("HVSOCK_LAB_KEEP").is_none() {
@@ -131,7 +128,13 @@ impl Lab {
         result
     }
 
-    fn boot(&self, uml: &Path, dir: &Path, files: &Files) -> Result<Child, LabError> {
+    pub(crate) fn boot(
+        &self,
+        uml: &Path,
+        dir: &Path,
+        files: &Files,
+        extra: &[String],
+    ) -> Result<Child, LabError> {
         let console = File::create(&files.console).map_err(io_err("cannot create the console log"))?;
         let console2 = console.try_clone().map_err(io_err("cannot create the console log"))?;
         let mut cmd = Command::new(uml);
@@ -142,6 +145,7 @@ impl Lab {
             // The kernel console goes to the log; the command's output has files of its own.
             .args(["con=null", "con0=null,fd:1", "ssl=null", "umid=guest"])
             .arg(format!("uml_dir={}", dir.display()))
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(console)
             .stderr(console2)
@@ -173,34 +177,93 @@ impl Lab {
         if !exited {
             return Err(LabError::TimedOut(self.timeout.unwrap_or_default()));
         }
-        let status = fs::read_to_string(&files.status).unwrap_or_default();
-        if let Some(code) = status.strip_prefix("exit ") {
-            return code.trim().parse().map_err(|_| LabError::Init(format!("unreadable status `{status}`")));
-        }
-        if let Some(msg) = status.strip_prefix("init-error: ") {
-            return Err(LabError::Init(msg.trim().to_string()));
-        }
-        Err(LabError::GuestDied(files.console.clone()))
+        read_status(files)
     }
 }
 
-/// Copies what the guest appends to a file to one of our outputs.
-struct Tail {
+/// Writes a guest's spec and the empty files it appends to.
+pub(crate) fn prepare(
+    files: &Files,
+    argv: &[OsString],
+    modules: Vec<PathBuf>,
+    env: &[(OsString, OsString)],
+) -> Result<(), LabError> {
+    let spec = Spec {
+        argv: argv.to_vec(),
+        cwd: std::env::current_dir().map_err(io_err("cannot read the working directory"))?,
+        env: std::env::vars_os()
+            .chain([("HVSOCK_LAB_GUEST".into(), "1".into())])
+            .chain(env.iter().cloned())
+            .collect(),
+        modules,
+    };
+    let json = serde_json::to_vec(&spec).expect("a spec always serialises");
+    fs::write(&files.spec, json).map_err(io_err(format!("cannot write {}", files.spec.display())))?;
+    for p in [&files.stdout, &files.stderr] {
+        File::create(p).map_err(io_err(format!("cannot create {}", p.display())))?;
+    }
+    fs::create_dir(&files.stdin_dir).map_err(io_err("cannot create the stdin directory"))
+}
+
+/// How the guest's command ended, from the status file its init wrote last.
+pub(crate) fn read_status(files: &Files) -> Result<i32, LabError> {
+    let status = fs::read_to_string(&files.status).unwrap_or_default();
+    if let Some(code) = status.strip_prefix("exit ") {
+        return code.trim().parse().map_err(|_| LabError::Init(format!("unreadable status `{status}`")));
+    }
+    if let Some(msg) = status.strip_prefix("init-error: ") {
+        return Err(LabError::Init(msg.trim().to_string()));
+    }
+    Err(LabError::GuestDied(files.console.clone()))
+}
+
+/// Copies what the guest appends to a file to one of our outputs, each line prefixed when
+/// several guests share the terminal.
+pub(crate) struct Tail {
     file: File,
     to: Box<dyn Write>,
     buf: Vec<u8>,
+    prefix: Option<String>,
+    partial: Vec<u8>,
 }
 
 impl Tail {
-    fn open(path: &Path, to: Box<dyn Write>) -> Result<Tail, LabError> {
+    pub(crate) fn open(path: &Path, to: Box<dyn Write>) -> Result<Tail, LabError> {
         let file = File::open(path).map_err(io_err(format!("cannot open {}", path.display())))?;
-        Ok(Tail { file, to, buf: vec![0; 64 * 1024] })
+        Ok(Tail { file, to, buf: vec![0; 64 * 1024], prefix: None, partial: Vec::new() })
     }
 
-    fn pump(&mut self) {
+    pub(crate) fn prefixed(mut self, prefix: String) -> Tail {
+        self.prefix = Some(prefix);
+        self
+    }
+
+    pub(crate) fn pump(&mut self) {
         while let Ok(n @ 1..) = self.file.read(&mut self.buf) {
             // A reader that went away (`| head`) must not stop the guest's run.
-            let _ = self.to.write_all(&self.buf[..n]);
+            match &self.prefix {
+                None => drop(self.to.write_all(&self.buf[..n])),
+                Some(prefix) => {
+                    self.partial.extend_from_slice(&self.buf[..n]);
+                    while let Some(end) = self.partial.iter().position(|&b| b == b'\n') {
+                        let line: Vec<u8> = self.partial.drain(..=end).collect();
+                        let _ = self.to.write_all(prefix.as_bytes());
+                        let _ = self.to.write_all(&line);
+                    }
+                }
+            }
+        }
+        let _ = self.to.flush();
+    }
+
+    /// The last line, if it had no newline.
+    pub(crate) fn finish(&mut self) {
+        self.pump();
+        if let (Some(prefix), false) = (&self.prefix, self.partial.is_empty()) {
+            let _ = self.to.write_all(prefix.as_bytes());
+            let _ = self.to.write_all(&self.partial);
+            let _ = self.to.write_all(b"\n");
+            self.partial.clear();
         }
         let _ = self.to.flush();
     }
@@ -224,7 +287,7 @@ fn forward_stdin(dir: &Path) {
 }
 
 /// `HVSOCK_UML` names a `linux.uml` to use instead of the one on PATH.
-fn find_uml() -> Result<PathBuf, LabError> {
+pub(crate) fn find_uml() -> Result<PathBuf, LabError> {
     if let Some(uml) = std::env::var_os("HVSOCK_UML") {
         let uml = PathBuf::from(uml);
         return if uml.is_file() { Ok(uml) } else { Err(LabError::NoUml) };
@@ -238,7 +301,7 @@ fn find_uml() -> Result<PathBuf, LabError> {
 }
 
 /// The modules must be the running UML kernel's own version.
-fn find_modules(uml: &Path) -> Result<Vec<PathBuf>, LabError> {
+pub(crate) fn find_modules(uml: &Path, names: &[&str]) -> Result<Vec<PathBuf>, LabError> {
     let out = Command::new(uml)
         .arg("--version")
         .stdin(Stdio::null())
@@ -246,7 +309,7 @@ fn find_modules(uml: &Path) -> Result<Vec<PathBuf>, LabError> {
         .map_err(io_err(format!("cannot run {} --version", uml.display())))?;
     let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let dir = Path::new("/usr/lib/uml/modules").join(&version).join("kernel/net/vmw_vsock");
-    MODULES
+    names
         .iter()
         .map(|m| {
             let p = dir.join(m);
@@ -259,7 +322,7 @@ fn find_modules(uml: &Path) -> Result<Vec<PathBuf>, LabError> {
         .collect()
 }
 
-fn make_dir() -> Result<PathBuf, LabError> {
+pub(crate) fn make_dir() -> Result<PathBuf, LabError> {
     static SEQ: AtomicU32 = AtomicU32::new(0);
     let dir = std::env::temp_dir().join(format!(
         "hvsock-lab-{}-{}",

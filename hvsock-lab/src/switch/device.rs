@@ -1,0 +1,351 @@
+//! One guest's virtio-vsock device, as seen by its vhost-user frontend (the UML kernel).
+//!
+//! We answer the handful of vhost-user control messages ourselves: rust-vmm's `vhost` crate
+//! rejects UML 6.1's SET_MEM_TABLE (its payload always has room for two regions). We offer the
+//! BACKEND_REQ protocol feature (UML only wires the device's interrupt then) and keep the pipe
+//! it hands over open for the whole session, and CONFIG (the guest reads its CID from it).
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+
+use virtio_queue::{Queue, QueueT};
+use vm_memory::{FileOffset, GuestAddress, GuestMemoryMmap};
+
+use super::packet::Packet;
+
+const GET_FEATURES: u32 = 1;
+const SET_FEATURES: u32 = 2;
+const SET_MEM_TABLE: u32 = 5;
+const SET_VRING_NUM: u32 = 8;
+const SET_VRING_ADDR: u32 = 9;
+const SET_VRING_BASE: u32 = 10;
+const GET_VRING_BASE: u32 = 11;
+const SET_VRING_KICK: u32 = 12;
+const SET_VRING_CALL: u32 = 13;
+const GET_PROTOCOL_FEATURES: u32 = 15;
+const SET_PROTOCOL_FEATURES: u32 = 16;
+const GET_QUEUE_NUM: u32 = 17;
+const SET_BACKEND_REQ_FD: u32 = 21;
+const GET_CONFIG: u32 = 24;
+
+const VERSION: u32 = 0x1;
+const REPLY: u32 = 0x4;
+const F_VERSION_1: u64 = 1 << 32;
+const F_PROTOCOL_FEATURES: u64 = 1 << 30;
+const PROTOCOL_F_BACKEND_REQ: u64 = 1 << 5;
+const PROTOCOL_F_CONFIG: u64 = 1 << 9;
+const VRING_NOFD: u64 = 0x100;
+
+pub const RX: usize = 0;
+pub const TX: usize = 1;
+pub const EVENT: usize = 2;
+
+#[derive(Default)]
+struct Ring {
+    size: u16,
+    desc: u64,
+    avail: u64,
+    used: u64,
+    base: u16,
+    kick: Option<File>,
+    call: Option<File>,
+    queue: Option<Queue>,
+}
+
+struct Region {
+    guest: u64,
+    user: u64,
+    size: u64,
+}
+
+/// A guest's device: control socket, memory, queues, and the packets waiting for its RX queue.
+pub struct Device {
+    pub cid: u64,
+    ctl: UnixStream,
+    mem: Option<GuestMemoryMmap>,
+    regions: Vec<Region>,
+    rings: [Ring; 3],
+    /// UML drops the device when this pipe closes: held, never used.
+    _backend_req: Option<OwnedFd>,
+    /// Packets for this guest that its RX queue has had no room for yet.
+    pub rx_pending: VecDeque<Packet>,
+}
+
+impl Device {
+    pub fn new(cid: u64, ctl: UnixStream) -> Device {
+        Device {
+            cid,
+            ctl,
+            mem: None,
+            regions: Vec::new(),
+            rings: Default::default(),
+            _backend_req: None,
+            rx_pending: VecDeque::new(),
+        }
+    }
+
+    pub fn ctl_fd(&self) -> RawFd {
+        self.ctl.as_raw_fd()
+    }
+
+    pub fn kick_fd(&self, ring: usize) -> Option<RawFd> {
+        self.rings[ring].kick.as_ref().map(|f| f.as_raw_fd())
+    }
+
+    /// Consumes a kick (eventfd counter).
+    pub fn drain_kick(&mut self, ring: usize) {
+        if let Some(kick) = &mut self.rings[ring].kick {
+            let mut n = [0u8; 8];
+            let _ = kick.read(&mut n);
+        }
+    }
+
+    /// One control message; `Err` when the frontend is gone (the guest died or shut down).
+    pub fn handle_control(&mut self) -> io::Result<()> {
+        let mut hdr = [0u8; 12];
+        let fds = recv_with_fds(&self.ctl, &mut hdr)?;
+        let request = u32::from_le_bytes(hdr[0..4].try_into().unwrap());
+        let size = u32::from_le_bytes(hdr[8..12].try_into().unwrap()) as usize;
+        if size > 4096 {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "vhost-user payload too large"));
+        }
+        let mut payload = vec![0u8; size];
+        (&self.ctl).read_exact(&mut payload)?;
+        let u32_at =
+            |at: usize| payload.get(at..at + 4).map_or(0, |b| u32::from_le_bytes(b.try_into().unwrap()));
+        let u64_at =
+            |at: usize| payload.get(at..at + 8).map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap()));
+        let mut fds = fds.into_iter();
+        match request {
+            GET_FEATURES => self.reply_u64(request, F_VERSION_1 | F_PROTOCOL_FEATURES)?,
+            GET_PROTOCOL_FEATURES => self.reply_u64(request, PROTOCOL_F_BACKEND_REQ | PROTOCOL_F_CONFIG)?,
+            GET_QUEUE_NUM => self.reply_u64(request, 3)?,
+            SET_BACKEND_REQ_FD => self._backend_req = fds.next(),
+            SET_MEM_TABLE => {
+                // UML sends room for two regions and says how many it filled.
+                let n = u32_at(0) as usize;
+                let mut ranges = Vec::new();
+                self.regions.clear();
+                for i in 0..n {
+                    let at = 8 + i * 32;
+                    let (guest, size, user, offset) =
+                        (u64_at(at), u64_at(at + 8), u64_at(at + 16), u64_at(at + 24));
+                    let fd = fds
+                        .next()
+                        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "region without fd"))?;
+                    ranges.push((
+                        GuestAddress(guest),
+                        size as usize,
+                        Some(FileOffset::new(File::from(fd), offset)),
+                    ));
+                    self.regions.push(Region { guest, user, size });
+                }
+                self.mem = Some(
+                    GuestMemoryMmap::from_ranges_with_files(ranges)
+                        .map_err(|e| io::Error::other(format!("cannot map guest memory: {e}")))?,
+                );
+            }
+            SET_VRING_NUM => self.ring(u32_at(0))?.size = u32_at(4) as u16,
+            SET_VRING_BASE => self.ring(u32_at(0))?.base = u32_at(4) as u16,
+            SET_VRING_ADDR => {
+                let (desc, used, avail) =
+                    (self.to_guest(u64_at(8)), self.to_guest(u64_at(16)), self.to_guest(u64_at(24)));
+                let ring = self.ring(u32_at(0))?;
+                (ring.desc, ring.used, ring.avail) = (desc, used, avail);
+            }
+            GET_VRING_BASE => {
+                let index = u32_at(0);
+                let ring = self.ring(index)?;
+                let base = ring.queue.take().map_or(ring.base, |q| q.next_avail());
+                let mut body = index.to_le_bytes().to_vec();
+                body.extend_from_slice(&(base as u32).to_le_bytes());
+                self.reply(request, &body)?;
+            }
+            SET_VRING_KICK | SET_VRING_CALL => {
+                let v = u64_at(0);
+                let fd = if v & VRING_NOFD == 0 { fds.next().map(File::from) } else { None };
+                let index = (v & 0xff) as u32;
+                if request == SET_VRING_KICK {
+                    self.ring(index)?.kick = fd;
+                    self.start_queue(index as usize)?;
+                } else {
+                    self.ring(index)?.call = fd;
+                }
+            }
+            GET_CONFIG => {
+                // virtio_vsock_config: le64 guest_cid.
+                let (offset, len) = (u32_at(0) as usize, u32_at(4) as usize);
+                let mut config = vec![0u8; offset + len];
+                let cid = self.cid.to_le_bytes();
+                for (i, b) in config.iter_mut().enumerate().take(8) {
+                    *b = cid[i];
+                }
+                let mut body = payload[..12].to_vec();
+                body.extend_from_slice(&config[offset..]);
+                self.reply(request, &body)?;
+            }
+            // SET_OWNER, SET_FEATURES, SET_PROTOCOL_FEATURES, SET_VRING_ENABLE, SET_VRING_ERR,
+            // SET_CONFIG and the rest need no action from a device that offers nothing else.
+            SET_FEATURES | SET_PROTOCOL_FEATURES | _ => {}
+        }
+        Ok(())
+    }
+
+    fn ring(&mut self, index: u32) -> io::Result<&mut Ring> {
+        self.rings
+            .get_mut(index as usize)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("no queue {index}")))
+    }
+
+    /// Frontend (UML) addresses to guest-physical ones; UML makes them equal, but say it.
+    fn to_guest(&self, user: u64) -> u64 {
+        self.regions
+            .iter()
+            .find(|r| user >= r.user && user < r.user + r.size)
+            .map_or(user, |r| r.guest + (user - r.user))
+    }
+
+    fn start_queue(&mut self, index: usize) -> io::Result<()> {
+        let mem = self
+            .mem
+            .as_ref()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "kick before memory"))?;
+        let ring = &mut self.rings[index];
+        let mut q = Queue::new(256).map_err(|e| io::Error::other(e.to_string()))?;
+        q.set_size(ring.size);
+        let split = |a: u64| (Some(a as u32), Some((a >> 32) as u32));
+        let (lo, hi) = split(ring.desc);
+        q.set_desc_table_address(lo, hi);
+        let (lo, hi) = split(ring.avail);
+        q.set_avail_ring_address(lo, hi);
+        let (lo, hi) = split(ring.used);
+        q.set_used_ring_address(lo, hi);
+        q.set_next_avail(ring.base);
+        q.set_ready(true);
+        if !q.is_valid(mem) {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("queue {index} is not valid")));
+        }
+        ring.queue = Some(q);
+        Ok(())
+    }
+
+    /// Every packet the guest has queued for sending.
+    pub fn take_tx(&mut self) -> Vec<Packet> {
+        let (Some(mem), Some(q)) = (self.mem.as_ref(), self.rings[TX].queue.as_mut()) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut used = false;
+        while let Some(mut chain) = q.pop_descriptor_chain(mem) {
+            let head = chain.head_index();
+            if let Some(p) = Packet::from_tx(mem, &mut chain) {
+                out.push(p);
+            }
+            let _ = q.add_used(mem, head, 0);
+            used = true;
+        }
+        if used {
+            signal(&mut self.rings[TX]);
+        }
+        out
+    }
+
+    /// Moves pending packets into the guest's RX buffers, splitting payloads to what each
+    /// buffer takes; what does not fit waits for the next RX kick.
+    pub fn flush_rx(&mut self) {
+        let (Some(mem), Some(q)) = (self.mem.as_ref(), self.rings[RX].queue.as_mut()) else { return };
+        let mut used = false;
+        while let Some(front) = self.rx_pending.front_mut() {
+            let Some(mut chain) = q.pop_descriptor_chain(mem) else { break };
+            let head = chain.head_index();
+            match front.write_rx(mem, &mut chain) {
+                Some((len, taken)) => {
+                    let _ = q.add_used(mem, head, len);
+                    if taken < front.data.len() {
+                        front.data.drain(..taken);
+                    } else {
+                        self.rx_pending.pop_front();
+                    }
+                }
+                None => {
+                    let _ = q.add_used(mem, head, 0);
+                }
+            }
+            used = true;
+        }
+        if used {
+            signal(&mut self.rings[RX]);
+        }
+    }
+
+    /// Event-queue buffers are for transport resets, which we never send: give none back.
+    pub fn drain_event(&mut self) {}
+
+    fn reply_u64(&mut self, request: u32, v: u64) -> io::Result<()> {
+        self.reply(request, &v.to_le_bytes())
+    }
+
+    fn reply(&mut self, request: u32, body: &[u8]) -> io::Result<()> {
+        let mut msg = Vec::with_capacity(12 + body.len());
+        msg.extend_from_slice(&request.to_le_bytes());
+        msg.extend_from_slice(&(VERSION | REPLY).to_le_bytes());
+        msg.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        msg.extend_from_slice(body);
+        (&self.ctl).write_all(&msg)
+    }
+}
+
+/// The guest's interrupt: UML's call "eventfd" is a pipe reading 8 bytes at a time.
+fn signal(ring: &mut Ring) {
+    if let Some(call) = &mut ring.call {
+        let _ = call.write(&1u64.to_ne_bytes());
+    }
+}
+
+/// Reads exactly `buf.len()` bytes, collecting the fds that arrive with them.
+fn recv_with_fds(sock: &UnixStream, buf: &mut [u8]) -> io::Result<Vec<OwnedFd>> {
+    let mut fds = Vec::new();
+    let mut got = 0;
+    while got < buf.len() {
+        let mut cmsg = [0u64; 64]; // room for 8+ fds, aligned
+        let mut iov = libc::iovec { iov_base: buf[got..].as_mut_ptr().cast(), iov_len: buf.len() - got };
+        // SAFETY: msghdr points at our iovec and cmsg buffer, both alive for the call.
+        let n = unsafe {
+            let mut msg: libc::msghdr = std::mem::zeroed();
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = cmsg.as_mut_ptr().cast();
+            msg.msg_controllen = std::mem::size_of_val(&cmsg);
+            let n = libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC);
+            if n > 0 {
+                let mut c = libc::CMSG_FIRSTHDR(&msg);
+                while !c.is_null() {
+                    if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                        let data = libc::CMSG_DATA(c) as *const RawFd;
+                        let count = ((*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize)
+                            / std::mem::size_of::<RawFd>();
+                        for i in 0..count {
+                            fds.push(OwnedFd::from_raw_fd(std::ptr::read_unaligned(data.add(i))));
+                        }
+                    }
+                    c = libc::CMSG_NXTHDR(&msg, c);
+                }
+            }
+            n
+        };
+        match n {
+            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+            n if n < 0 => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+            n => got += n as usize,
+        }
+    }
+    Ok(fds)
+}
