@@ -53,6 +53,12 @@ impl Conn {
         Conn::shared(stream, peer)
     }
 
+    #[cfg(unix)]
+    fn unix(stream: tokio::net::UnixStream, peer: String) -> Conn {
+        let (r, w) = stream.into_split();
+        Conn { reader: Box::new(r), writer: Box::new(w), resetter: None, peer, stops_reading_ok: false }
+    }
+
     /// This process's standard input and output.
     pub fn stdio() -> Conn {
         Conn {
@@ -166,14 +172,21 @@ pub async fn connect(ep: &Endpoint, timeout: Duration, retries: u32) -> anyhow::
         Endpoint::Unix(path) => {
             let stream =
                 tokio::net::UnixStream::connect(path).await.map_err(|e| socket_error(action(), e))?;
-            let (r, w) = stream.into_split();
-            Conn {
-                reader: Box::new(r),
-                writer: Box::new(w),
-                resetter: None,
-                peer: ep.to_string(),
-                stops_reading_ok: false,
-            }
+            Conn::unix(stream, ep.to_string())
+        }
+        #[cfg(unix)]
+        Endpoint::Hybrid(path, port) => {
+            let mut attempt = 0;
+            let (stream, _) = loop {
+                match hvsock::hybrid::tokio::connect(path, *port, Some(timeout)).await {
+                    Err(e) if attempt < retries && retryable(&e) => {
+                        attempt += 1;
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    r => break r.map_err(|e| anyhow::anyhow!("{}: {e}", action()))?,
+                }
+            };
+            Conn::unix(stream, ep.to_string())
         }
         Endpoint::Stdio => Conn::stdio(),
         #[allow(unreachable_patterns)]
@@ -182,9 +195,10 @@ pub async fn connect(ep: &Endpoint, timeout: Duration, retries: u32) -> anyhow::
     Ok(conn)
 }
 
+/// Not there yet: nothing listening, a socket file not created yet, no answer yet.
 fn retryable(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::*;
-    matches!(e.kind(), ConnectionRefused | ConnectionReset | TimedOut)
+    matches!(e.kind(), ConnectionRefused | ConnectionReset | TimedOut | NotFound)
 }
 
 /// A listening endpoint.
@@ -213,10 +227,19 @@ impl Listener {
                     .map_err(|e| socket_error(action(), e))?,
             ),
             #[cfg(unix)]
-            Endpoint::Unix(path) => {
-                Listener::Unix(tokio::net::UnixListener::bind(path).map_err(|e| socket_error(action(), e))?)
+            Endpoint::Unix(path) => Listener::Unix(
+                hvsock::hybrid::remove_stale(path)
+                    .and_then(|()| tokio::net::UnixListener::bind(path))
+                    .map_err(|e| socket_error(action(), e))?,
+            ),
+            // The guest's connections to host port PORT arrive at UDS_PATH_PORT.
+            #[cfg(unix)]
+            Endpoint::Hybrid(path, port) => Listener::Unix(
+                hvsock::hybrid::tokio::listen(path, *port).map_err(|e| socket_error(action(), e))?,
+            ),
+            Endpoint::Stdio => {
+                anyhow::bail!("`-` cannot listen: give a vsock:, hv:, hybrid:, tcp: or unix: endpoint")
             }
-            Endpoint::Stdio => anyhow::bail!("`-` cannot listen: give a vsock:, hv:, tcp: or unix: endpoint"),
             #[allow(unreachable_patterns)]
             _ => anyhow::bail!("{ep}: not supported on this platform"),
         })
@@ -248,15 +271,7 @@ impl Listener {
             #[cfg(unix)]
             Listener::Unix(l) => {
                 let (s, _) = l.accept().await?;
-                let peer = "unix peer".to_string();
-                let (r, w) = s.into_split();
-                Conn {
-                    reader: Box::new(r),
-                    writer: Box::new(w),
-                    resetter: None,
-                    peer,
-                    stops_reading_ok: false,
-                }
+                Conn::unix(s, "unix peer".to_string())
             }
         })
     }

@@ -10,6 +10,7 @@
 //!   [`Connector`] for timeouts, retries and options before connecting.
 //! - [`info`]: what this machine offers (transports, hypervisor, VM ID, Winsock catalog);
 //!   [`registry`] (Windows): Hyper-V service registration.
+//! - [`hybrid`] (Unix): the host side of Firecracker-style VMs, `CONNECT <port>` over a Unix socket.
 //! - [`diag`] (Linux): the machine's vsock sockets and their owners, like `ss -f vsock -p`.
 //! - `tokio` (feature `tokio`): `AsyncListener`, `AsyncStream`.
 //!
@@ -29,6 +30,8 @@ mod addr;
 #[cfg(target_os = "linux")]
 pub mod diag;
 mod guid;
+#[cfg(unix)]
+pub mod hybrid;
 pub mod info;
 mod net;
 #[cfg(windows)]

@@ -19,9 +19,10 @@ use crate::splice::{splice, Counters, End};
 Examples:
   echo hello | hvsock connect vsock:3:5000
   hvsock connect hv:parent:19000 < request > answer
-  hvsock connect vsock:lo:5000 --retries 20      # wait for the listener to come up")]
+  hvsock connect vsock:lo:5000 --retries 20      # wait for the listener to come up
+  hvsock connect hybrid:/run/fc/v.sock:52        # Firecracker guest port 52, from the host")]
 pub struct Args {
-    /// Where to connect: vsock:CID:PORT, hv:VMID:SERVICE, tcp:HOST:PORT, unix:PATH
+    /// Where to connect: vsock:CID:PORT, hv:VMID:SERVICE, hybrid:UDS:PORT, tcp:HOST:PORT, unix:PATH
     #[arg(value_name = "ENDPOINT")]
     pub endpoint: Endpoint,
     /// Seconds to wait for each connection attempt

@@ -19,7 +19,7 @@ Examples:
   hvsock listen vsock:any:5000 --keep-open --exec 'cat'        # an echo service
   hvsock listen hv:children:19000 --exec 'tar xf -'")]
 pub struct Args {
-    /// Where to listen: vsock:any:PORT, hv:children:SERVICE, tcp:HOST:PORT, unix:PATH
+    /// Where to listen: vsock:any:PORT, hv:children:SERVICE, hybrid:UDS:PORT (the guest's connections to host PORT), tcp:HOST:PORT, unix:PATH
     #[arg(value_name = "ENDPOINT")]
     pub endpoint: Endpoint,
     /// Serve connections until interrupted instead of just one

@@ -28,9 +28,10 @@ use crate::splice::{splice, Counters, End};
 Examples:
   hvsock relay vsock:any:8000 tcp:127.0.0.1:80            # vsock-proxy's job: guests reach a host service
   hvsock relay tcp:127.0.0.1:2222 vsock:3:22              # ssh into guest CID 3
+  hvsock relay tcp:127.0.0.1:2222 hybrid:/run/fc/v.sock:22   # the same for a Firecracker guest
   hvsock relay vsock:any:8443 'tcp:*:443' --allow-file vsock-proxy.yaml -v")]
 pub struct Args {
-    /// Where to listen: vsock:, hv:, tcp:, unix: endpoint
+    /// Where to listen: vsock:, hv:, hybrid:, tcp:, unix: endpoint
     #[arg(value_name = "FROM")]
     pub from: Endpoint,
     /// Where to connect for each client; `*` for the parts a client names (see above)

@@ -28,11 +28,13 @@ pub enum Endpoint {
     Tcp(String, u16),
     /// `unix:PATH`.
     Unix(PathBuf),
+    /// `hybrid:UDS_PATH:PORT`: guest port PORT behind a Firecracker-style VM's Unix socket.
+    Hybrid(PathBuf, u32),
     /// `-`: standard input and output.
     Stdio,
 }
 
-const KINDS: &str = "expected vsock:, hv:, tcp:, unix: or -";
+const KINDS: &str = "expected vsock:, hv:, hybrid:, tcp:, unix: or -";
 
 impl Endpoint {
     /// The VM and service of a `vsock:` or `hv:` endpoint.
@@ -104,7 +106,16 @@ impl FromStr for Endpoint {
             }
             "unix" if rest.is_empty() => Err(bad("missing the path (expected unix:PATH)".into())),
             "unix" => Ok(Endpoint::Unix(PathBuf::from(rest))),
-            "hybrid" => Err(bad("hybrid vsock endpoints are not supported yet".into())),
+            "hybrid" => {
+                let (path, port) = rest
+                    .rsplit_once(':')
+                    .ok_or_else(|| bad("missing the port (expected hybrid:UDS_PATH:PORT)".into()))?;
+                if path.is_empty() {
+                    return Err(bad("missing the Unix socket path (expected hybrid:UDS_PATH:PORT)".into()));
+                }
+                let port = port.parse().map_err(|_| bad(format!("`{port}` is not a vsock port")))?;
+                Ok(Endpoint::Hybrid(PathBuf::from(path), port))
+            }
             other => Err(bad(format!("unknown kind `{other}:` ({KINDS})"))),
         }
     }
@@ -118,6 +129,7 @@ impl fmt::Display for Endpoint {
             Endpoint::Tcp(host, port) if host.contains(':') => write!(f, "tcp:[{host}]:{port}"),
             Endpoint::Tcp(host, port) => write!(f, "tcp:{host}:{port}"),
             Endpoint::Unix(path) => write!(f, "unix:{}", path.display()),
+            Endpoint::Hybrid(path, port) => write!(f, "hybrid:{}:{port}", path.display()),
             Endpoint::Stdio => f.write_str("-"),
         }
     }
@@ -152,6 +164,7 @@ mod tests {
         assert_eq!(ep("tcp:localhost:0"), Endpoint::Tcp("localhost".into(), 0));
         assert_eq!(ep("unix:/run/a:b.sock"), Endpoint::Unix("/run/a:b.sock".into()));
         assert_eq!(ep("-"), Endpoint::Stdio);
+        assert_eq!(ep("hybrid:/run/fc/v.sock:52"), Endpoint::Hybrid("/run/fc/v.sock".into(), 52));
     }
 
     #[test]
@@ -166,6 +179,7 @@ mod tests {
             "tcp:127.0.0.1:80",
             "tcp:[::1]:2222",
             "unix:/tmp/x.sock",
+            "hybrid:/run/fc/v.sock:52",
             "-",
         ] {
             assert_eq!(ep(s).to_string(), s);
@@ -176,7 +190,10 @@ mod tests {
 
     #[test]
     fn errors_name_the_bad_part() {
-        assert_eq!(err("vsock"), "endpoint `vsock`: no kind: expected vsock:, hv:, tcp:, unix: or -");
+        assert_eq!(
+            err("vsock"),
+            "endpoint `vsock`: no kind: expected vsock:, hv:, hybrid:, tcp:, unix: or -"
+        );
         assert!(err("vsok:1:2").contains("unknown kind `vsok:`"));
         assert!(err("vsock:1").contains("missing the port (expected vsock:CID|NAME:PORT)"));
         assert!(err("hv:parent").contains("missing the service (expected hv:VMID|NAME:SERVICE)"));
@@ -186,7 +203,9 @@ mod tests {
         assert!(err("tcp::80").contains("missing the host"));
         assert!(err("tcp:80").contains("missing the port"));
         assert!(err("unix:").contains("missing the path"));
-        assert!(err("hybrid:/tmp/v.sock:52").contains("not supported yet"));
+        assert!(err("hybrid:/tmp/v.sock").contains("missing the port (expected hybrid:UDS_PATH:PORT)"));
+        assert!(err("hybrid:/tmp/v.sock:x").contains("`x` is not a vsock port"));
+        assert!(err("hybrid::52").contains("missing the Unix socket path"));
         assert!(err("vsock:3:ssh").starts_with("endpoint `vsock:3:ssh`: "));
     }
 
