@@ -17,7 +17,6 @@ use vm_memory::{FileOffset, GuestAddress, GuestMemoryMmap};
 use super::packet::Packet;
 
 const GET_FEATURES: u32 = 1;
-const SET_FEATURES: u32 = 2;
 const SET_MEM_TABLE: u32 = 5;
 const SET_VRING_NUM: u32 = 8;
 const SET_VRING_ADDR: u32 = 9;
@@ -26,7 +25,6 @@ const GET_VRING_BASE: u32 = 11;
 const SET_VRING_KICK: u32 = 12;
 const SET_VRING_CALL: u32 = 13;
 const GET_PROTOCOL_FEATURES: u32 = 15;
-const SET_PROTOCOL_FEATURES: u32 = 16;
 const GET_QUEUE_NUM: u32 = 17;
 const SET_BACKEND_REQ_FD: u32 = 21;
 const GET_CONFIG: u32 = 24;
@@ -189,7 +187,7 @@ impl Device {
             }
             // SET_OWNER, SET_FEATURES, SET_PROTOCOL_FEATURES, SET_VRING_ENABLE, SET_VRING_ERR,
             // SET_CONFIG and the rest need no action from a device that offers nothing else.
-            SET_FEATURES | SET_PROTOCOL_FEATURES | _ => {}
+            _ => {}
         }
         Ok(())
     }

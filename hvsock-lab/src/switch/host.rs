@@ -109,7 +109,7 @@ impl HostConn {
     }
 
     /// A packet from the guest for this connection; packets for the guest go to `out`.
-    pub fn from_guest(&mut self, pkt: Packet, out: &mut Vec<Packet>) -> Verdict {
+    pub fn on_guest_packet(&mut self, pkt: Packet, out: &mut Vec<Packet>) -> Verdict {
         self.peer_buf_alloc = pkt.hdr.buf_alloc;
         self.peer_fwd_cnt = pkt.hdr.fwd_cnt;
         match pkt.hdr.op {

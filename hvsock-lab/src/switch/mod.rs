@@ -278,7 +278,7 @@ impl Core {
         let key = (cid, pkt.hdr.src_port, pkt.hdr.dst_port);
         let mut out = Vec::new();
         if let Some(conn) = self.conns.get_mut(&key) {
-            if let Verdict::Close = conn.from_guest(pkt, &mut out) {
+            if let Verdict::Close = conn.on_guest_packet(pkt, &mut out) {
                 self.conns.remove(&key);
             }
         } else if pkt.hdr.op == OP_REQUEST {
@@ -289,7 +289,10 @@ impl Core {
                         HostConn::new(cid, pkt.hdr.src_port, pkt.hdr.dst_port, uds, State::Established);
                     let response = conn.header(OP_RESPONSE);
                     out.push(Packet::control(response));
-                    conn.from_guest(Packet::control(Header { op: OP_CREDIT_UPDATE, ..pkt.hdr }), &mut out);
+                    conn.on_guest_packet(
+                        Packet::control(Header { op: OP_CREDIT_UPDATE, ..pkt.hdr }),
+                        &mut out,
+                    );
                     self.conns.insert(key, conn);
                 }
                 Err(_) => self.reset_for(&pkt),
