@@ -251,7 +251,7 @@ impl Core {
             return self.reset_for(&pkt);
         }
         match pkt.hdr.dst_cid {
-            2 => self.to_host(from, pkt),
+            2 => self.towards_host(from, pkt),
             dst if dst != from && self.guests.get(&dst).is_some_and(|g| g.dev.is_some()) => {
                 let h = &pkt.hdr;
                 let key = if (h.src_cid, h.src_port) < (h.dst_cid, h.dst_port) {
@@ -274,7 +274,7 @@ impl Core {
         }
     }
 
-    fn to_host(&mut self, cid: u64, pkt: Packet) {
+    fn towards_host(&mut self, cid: u64, pkt: Packet) {
         let key = (cid, pkt.hdr.src_port, pkt.hdr.dst_port);
         let mut out = Vec::new();
         if let Some(conn) = self.conns.get_mut(&key) {
