@@ -71,3 +71,22 @@ pub fn in_lab(test_name: &str, body: impl FnOnce()) {
 
 #[cfg(target_os = "linux")]
 pub mod traffic;
+
+/// `hvsock lab run --guest G... --host H...`; `$HVSOCK` is the binary under test everywhere.
+pub fn lab_scenario(guests: &[&str], hosts: &[&str]) -> Output {
+    let mut cmd = Command::new(HVSOCK);
+    cmd.args(["lab", "run", "--timeout", "120"]);
+    for g in guests {
+        cmd.arg("--guest").arg(format!("set -eu; {g}"));
+    }
+    for h in hosts {
+        cmd.arg("--host").arg(format!("set -eu; {h}"));
+    }
+    cmd.env("HVSOCK", HVSOCK).stdin(Stdio::null()).output().expect("run hvsock lab run")
+}
+
+/// The lines one participant (`guest 3`, `host 1`) printed, without their prefix.
+pub fn lines_of(out: &str, who: &str) -> Vec<String> {
+    let prefix = format!("[{who}] ");
+    out.lines().filter_map(|l| l.strip_prefix(&prefix)).map(str::to_string).collect()
+}

@@ -1,0 +1,155 @@
+//! The lab as a host with child VMs: two UML guests on our vsock switch, this machine as their
+//! host through the hybrid sockets.
+#![cfg(target_os = "linux")] // the lab is a Linux guest
+
+mod common;
+use common::{assert_ok, lab_scenario, lines_of, stderr, stdout};
+
+/// A file of `len` pseudo-random bytes in the shared /tmp, and its sha256.
+fn payload(name: &str, len: usize) -> (String, String) {
+    let path = std::env::temp_dir().join(format!("hvsock-switch-{}-{name}", std::process::id()));
+    std::fs::write(&path, common::traffic::data(len as u64, len)).unwrap();
+    let sum = std::process::Command::new("sha256sum").arg(&path).output().unwrap();
+    let sum = String::from_utf8_lossy(&sum.stdout).split_whitespace().next().unwrap().to_string();
+    (path.display().to_string(), sum)
+}
+
+#[test]
+fn sixteen_mib_host_to_guest_and_guest_to_host() {
+    let (file, sum) = payload("16m", 16 << 20);
+    let o = lab_scenario(
+        &[&format!(
+            "$HVSOCK listen vsock:any:5000 > /tmp/$$.in; sha256sum < /tmp/$$.in
+             $HVSOCK connect vsock:2:6000 --retries 100 < {file}; echo sent=$?"
+        )],
+        &[
+            &format!("$HVSOCK connect hybrid:$HVSOCK_LAB_VM3:5000 --retries 100 < {file}; echo sent=$?"),
+            "$HVSOCK listen hybrid:$HVSOCK_LAB_VM3:6000 > /tmp/$$.back; sha256sum < /tmp/$$.back",
+        ],
+    );
+    assert_ok(&o);
+    let out = stdout(&o);
+    assert_eq!(lines_of(&out, "guest 3"), [format!("{sum}  -"), "sent=0".into()], "{out}");
+    assert_eq!(lines_of(&out, "host 1"), ["sent=0"], "{out}");
+    assert_eq!(lines_of(&out, "host 2"), [format!("{sum}  -")], "{out}");
+}
+
+#[test]
+fn guest_to_guest_with_64_kib_and_1_mib_writes() {
+    let (file, sum) = payload("g2g", 8 << 20);
+    let writer = "import socket, sys, time
+w, port, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+data = open(path, 'rb').read()
+for _ in range(100):
+    s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+    try:
+        s.connect((3, port)); break
+    except OSError:
+        s.close(); time.sleep(0.1)
+for i in range(0, len(data), w):
+    s.sendall(data[i:i + w])
+s.shutdown(socket.SHUT_WR)
+s.recv(1)
+print('wrote', len(data), 'in', w, 'byte writes')";
+    let o = lab_scenario(
+        &[
+            "$HVSOCK listen vsock:any:7000 > /tmp/$$.a; sha256sum < /tmp/$$.a
+             $HVSOCK listen vsock:any:7001 > /tmp/$$.b; sha256sum < /tmp/$$.b",
+            &format!(
+                "cat > /tmp/$$.py <<'PY'\n{writer}\nPY\npython3 /tmp/$$.py 65536 7000 {file}; python3 /tmp/$$.py 1048576 7001 {file}"
+            ),
+        ],
+        &[],
+    );
+    assert_ok(&o);
+    let out = stdout(&o);
+    assert_eq!(lines_of(&out, "guest 3"), [format!("{sum}  -"), format!("{sum}  -")], "{out}");
+    assert_eq!(
+        lines_of(&out, "guest 4"),
+        ["wrote 8388608 in 65536 byte writes", "wrote 8388608 in 1048576 byte writes"],
+        "{out}"
+    );
+}
+
+#[test]
+fn half_close_through_the_switch_every_way() {
+    // Each --exec peer reads to end-of-file, then answers: only a half-close gets an answer.
+    let o = lab_scenario(
+        &[
+            "$HVSOCK listen vsock:any:7100 --exec 'n=$(wc -c); echo \"host sent $n\"' &
+             $HVSOCK listen vsock:any:7102 --exec 'n=$(wc -c); echo \"guest 4 sent $n\"' &
+             printf 'from guest 3' | $HVSOCK connect vsock:2:7101 --retries 100
+             wait",
+            "printf 'from guest 4!' | $HVSOCK connect vsock:3:7102 --retries 100",
+        ],
+        &[
+            "printf 'from the host' | $HVSOCK connect hybrid:$HVSOCK_LAB_VM3:7100 --retries 100",
+            "$HVSOCK listen hybrid:$HVSOCK_LAB_VM3:7101 --exec 'n=$(wc -c); echo \"guest 3 sent $n\"' 2>/dev/null",
+        ],
+    );
+    assert_ok(&o);
+    let out = stdout(&o);
+    assert_eq!(lines_of(&out, "host 1"), ["host sent 13"], "{out}");
+    assert_eq!(lines_of(&out, "guest 3"), ["guest 3 sent 12"], "{out}");
+    assert_eq!(lines_of(&out, "guest 4"), ["guest 4 sent 13"], "{out}");
+}
+
+#[test]
+fn resets_for_ports_nobody_listens_on() {
+    // guest 3 is up (its ready port answers) but listens on nothing else.
+    let o = lab_scenario(
+        &[
+            "$HVSOCK listen vsock:any:7990 < /dev/null > /dev/null; sleep 3",
+            "$HVSOCK connect vsock:3:7990 --retries 100 < /dev/null
+             $HVSOCK client 3 7999 2>&1 || echo exit=$?
+             $HVSOCK client parent 7998 2>&1 || echo exit=$?
+             $HVSOCK client 9 7997 2>&1 || echo exit=$?",
+        ],
+        &["sleep 1.5; $HVSOCK connect hybrid:$HVSOCK_LAB_VM3:7996 < /dev/null 2>&1 || echo exit=$?"],
+    );
+    assert_ok(&o);
+    let out = stdout(&o);
+    assert_eq!(
+        lines_of(&out, "guest 4"),
+        [
+            "hvsock: cannot connect to vsock:3:7999: nothing is listening there (os error 104)",
+            "exit=1",
+            "hvsock: cannot connect to vsock:2:7998: nothing is listening there (os error 104)",
+            "exit=1",
+            "hvsock: cannot connect to vsock:9:7997: nothing is listening there (os error 104)",
+            "exit=1",
+        ],
+        "{out}"
+    );
+    let host = lines_of(&out, "host 1");
+    assert!(
+        host[0].contains(
+            "the VM closed the hybrid socket instead of answering: nothing listens on guest port 7996"
+        ),
+        "{out}"
+    );
+    assert_eq!(host[1], "exit=1");
+}
+
+#[test]
+fn a_guest_powering_off_mid_stream_leaves_the_switch_and_others_up() {
+    let o = lab_scenario(
+        &[
+            // takes a stream, then powers off in the middle of it
+            "$HVSOCK listen vsock:any:7200 > /dev/null & sleep 2; echo powering off",
+            "rc=0; head -c 1073741824 /dev/zero | $HVSOCK connect vsock:3:7200 --retries 100 2>/dev/null || rc=$?
+             echo \"stream ended: $rc\"
+             $HVSOCK client parent 7201 --retries 100 --message 'still here'",
+        ],
+        &["$HVSOCK listen hybrid:$HVSOCK_LAB_VM4:7201 --exec 'printf \"Hello: \"; cat' 2>/dev/null"],
+    );
+    assert_ok(&o);
+    let out = stdout(&o);
+    assert_eq!(lines_of(&out, "guest 3"), ["powering off"], "{out}");
+    assert_eq!(
+        lines_of(&out, "guest 4"),
+        ["stream ended: 1", "Connected to 7201, 2", "Hello: still here"],
+        "{out}\n{}",
+        stderr(&o)
+    );
+}
