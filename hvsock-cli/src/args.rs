@@ -46,6 +46,7 @@ pub enum Command {
     Listen(cmd::listen::Args),
     Relay(cmd::relay::Args),
     List(cmd::list::Args),
+    Matrix(cmd::matrix::Args),
     Guid(cmd::guid::Args),
     Addr(cmd::addr::Args),
     Lab(cmd::lab::Args),

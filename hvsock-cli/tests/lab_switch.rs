@@ -153,3 +153,32 @@ fn a_guest_powering_off_mid_stream_leaves_the_switch_and_others_up() {
         stderr(&o)
     );
 }
+
+#[test]
+fn matrix_measures_the_seeds_experiment_cell_by_cell() {
+    let o = common::hvsock(&["matrix", "--json"]);
+    assert_ok(&o);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["platform"], "linux");
+    let o_ = Some(true);
+    let x = Some(false);
+    let na = None;
+    // (server, bind): A by loopback, A by own CID, A -> parent, host -> A, B -> A
+    let expected: [(&str, &str, [Option<bool>; 5], bool); 6] = [
+        ("guest A", "any", [o_, o_, na, o_, o_], false),
+        ("guest A", "loopback", [o_, x, na, x, x], false),
+        ("guest A", "children", [x, x, na, x, x], true),
+        ("guest A", "host CID (2)", [x, x, na, x, x], true),
+        ("guest A", "own CID (3)", [x, o_, na, o_, o_], false),
+        ("host", "hybrid vm3.sock_P", [na, na, o_, na, na], false),
+    ];
+    let rows = v["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), expected.len());
+    for (row, (server, bind, cells, bind_fails)) in rows.iter().zip(expected) {
+        assert_eq!((row["server"].as_str().unwrap(), row["bind"].as_str().unwrap()), (server, bind));
+        for (client, want) in ["a-lo", "a-own", "a-parent", "host-a", "b-a"].iter().zip(cells) {
+            assert_eq!(row["cells"][client].as_bool(), want, "{server} {bind} {client}: {row}");
+        }
+        assert_eq!(row["note"].as_str().unwrap().contains("EADDRNOTAVAIL"), bind_fails, "{row}");
+    }
+}

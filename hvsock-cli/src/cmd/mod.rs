@@ -8,6 +8,7 @@ pub mod info;
 pub mod lab;
 pub mod list;
 pub mod listen;
+pub mod matrix;
 pub mod register;
 pub mod relay;
 pub mod server;
@@ -30,6 +31,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Listen(a) => listen::run(a),
         Command::Relay(a) => relay::run(a),
         Command::List(a) => list::run(a),
+        Command::Matrix(a) => matrix::run(a),
         Command::Services(a) => services::run(a),
         Command::Unregister(a) => unregister::run(a),
     }
