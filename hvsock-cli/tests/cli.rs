@@ -65,7 +65,7 @@ fn bad_arguments_get_one_line_and_exit_2() {
         (&["server", "lo", "http"][..], "`http` is not a service"),
         (&["client", "--timeout", "-3"][..], "`-3` is not a number of seconds"),
         (&["addr", "vsock:1"][..], "missing the port"),
-        (&["addr", "hybrid:/tmp/v.sock:52"][..], "not supported yet"),
+        (&["addr", "hybrid:/tmp/v.sock"][..], "missing the port (expected hybrid:UDS_PATH:PORT)"),
         (&["guid"][..], "required arguments were not provided"),
         (&["frobnicate"][..], "unrecognized subcommand"),
         (&["lab", "run"][..], "required arguments were not provided"),
