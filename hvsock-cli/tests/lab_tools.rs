@@ -65,7 +65,7 @@ fn keep_open_exec_serves_many_and_errors_are_one_line() {
     assert_eq!(
         stdout(&o),
         "ONE\nTWO\nTHREE\nrc=1\nhvsock: cannot connect to vsock:1:5999: nothing is listening there (os error 104)\n\
-         rc=1\nhvsock: `-` cannot listen: give a vsock:, hv:, tcp: or unix: endpoint\n"
+         rc=1\nhvsock: `-` cannot listen: give a vsock:, hv:, hybrid:, tcp: or unix: endpoint\n"
     );
 }
 
