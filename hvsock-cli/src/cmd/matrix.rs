@@ -1,5 +1,6 @@
 //! `hvsock matrix`: the seed's experiment — which bind accepts a connection from where.
 
+#[cfg(target_os = "linux")]
 use serde_json::json;
 
 /// Run the seed's experiment and print which bind accepts connections from where.
@@ -23,6 +24,7 @@ pub struct Args {
 }
 
 /// The clients, in column order.
+#[cfg(target_os = "linux")]
 const CLIENTS: [(&str, &str); 5] = [
     ("a-lo", "A by loopback"),
     ("a-own", "A by own CID"),
@@ -32,12 +34,14 @@ const CLIENTS: [(&str, &str); 5] = [
 ];
 
 /// One row: where the server runs, its bind, and its port in the experiment.
+#[cfg(target_os = "linux")]
 struct Row {
     server: &'static str,
     bind: &'static str,
     port: u32,
 }
 
+#[cfg(target_os = "linux")]
 const ROWS: [Row; 6] = [
     Row { server: "guest A", bind: "any", port: 8100 },
     Row { server: "guest A", bind: "loopback", port: 8101 },
@@ -48,6 +52,7 @@ const ROWS: [Row; 6] = [
 ];
 
 /// Which clients a row can have at all.
+#[cfg(target_os = "linux")]
 fn applies(row: &Row, client: &str) -> bool {
     match row.server {
         "host" => client == "a-parent",
@@ -172,6 +177,7 @@ fn cell(cmd: &str, port: u32, client: &str) -> String {
 
 #[cfg(not(target_os = "linux"))]
 pub fn run(args: Args) -> anyhow::Result<u8> {
+    use serde_json::json;
     use std::io::{Read, Write};
     use std::time::Duration;
 
