@@ -193,7 +193,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             s.read_exact(&mut b)?;
             Ok(&b == b"ping")
         })();
-        measured.push((bind, ok.map_err(|e| e.to_string())));
+        measured.push((bind, ok.map_err(|e| crate::diagnose::socket_error("not available", e).to_string())));
     }
     // The seed's observations on a Hyper-V host and VM (reported, not measured here).
     let reported = [
@@ -218,7 +218,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     for (b, r) in &measured {
         match r {
             Ok(ok) => println!("  bind {b:<9} loopback client: {}", if *ok { "O" } else { "X" }),
-            Err(e) => println!("  bind {b:<9} loopback client: not available ({e})"),
+            Err(e) => println!("  bind {b:<9} loopback client: {e}"),
         }
     }
     println!("Reported, not measured (the seed's Hyper-V experiment):");
