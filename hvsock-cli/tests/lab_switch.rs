@@ -164,12 +164,18 @@ fn matrix_measures_the_seeds_experiment_cell_by_cell() {
     let x = Some(false);
     let na = None;
     // (server, bind): A by loopback, A by own CID, A -> parent, host -> A, B -> A
-    let expected: [(&str, &str, [Option<bool>; 5], bool); 6] = [
+    let none = [na; 5];
+    let expected: [(&str, &str, [Option<bool>; 5], bool); 11] = [
         ("guest A", "any", [o_, o_, na, o_, o_], false),
         ("guest A", "loopback", [o_, x, na, x, x], false),
         ("guest A", "children", [x, x, na, x, x], true),
         ("guest A", "host CID (2)", [x, x, na, x, x], true),
         ("guest A", "own CID (3)", [x, o_, na, o_, o_], false),
+        ("host", "any", none, false),
+        ("host", "loopback", none, false),
+        ("host", "children", none, false),
+        ("host", "host CID (2)", none, false),
+        ("host", "own CID", none, false),
         ("host", "hybrid vm3.sock_P", [na, na, o_, na, na], false),
     ];
     let rows = v["rows"].as_array().unwrap();
@@ -180,5 +186,8 @@ fn matrix_measures_the_seeds_experiment_cell_by_cell() {
             assert_eq!(row["cells"][client].as_bool(), want, "{server} {bind} {client}: {row}");
         }
         assert_eq!(row["note"].as_str().unwrap().contains("EADDRNOTAVAIL"), bind_fails, "{row}");
+        if cells == none {
+            assert!(row["note"].as_str().unwrap().starts_with("cannot exist"), "{row}");
+        }
     }
 }
