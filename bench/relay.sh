@@ -24,26 +24,34 @@ measure() { # relay command...
     socat -u -b 262144 VSOCK-LISTEN:$((port + 1)) OPEN:/dev/null 2>/dev/null &
     sink=$!
     sed_cmd=$(echo "$*" | sed "s/FROM/$port/g; s/TO/$((port + 1))/g")
-    sh -c "$sed_cmd" 2>/dev/null &
+    sh -c "exec $sed_cmd" 2>/dev/null &
     relay=$!
     sleep 0.5
+    # the relay's peak resident memory, sampled while it runs
+    ( hwm=0; while [ -e /proc/$relay/status ]; do
+          h=$(awk '/^VmHWM/ { print $2 }' /proc/$relay/status 2>/dev/null); [ -n "$h" ] && hwm=$h
+          sleep 0.2; done; echo "$hwm" >/tmp/relay-hwm.$$ ) &
+    watcher=$!
     start=$(date +%s.%N)
     socat -u -b 262144 OPEN:/dev/zero,readbytes=$bytes TCP:127.0.0.1:$port
     wait $relay
     end=$(date +%s.%N)
     wait $sink 2>/dev/null || true
-    echo "$start $end" | awk -v b="$bytes" '{ printf "%.1f", b / 1048576 / ($2 - $1) }'
+    wait $watcher
+    echo "$start $end $(cat /tmp/relay-hwm.$$)" | awk -v b="$bytes" '{ printf "%.1f@%d", b / 1048576 / ($2 - $1), $3 }'
 }
 
 best() { # label, relay command
     label=$1; shift
-    b=0; all=""
+    b=0; mem=0; all=""
     for _ in $(seq "$runs"); do
         r=$(measure "$@")
-        all="$all $r"
-        b=$(echo "$r $b" | awk '{ print ($1 > $2) ? $1 : $2 }')
+        rate=${r%@*}; m=${r#*@}
+        all="$all $rate"
+        b=$(echo "$rate $b" | awk '{ print ($1 > $2) ? $1 : $2 }')
+        mem=$(echo "$m $mem" | awk '{ print ($1 > $2) ? $1 : $2 }')
     done
-    printf '%-48s best %8s MiB/s   (runs:%s)\n' "$label" "$b" "$all"
+    printf '%-48s best %8s MiB/s  peak RSS %6s KiB   (runs:%s)\n' "$label" "$b" "$mem" "$all"
 }
 
 echo "1 stream of $size_mib MiB, tcp:127.0.0.1 -> relay -> vsock:1, in the lab guest ($(nproc) CPU)"
