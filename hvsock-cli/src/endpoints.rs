@@ -145,19 +145,13 @@ pub async fn connect(ep: &Endpoint, timeout: Duration, retries: u32) -> anyhow::
     let conn = match ep {
         Endpoint::Vsock(..) | Endpoint::Hv(..) => {
             let addr = ep.to_socket_addr(Role::Connect)?;
-            let mut attempt = 0;
-            let stream = loop {
-                let result = tokio::time::timeout(timeout, AsyncStream::connect(addr))
+            let stream = with_retries(retries, || async {
+                tokio::time::timeout(timeout, AsyncStream::connect(addr))
                     .await
-                    .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()));
-                match result {
-                    Err(e) if attempt < retries && retryable(&e) => {
-                        attempt += 1;
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
-                    r => break r.map_err(|e| socket_error(format!("cannot connect to {addr}"), e))?,
-                }
-            };
+                    .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+            })
+            .await
+            .map_err(|e| socket_error(format!("cannot connect to {addr}"), e))?;
             Conn::shared(stream, addr.to_string())
         }
         Endpoint::Tcp(host, port) => {
@@ -176,16 +170,10 @@ pub async fn connect(ep: &Endpoint, timeout: Duration, retries: u32) -> anyhow::
         }
         #[cfg(unix)]
         Endpoint::Hybrid(path, port) => {
-            let mut attempt = 0;
-            let (stream, _) = loop {
-                match hvsock::hybrid::tokio::connect(path, *port, Some(timeout)).await {
-                    Err(e) if attempt < retries && retryable(&e) => {
-                        attempt += 1;
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
-                    r => break r.map_err(|e| anyhow::anyhow!("{}: {e}", action()))?,
-                }
-            };
+            let (stream, _) =
+                with_retries(retries, || hvsock::hybrid::tokio::connect(path, *port, Some(timeout)))
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", action()))?;
             Conn::unix(stream, ep.to_string())
         }
         Endpoint::Stdio => Conn::stdio(),
@@ -193,6 +181,24 @@ pub async fn connect(ep: &Endpoint, timeout: Duration, retries: u32) -> anyhow::
         _ => anyhow::bail!("{ep}: not supported on this platform"),
     };
     Ok(conn)
+}
+
+/// Runs `attempt` until it succeeds, fails for good, or `retries` more tries are used up.
+async fn with_retries<T, F, Fut>(retries: u32, mut attempt: F) -> io::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = io::Result<T>>,
+{
+    let mut tried = 0;
+    loop {
+        match attempt().await {
+            Err(e) if tried < retries && retryable(&e) => {
+                tried += 1;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            result => return result,
+        }
+    }
 }
 
 /// Not there yet: nothing listening, a socket file not created yet, no answer yet.

@@ -38,22 +38,28 @@ fn read_ok(s: &mut impl Read, port: u32) -> io::Result<u32> {
     let mut b = [0u8; 1];
     loop {
         match s.read(&mut b) {
-            Ok(0) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::ConnectionRefused,
-                    format!("the VM closed the hybrid socket instead of answering: nothing listens on guest port {port}"),
-                ))
-            }
+            Ok(0) => return Err(refused(port)),
             Ok(_) if b[0] == b'\n' => break,
             Ok(_) if line.len() < 64 => line.push(b[0]),
             Ok(_) => return Err(garbled(&line)),
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                return Err(io::Error::new(io::ErrorKind::TimedOut, format!("no answer to CONNECT {port} in time")))
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no answer to CONNECT {port} in time"),
+                ))
             }
             Err(e) => return Err(e),
         }
     }
     parse_ok(&line)
+}
+
+/// The VM closed the socket instead of answering: nobody listens on that guest port.
+fn refused(port: u32) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::ConnectionRefused,
+        format!("the VM closed the hybrid socket instead of answering: nothing listens on guest port {port}"),
+    )
 }
 
 fn parse_ok(line: &[u8]) -> io::Result<u32> {
@@ -130,7 +136,7 @@ pub mod tokio {
             loop {
                 let mut b = [0u8; 1];
                 if s.read(&mut b).await? == 0 {
-                    return super::read_ok(&mut &b""[..], port);
+                    return Err(super::refused(port));
                 }
                 if b[0] == b'\n' {
                     return super::parse_ok(&line);

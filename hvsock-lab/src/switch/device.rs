@@ -279,9 +279,6 @@ impl Device {
         }
     }
 
-    /// Event-queue buffers are for transport resets, which we never send: give none back.
-    pub fn drain_event(&mut self) {}
-
     fn reply_u64(&mut self, request: u32, v: u64) -> io::Result<()> {
         self.reply(request, &v.to_le_bytes())
     }
