@@ -5,6 +5,7 @@ set -eu
 need=""
 command -v linux.uml >/dev/null 2>&1 || need="$need user-mode-linux"
 command -v socat >/dev/null 2>&1 || need="$need socat"
+command -v modprobe >/dev/null 2>&1 || [ -x /usr/sbin/modprobe ] || [ -x /sbin/modprobe ] || need="$need kmod"
 command -v python3 >/dev/null 2>&1 || need="$need python3"
 command -v cc >/dev/null 2>&1 || need="$need gcc libc6-dev"
 if ! command -v cargo >/dev/null 2>&1; then

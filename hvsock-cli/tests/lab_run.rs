@@ -83,3 +83,146 @@ fn env_of_the_caller_reaches_the_command() {
     assert_ok(&o);
     assert_eq!(stdout(&o), "seen in guest\n");
 }
+
+/// Builds the fixture that makes this CPU look like an AMX one to linux.uml (see its source).
+fn xstate_shrinker() -> std::path::PathBuf {
+    let so = std::env::temp_dir().join(format!("hvsock-xstate-shrink-{}.so", std::process::id()));
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/xstate_shrink.c");
+    let cc = Command::new("cc").args(["-O2", "-fPIC", "-shared", "-o"]).arg(&so).arg(src).status().unwrap();
+    assert!(cc.success(), "cannot build {src}");
+    so
+}
+
+/// An AMX CPU, simulated: the kernel refuses UML's short FPU-state write. Without the lab's
+/// xstate shim the guest panics at boot, and the user gets the console's fatal lines and
+/// what to do in one line; with it (the default) the guest boots and runs the command.
+#[test]
+fn boots_where_the_kernel_refuses_short_xstate_writes() {
+    let shrink = xstate_shrinker();
+    let o = Command::new(HVSOCK)
+        .args(["lab", "run", "--", "echo", "booted"])
+        .env("LD_PRELOAD", &shrink)
+        .env("HVSOCK_LAB_XSTATE_SHIM", "0")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("`userspace - ptrace set fp regs failed, errno = 14`, then `Kernel panic"), "{err}");
+    assert!(err.contains("AMX") && err.contains("HVSOCK_LAB_XSTATE_SHIM"), "{err}");
+    let console = err.trim_end().rsplit("kernel console kept in ").next().unwrap().trim_end_matches(')');
+    assert!(std::fs::read_to_string(console).unwrap().contains("Kernel panic"), "{console}");
+    std::fs::remove_dir_all(std::path::Path::new(console).parent().unwrap()).unwrap();
+
+    let o = Command::new(HVSOCK)
+        .args(["lab", "run", "--", "sh", "-c", "echo booted; python3 -c 'print(sum(range(10**5)))'"])
+        .env("LD_PRELOAD", &shrink)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    std::fs::remove_file(&shrink).unwrap();
+    assert_ok(&o);
+    assert_eq!(stdout(&o), "booted\n4999950000\n");
+}
+
+/// Lab directories of the `hvsock` process `pid` still in the temp dir.
+fn lab_dirs_of(pid: u32) -> Vec<std::path::PathBuf> {
+    let prefix = format!("hvsock-lab-{pid}-");
+    std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect()
+}
+
+#[test]
+fn lab_files_go_after_a_run_and_stay_named_after_a_timeout() {
+    let child = Command::new(HVSOCK).args(["lab", "run", "--", "sh", "-c", "exit 3"]).spawn().unwrap();
+    let pid = child.id();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(3));
+    assert_eq!(lab_dirs_of(pid), Vec::<std::path::PathBuf>::new());
+
+    let child = Command::new(HVSOCK)
+        .args(["lab", "run", "--timeout", "3", "--", "sleep", "60"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(124));
+    let kept = lab_dirs_of(pid);
+    assert_eq!(kept.len(), 1);
+    assert!(
+        stderr(&o).contains(&format!("the lab's files are kept in {}", kept[0].display())),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::remove_dir_all(&kept[0]).unwrap();
+}
+
+/// Processes whose command line mentions `needle`.
+fn processes_with(needle: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(needle))
+        .collect()
+}
+
+/// SIGTERM and SIGINT stop every guest, the switch and every host command, and say so.
+#[test]
+fn a_signal_stops_every_guest_and_host_command() {
+    for (sig, scenario) in [(libc::SIGTERM, true), (libc::SIGINT, true), (libc::SIGTERM, false)] {
+        let marker = format!("hvsock-signal-test-{}-{sig}-{scenario}", std::process::id());
+        let ready = std::env::temp_dir().join(&marker);
+        let _ = std::fs::remove_file(&ready);
+        let mut cmd = Command::new(HVSOCK);
+        cmd.args(["lab", "run", "--timeout", "60"]);
+        let guest = format!("touch {}; exec sleep 77.{sig}", ready.display());
+        if scenario {
+            cmd.args(["--guest", &guest, "--guest", "sleep 78", "--host", &format!("sleep 79; : {marker}")]);
+        } else {
+            cmd.args(["--", "sh", "-c", &guest]);
+        }
+        let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        let pid = child.id();
+        let start = Instant::now();
+        while !ready.exists() {
+            assert!(start.elapsed() < Duration::from_secs(30), "the guest never started");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(pid as i32, sig) };
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(128 + sig), "{}", stderr(&o));
+        assert!(stderr(&o).contains(&format!("stopped by signal {sig}")), "{}", stderr(&o));
+        let left = processes_with(&format!("hvsock-lab-{pid}-"));
+        assert!(left.is_empty(), "left running: {left:?}");
+        assert!(processes_with(&marker).is_empty(), "the host command was left running");
+        assert_eq!(lab_dirs_of(pid), Vec::<std::path::PathBuf>::new());
+        std::fs::remove_file(&ready).unwrap();
+    }
+}
+
+#[test]
+fn modprobe_finds_uml_modules_and_ipv6_loopback_works() {
+    let o = lab_sh(
+        r#"
+        modprobe dummy
+        grep -q '^dummy ' /proc/modules && echo "dummy loaded"
+        python3 -c '
+import socket
+s = socket.socket(socket.AF_INET6); s.bind(("::1", 0)); s.listen()
+c = socket.create_connection(s.getsockname()[:2]); a, _ = s.accept()
+c.sendall(b"six"); print("ipv6", a.recv(3).decode())'
+        "#,
+    );
+    assert_ok(&o);
+    assert_eq!(stdout(&o), "dummy loaded\nipv6 six\n");
+}

@@ -47,6 +47,10 @@ fn run(files: &Files) -> Result<i32, String> {
         load_module(module).map_err(|e| format!("cannot load kernel module {}: {e}", module.display()))?;
     }
     loopback_up().map_err(|e| format!("cannot bring interface lo up: {e}"))?;
+    mount_module_tree(&spec.module_tree);
+    if let Some(dir) = spec.listening.clone() {
+        thread::spawn(move || mirror_listening(&dir));
+    }
     run_command(&spec, files)
 }
 
@@ -66,6 +70,44 @@ fn mount_basics() {
         let (source, target, fstype) = (c(source), c(target), c(fstype));
         // SAFETY: valid C strings; a failed mount leaves things as they were.
         unsafe { libc::mount(source.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null()) };
+    }
+}
+
+/// `modprobe` looks in /lib/modules/RELEASE; UML's modules live elsewhere. A bind mount in
+/// the guest shows them there (creating the empty directory on this machine if it has none).
+fn mount_module_tree(tree: &Path) {
+    let target = Path::new("/lib/modules");
+    if !tree.is_dir() || (!target.is_dir() && fs::create_dir_all(target).is_err()) {
+        return;
+    }
+    let (Ok(source), Ok(target)) =
+        (CString::new(tree.as_os_str().as_encoded_bytes()), CString::new("/lib/modules"))
+    else {
+        return;
+    };
+    // SAFETY: valid C strings; a failed mount leaves things as they were.
+    unsafe {
+        libc::mount(source.as_ptr(), target.as_ptr(), std::ptr::null(), libc::MS_BIND, std::ptr::null())
+    };
+}
+
+/// Keeps `dir` holding one empty file per vsock port listening in this guest, so that other
+/// participants can wait for a server without connecting to it (`hvsock lab wait`).
+fn mirror_listening(dir: &Path) {
+    let mut shown = std::collections::BTreeSet::new();
+    loop {
+        if let Ok(table) = hvsock::diag::table() {
+            let now: std::collections::BTreeSet<u32> =
+                table.iter().filter(|s| s.state == "LISTEN").map(|s| s.local.port).collect();
+            for port in now.difference(&shown) {
+                let _ = File::create(dir.join(port.to_string()));
+            }
+            for port in shown.difference(&now) {
+                let _ = fs::remove_file(dir.join(port.to_string()));
+            }
+            shown = now;
+        }
+        thread::sleep(Duration::from_millis(5));
     }
 }
 

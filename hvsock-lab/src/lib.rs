@@ -19,22 +19,37 @@
 //! ```
 
 #[cfg(target_os = "linux")]
+mod console;
+#[cfg(target_os = "linux")]
 mod guest;
+#[cfg(target_os = "linux")]
+mod readiness;
+mod role;
 #[cfg(target_os = "linux")]
 mod runner;
 #[cfg(target_os = "linux")]
 mod scenario;
 #[cfg(target_os = "linux")]
+mod signals;
+#[cfg(target_os = "linux")]
 mod spec;
 #[cfg(target_os = "linux")]
 pub mod switch;
+#[cfg(target_os = "linux")]
+mod xstate_shim;
 
 #[cfg(target_os = "linux")]
 pub use guest::init_if_guest;
 #[cfg(target_os = "linux")]
+pub use readiness::{wait_listening, Target, WaitError};
+#[cfg(target_os = "linux")]
 pub use runner::{Lab, LabError};
 #[cfg(target_os = "linux")]
-pub use scenario::{Outcome, Scenario};
+pub use scenario::{Ending, Outcome, Participant, Report, Scenario};
+#[cfg(target_os = "linux")]
+pub use signals::stop_on_signals;
+
+pub use role::Role;
 
 /// Elsewhere there is no guest to be: nothing to do.
 #[cfg(not(target_os = "linux"))]

@@ -1,4 +1,5 @@
-//! The host side: boots a guest, forwards its command's output, returns its exit status.
+//! The host side of one guest: finding UML and its modules, preparing a guest's files,
+//! booting it, and `Lab::run` (one guest, one command).
 
 use std::ffi::OsString;
 use std::fs::{self, File};
@@ -8,24 +9,31 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::scenario::{supervise, End, Member};
 use crate::spec::{Files, Spec, DIR_PARAM, STDIN_END};
 
 /// Loaded in this order: the core, the transport library, the loopback transport (CID 1),
 /// and the netlink listing that `ss -f vsock` and `hvsock list` read.
-const MODULES: [&str; 4] =
-    ["vsock.ko", "vmw_vsock_virtio_transport_common.ko", "vsock_loopback.ko", "vsock_diag.ko"];
+const MODULES: [&str; 4] = [
+    "net/vmw_vsock/vsock.ko",
+    "net/vmw_vsock/vmw_vsock_virtio_transport_common.ko",
+    "net/vmw_vsock/vsock_loopback.ko",
+    "net/vmw_vsock/vsock_diag.ko",
+];
 /// A guest with a virtio-vsock device also loads the guest transport.
 pub(crate) const DEVICE_MODULES: [&str; 5] = [
-    "vsock.ko",
-    "vmw_vsock_virtio_transport_common.ko",
-    "vmw_vsock_virtio_transport.ko",
-    "vsock_loopback.ko",
-    "vsock_diag.ko",
+    "net/vmw_vsock/vsock.ko",
+    "net/vmw_vsock/vmw_vsock_virtio_transport_common.ko",
+    "net/vmw_vsock/vmw_vsock_virtio_transport.ko",
+    "net/vmw_vsock/vsock_loopback.ko",
+    "net/vmw_vsock/vsock_diag.ko",
 ];
+/// IPv6 (on `lo`), loaded when the package has it: tests of dual-stack programs expect `::1`.
+const IPV6_MODULES: [&str; 2] = ["lib/crc-ccitt.ko", "net/ipv6/ipv6.ko"];
 const UML_BINARY: &str = "linux.uml";
-const POLL: Duration = Duration::from_millis(10);
+const MODULE_TREE: &str = "/usr/lib/uml/modules";
 
 /// What went wrong running a lab guest.
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +42,7 @@ pub enum LabError {
     #[error("User-Mode Linux is not installed (no `linux.uml` on PATH): install it with `apt-get install user-mode-linux`")]
     NoUml,
     /// The UML package's vsock modules are missing.
-    #[error("User-Mode Linux has no vsock module at {0} (reinstall the user-mode-linux package)")]
+    #[error("User-Mode Linux has no module at {0} (reinstall the user-mode-linux package)")]
     NoModule(PathBuf),
     /// The guest ran past its time limit and was killed.
     #[error("the lab guest was still running after {} s and was killed (raise --timeout)", .0.as_secs_f64())]
@@ -43,8 +51,24 @@ pub enum LabError {
     #[error("the lab guest could not start: {0}")]
     Init(String),
     /// The guest stopped without saying how its command ended.
-    #[error("the lab guest stopped before its command finished (kernel console kept in {})", .0.display())]
-    GuestDied(PathBuf),
+    #[error("the lab guest died: {why} (kernel console kept in {})", .console.display())]
+    GuestDied {
+        /// The fatal lines of its console and what to do.
+        why: String,
+        /// Its console log.
+        console: PathBuf,
+    },
+    /// A signal asked the lab to stop; everything it started was stopped.
+    #[error("stopped by signal {0}; every guest and host command of the lab was stopped")]
+    Interrupted(i32),
+    /// The lab failed; its files are kept for a look.
+    #[error("{error}; the lab's files are kept in {}", .dir.display())]
+    Kept {
+        /// What failed.
+        error: Box<LabError>,
+        /// The lab directory.
+        dir: PathBuf,
+    },
     /// An I/O error on the host side.
     #[error("{what}: {source}")]
     Io {
@@ -53,6 +77,19 @@ pub enum LabError {
         /// The error.
         source: io::Error,
     },
+}
+
+impl LabError {
+    /// The exit status a command line gives for it: 124 for a timeout (as `timeout(1)`),
+    /// 128 + N for signal N, 125 for the rest.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            LabError::Kept { error, .. } => error.exit_code(),
+            LabError::TimedOut(_) => 124,
+            LabError::Interrupted(sig) => 128 + sig,
+            _ => 125,
+        }
+    }
 }
 
 pub(crate) fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> LabError {
@@ -104,13 +141,36 @@ impl Lab {
 
     /// Runs `argv` in a fresh guest, in this process's working directory and environment, with
     /// its stdout and stderr copied to ours as they come; returns its exit status (128 + N when
-    /// signal N ended it).
+    /// signal N ended it). The lab's files are removed afterwards, unless the lab itself failed
+    /// (the error names where they are kept).
     pub fn run(&self, argv: &[OsString]) -> Result<i32, LabError> {
         let uml = find_uml()?;
         let modules = find_modules(&uml, &MODULES)?;
         let dir = make_dir()?;
-        let files = Files::new(&dir);
-        prepare(&files, argv, modules, &[])?;
+        match self.run_in(&uml, &dir, argv, modules) {
+            // The console names the directory already.
+            Err(e @ LabError::GuestDied { .. }) => Err(e),
+            Err(e @ (LabError::TimedOut(_) | LabError::Init(_))) => {
+                Err(LabError::Kept { error: Box::new(e), dir })
+            }
+            result => {
+                if std::env::var_os("HVSOCK_LAB_KEEP").is_none() {
+                    let _ = fs::remove_dir_all(&dir);
+                }
+                result
+            }
+        }
+    }
+
+    fn run_in(
+        &self,
+        uml: &Path,
+        dir: &Path,
+        argv: &[OsString],
+        modules: Vec<PathBuf>,
+    ) -> Result<i32, LabError> {
+        let files = Files::new(dir);
+        prepare(&files, argv, modules, &[], false)?;
         if self.forward_stdin {
             let stdin_dir = files.stdin_dir.clone();
             thread::spawn(move || forward_stdin(&stdin_dir));
@@ -118,14 +178,17 @@ impl Lab {
             File::create(files.stdin_dir.join(STDIN_END))
                 .map_err(io_err("cannot close the guest's stdin"))?;
         }
-
-        let child = self.boot(&uml, &dir, &files, &[])?;
-        let result = self.supervise(child, &files);
-        // A guest that died unexplained leaves its console for a look; all else is cleaned up.
-        if !matches!(result, Err(LabError::GuestDied(_))) && std::env::var_os("HVSOCK_LAB_KEEP").is_none() {
-            let _ = fs::remove_dir_all(&dir);
+        let child = self.boot(uml, dir, &files, &[])?;
+        let out = Tail::open(&files.stdout, Box::new(io::stdout()))?;
+        let err = Tail::open(&files.stderr, Box::new(io::stderr()))?;
+        let mut members = [Member::new("guest".into(), false, child, vec![out, err], Some(files))];
+        supervise(&mut members, self.timeout)?;
+        let [member] = members;
+        match member.end.expect("supervise ends every member").0 {
+            End::Code(code) => Ok(code),
+            End::Failed(e) => Err(e),
+            End::StillRunning | End::Stopped => Err(LabError::TimedOut(self.timeout.unwrap_or_default())),
         }
-        result
     }
 
     pub(crate) fn boot(
@@ -138,6 +201,15 @@ impl Lab {
         let console = File::create(&files.console).map_err(io_err("cannot create the console log"))?;
         let console2 = console.try_clone().map_err(io_err("cannot create the console log"))?;
         let mut cmd = Command::new(uml);
+        if let Some(shim) = crate::xstate_shim::install(dir)? {
+            // Anything the caller preloads comes first; the shim talks to the kernel directly.
+            let mut preload = std::env::var_os("LD_PRELOAD").unwrap_or_default();
+            if !preload.is_empty() {
+                preload.push(" ");
+            }
+            preload.push(shim);
+            cmd.env("LD_PRELOAD", preload);
+        }
         cmd.arg(format!("mem={}M", self.memory_mib))
             .args(["root=/dev/root", "rootfstype=hostfs", "rootflags=/", "rw"])
             .arg(format!("init={}", self.init.display()))
@@ -149,35 +221,16 @@ impl Lab {
             .stdin(Stdio::null())
             .stdout(console)
             .stderr(console2)
-            // Its own process group, so a timeout can kill UML's helper processes too.
+            // Its own process group, so that stopping it takes UML's helper processes too.
             .process_group(0);
-        cmd.spawn().map_err(io_err(format!("cannot start {}", uml.display())))
-    }
-
-    fn supervise(&self, mut child: Child, files: &Files) -> Result<i32, LabError> {
-        let deadline = self.timeout.map(|t| Instant::now() + t);
-        let mut out = Tail::open(&files.stdout, Box::new(io::stdout()))?;
-        let mut err = Tail::open(&files.stderr, Box::new(io::stderr()))?;
-        let exited = loop {
-            out.pump();
-            err.pump();
-            if child.try_wait().map_err(io_err("cannot wait for the guest"))?.is_some() {
-                break true;
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                // SAFETY: signalling the process group we created.
-                unsafe { libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL) };
-                let _ = child.wait();
-                break false;
-            }
-            thread::sleep(POLL);
-        };
-        out.pump();
-        err.pump();
-        if !exited {
-            return Err(LabError::TimedOut(self.timeout.unwrap_or_default()));
+        // SAFETY: prctl in the child before exec; a guest must not outlive a killed lab.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
         }
-        read_status(files)
+        cmd.spawn().map_err(io_err(format!("cannot start {}", uml.display())))
     }
 }
 
@@ -187,20 +240,27 @@ pub(crate) fn prepare(
     argv: &[OsString],
     modules: Vec<PathBuf>,
     env: &[(OsString, OsString)],
+    watch_listening: bool,
 ) -> Result<(), LabError> {
     let spec = Spec {
         argv: argv.to_vec(),
         cwd: std::env::current_dir().map_err(io_err("cannot read the working directory"))?,
         env: std::env::vars_os()
+            .filter(|(k, _)| k != "LD_PRELOAD") // meant for this machine's programs
             .chain([("HVSOCK_LAB_GUEST".into(), "1".into())])
             .chain(env.iter().cloned())
             .collect(),
         modules,
+        module_tree: PathBuf::from(MODULE_TREE),
+        listening: watch_listening.then(|| files.listening.clone()),
     };
     let json = serde_json::to_vec(&spec).expect("a spec always serialises");
     fs::write(&files.spec, json).map_err(io_err(format!("cannot write {}", files.spec.display())))?;
     for p in [&files.stdout, &files.stderr] {
         File::create(p).map_err(io_err(format!("cannot create {}", p.display())))?;
+    }
+    if watch_listening {
+        fs::create_dir(&files.listening).map_err(io_err("cannot create the listening directory"))?;
     }
     fs::create_dir(&files.stdin_dir).map_err(io_err("cannot create the stdin directory"))
 }
@@ -214,7 +274,11 @@ pub(crate) fn read_status(files: &Files) -> Result<i32, LabError> {
     if let Some(msg) = status.strip_prefix("init-error: ") {
         return Err(LabError::Init(msg.trim().to_string()));
     }
-    Err(LabError::GuestDied(files.console.clone()))
+    let console = fs::read(&files.console).unwrap_or_default();
+    Err(LabError::GuestDied {
+        why: crate::console::why_died(&String::from_utf8_lossy(&console)),
+        console: files.console.clone(),
+    })
 }
 
 /// Copies what the guest appends to a file to one of our outputs, each line prefixed when
@@ -300,7 +364,8 @@ pub(crate) fn find_uml() -> Result<PathBuf, LabError> {
         .ok_or(LabError::NoUml)
 }
 
-/// The modules must be the running UML kernel's own version.
+/// The modules (paths under `kernel/`) of the running UML kernel's own version, then the
+/// IPv6 ones where the package has them.
 pub(crate) fn find_modules(uml: &Path, names: &[&str]) -> Result<Vec<PathBuf>, LabError> {
     let out = Command::new(uml)
         .arg("--version")
@@ -308,8 +373,8 @@ pub(crate) fn find_modules(uml: &Path, names: &[&str]) -> Result<Vec<PathBuf>, L
         .output()
         .map_err(io_err(format!("cannot run {} --version", uml.display())))?;
     let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let dir = Path::new("/usr/lib/uml/modules").join(&version).join("kernel/net/vmw_vsock");
-    names
+    let dir = Path::new(MODULE_TREE).join(&version).join("kernel");
+    let mut modules = names
         .iter()
         .map(|m| {
             let p = dir.join(m);
@@ -319,7 +384,12 @@ pub(crate) fn find_modules(uml: &Path, names: &[&str]) -> Result<Vec<PathBuf>, L
                 Err(LabError::NoModule(p))
             }
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    let ipv6: Vec<PathBuf> = IPV6_MODULES.iter().map(|m| dir.join(m)).collect();
+    if ipv6.iter().all(|p| p.is_file()) {
+        modules.extend(ipv6);
+    }
+    Ok(modules)
 }
 
 pub(crate) fn make_dir() -> Result<PathBuf, LabError> {

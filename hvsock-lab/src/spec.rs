@@ -17,6 +17,12 @@ pub(crate) struct Spec {
     pub env: Vec<(OsString, OsString)>,
     /// Kernel modules to load, in order.
     pub modules: Vec<PathBuf>,
+    /// UML's module tree (`/usr/lib/uml/modules`), mounted on `/lib/modules` so that the
+    /// guest's `modprobe` finds the modules of the kernel it runs.
+    pub module_tree: PathBuf,
+    /// Where the guest mirrors its listening vsock ports, one empty file per port, for
+    /// `hvsock lab wait` in other participants.
+    pub listening: Option<PathBuf>,
 }
 
 /// The files of one lab directory. The guest reaches them through hostfs at the same paths.
@@ -32,6 +38,8 @@ pub(crate) struct Files {
     pub status: PathBuf,
     /// The UML process's own output: boot messages, kernel console.
     pub console: PathBuf,
+    /// The guest's listening ports, as empty files named by port number.
+    pub listening: PathBuf,
 }
 
 impl Files {
@@ -43,6 +51,7 @@ impl Files {
             stdin_dir: dir.join("stdin"),
             status: dir.join("status"),
             console: dir.join("console.log"),
+            listening: dir.join("listening"),
         }
     }
 }

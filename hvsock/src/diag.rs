@@ -54,7 +54,7 @@ pub struct Owner {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn sockets() -> io::Result<Vec<SocketEntry>> {
-    let mut entries = dump()?;
+    let mut entries = table()?;
     let owners = owners_by_inode();
     for e in &mut entries {
         e.owners = owners.get(&e.inode).cloned().unwrap_or_default();
@@ -62,7 +62,13 @@ pub fn sockets() -> io::Result<Vec<SocketEntry>> {
     Ok(entries)
 }
 
-fn dump() -> io::Result<Vec<SocketEntry>> {
+/// Every vsock socket, without their owners: one netlink dump, cheap enough to poll.
+///
+/// ```no_run
+/// let listening = hvsock::diag::table()?.iter().any(|s| s.state == "LISTEN" && s.local.port == 5000);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn table() -> io::Result<Vec<SocketEntry>> {
     // SAFETY: a fresh socket we own at once.
     let fd =
         unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, NETLINK_SOCK_DIAG) };

@@ -4,7 +4,8 @@
 //! - guest <-> guest: packets pass through as on a wire (the guests' own credit flow control
 //!   holds), split to the receiver's RX buffers;
 //! - guest -> host (CID 2, port P): delivered to the Unix socket `<uds>_<P>` (reset when
-//!   nothing listens there);
+//!   nothing listens there) — or, when the lab has a VM host (a guest whose CID is 2, as a
+//!   KVM/vhost-vsock host is), to that guest like any other;
 //! - host -> guest: connect to `<uds>`, send `CONNECT <port>\n`, read `OK <host port>\n`, then
 //!   the stream — the hybrid-vsock convention of Firecracker and Cloud Hypervisor;
 //! - a guest that goes away takes its connections with it: its peers get resets.
@@ -251,8 +252,13 @@ impl Core {
         if pkt.hdr.type_ != TYPE_STREAM {
             return self.reset_for(&pkt);
         }
+        let h = &pkt.hdr;
+        // CID 2 is this machine's hybrid side, unless a VM host (a guest with CID 2) is in the
+        // lab: then only the hybrid connections already open stay here.
+        let to_hybrid_host = h.dst_cid == 2
+            && (!self.guests.contains_key(&2) || self.conns.contains_key(&(from, h.src_port, h.dst_port)));
         match pkt.hdr.dst_cid {
-            2 => self.towards_host(from, pkt),
+            _ if to_hybrid_host => self.towards_host(from, pkt),
             dst if dst != from && self.guests.get(&dst).is_some_and(|g| g.dev.is_some()) => {
                 let h = &pkt.hdr;
                 let key = if (h.src_cid, h.src_port) < (h.dst_cid, h.dst_port) {
