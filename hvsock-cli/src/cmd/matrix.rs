@@ -25,122 +25,180 @@ pub struct Args {
 
 /// The clients, in column order.
 #[cfg(target_os = "linux")]
-const CLIENTS: [(&str, &str); 5] = [
+const CLIENTS: [(&str, &str); 8] = [
     ("a-lo", "A by loopback"),
     ("a-own", "A by own CID"),
     ("a-parent", "A -> parent"),
-    ("host-a", "host -> A"),
+    ("host-a", "hybrid host -> A"),
+    ("kvm-a", "KVM host -> A"),
     ("b-a", "B -> A"),
+    ("h-lo", "host by loopback"),
+    ("h-own", "host by own CID"),
 ];
 
-/// One row: where the server runs, its bind, and its port in the experiment.
+/// One row: where the server runs, its bind, the `server` argument, and its port.
 #[cfg(target_os = "linux")]
 struct Row {
     server: &'static str,
     bind: &'static str,
+    vm: &'static str,
     port: u32,
 }
 
 #[cfg(target_os = "linux")]
-const ROWS: [Row; 11] = [
-    Row { server: "guest A", bind: "any", port: 8100 },
-    Row { server: "guest A", bind: "loopback", port: 8101 },
-    Row { server: "guest A", bind: "children", port: 8102 },
-    Row { server: "guest A", bind: "host CID (2)", port: 8103 },
-    Row { server: "guest A", bind: "own CID (3)", port: 8104 },
-    // A hybrid-vsock host has no AF_VSOCK of its own: its binds cannot exist; its server is
-    // the Unix socket where guest A's connections to CID 2 arrive.
-    Row { server: "host", bind: "any", port: 0 },
-    Row { server: "host", bind: "loopback", port: 0 },
-    Row { server: "host", bind: "children", port: 0 },
-    Row { server: "host", bind: "host CID (2)", port: 0 },
-    Row { server: "host", bind: "own CID", port: 0 },
-    Row { server: "host", bind: "hybrid vm3.sock_P", port: 8300 },
+const GUEST_ROWS: [Row; 5] = [
+    Row { server: "guest A", bind: "any", vm: "any", port: 8100 },
+    Row { server: "guest A", bind: "loopback", vm: "lo", port: 8101 },
+    Row { server: "guest A", bind: "children", vm: "children", port: 8102 },
+    Row { server: "guest A", bind: "host CID (2)", vm: "2", port: 8103 },
+    Row { server: "guest A", bind: "own CID (3)", vm: "3", port: 8104 },
+];
+
+/// A hybrid-vsock host has no AF_VSOCK: its server is the Unix socket where guest A's
+/// connections to CID 2 arrive.
+#[cfg(target_os = "linux")]
+const HYBRID_ROW: Row = Row { server: "hybrid host", bind: "hybrid vm3.sock_P", vm: "", port: 8300 };
+
+/// The KVM-style host (the lab's VM host, CID 2).
+#[cfg(target_os = "linux")]
+const KVM_ROWS: [Row; 4] = [
+    Row { server: "KVM host", bind: "any", vm: "any", port: 8400 },
+    Row { server: "KVM host", bind: "loopback", vm: "lo", port: 8401 },
+    Row { server: "KVM host", bind: "children (= 2)", vm: "children", port: 8402 },
+    Row { server: "KVM host", bind: "own CID (2)", vm: "2", port: 8403 },
 ];
 
 /// Which clients a row can have at all.
 #[cfg(target_os = "linux")]
 fn applies(row: &Row, client: &str) -> bool {
     match row.server {
-        _ if row.port == 0 => false,
-        "host" => client == "a-parent",
-        _ => client != "a-parent",
+        "guest A" => matches!(client, "a-lo" | "a-own" | "host-a" | "kvm-a" | "b-a"),
+        "hybrid host" => client == "a-parent",
+        _ => matches!(client, "a-parent" | "h-lo" | "h-own"),
     }
+}
+
+/// Servers of `rows` in the background, with `bindfail PORT` for the binds that fail.
+#[cfg(target_os = "linux")]
+fn servers(h: &str, rows: &[Row]) -> String {
+    rows.iter()
+        .map(|r| format!("({h} server {} {} >/dev/null 2>&1 || echo bindfail {}) &\n", r.vm, r.port, r.port))
+        .collect()
+}
+
+/// Guest A's rows, tried by `client` connecting to `target`.
+#[cfg(target_os = "linux")]
+fn tries(h: &str, rows: &[Row], target: &str, client: &str) -> String {
+    rows.iter()
+        .map(|r| cell(&format!("{h} client {target} {} --timeout 2", r.port), r.port, client))
+        .collect()
+}
+
+/// Starts one scenario of the experiment in the lab.
+#[cfg(target_os = "linux")]
+fn spawn_lab(me: &std::path::Path, args: &[&str]) -> std::io::Result<std::process::Child> {
+    std::process::Command::new(me)
+        .args(["lab", "run", "--timeout", "120"])
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
 }
 
 #[cfg(target_os = "linux")]
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let me = std::env::current_exe()?;
-    let h = me.display();
-    let binds = ["any", "lo", "children", "2", "3"];
-    // Guest A: the servers, then its own clients, then it waits for the others to finish.
-    let mut guest_a = String::from("exec 2>/dev/null\n");
-    for (row, bind) in ROWS.iter().zip(binds) {
-        guest_a +=
-            &format!("{h} server {bind} {} >/dev/null 2>&1 || echo bindfail {} &\n", row.port, row.port);
-    }
-    guest_a += &format!("sleep 0.3; {h} listen vsock:any:8199 --keep-open --exec true &\n");
-    for row in &ROWS[..5] {
-        for (client, target) in [("a-lo", "lo"), ("a-own", "3")] {
-            guest_a += &cell(&format!("{h} client {target} {} --timeout 2", row.port), row.port, client);
-        }
-    }
+    let h = me.display().to_string();
+    let h = h.as_str();
+    // Which guest rows bind at all: those are the ports worth waiting for.
+    let listening = "8100 8101 8104";
+
+    // The hybrid host: guest A's servers; guest A's own clients; guest B's and the host's
+    // clients; guest A against the host's Unix-socket server through `parent`.
+    let mut guest_a = servers(h, &GUEST_ROWS);
+    guest_a += &format!("{h} lab wait {listening}\n");
+    guest_a += &tries(h, &GUEST_ROWS, "lo", "a-lo");
+    guest_a += &tries(h, &GUEST_ROWS, "3", "a-own");
     guest_a +=
         &cell(&format!("{h} client parent 8300 --timeout 2 --retries 50 --retry-wait 0.1"), 8300, "a-parent");
-    // One port per finisher: two at once on one port could meet a one-shot listener's exit.
-    guest_a += &format!(
-        "{h} listen vsock:any:8198 </dev/null >/dev/null; {h} listen vsock:any:8197 </dev/null >/dev/null\n"
-    );
-    // Guest B and the host: wait for guest A's servers, try each port, say they are done.
-    let mut guest_b = format!("{h} connect vsock:3:8199 --retries 100 </dev/null >/dev/null\n");
+    let guest_b = format!(
+        "{h} lab wait {}\n",
+        listening.split(' ').map(|p| format!("3:{p}")).collect::<Vec<_>>().join(" ")
+    ) + &tries(h, &GUEST_ROWS, "3", "b-a");
     let mut host = format!(
-        "({h} listen hybrid:$HVSOCK_LAB_VM3:8300 --exec 'printf \"Hello: \"; cat' 2>/dev/null &)\n\
-         {h} connect hybrid:$HVSOCK_LAB_VM3:8199 --retries 100 </dev/null >/dev/null\n"
+        "{h} lab wait {}\n",
+        listening.split(' ').map(|p| format!("3:{p}")).collect::<Vec<_>>().join(" ")
     );
-    for row in &ROWS[..5] {
-        guest_b += &cell(&format!("{h} client 3 {} --timeout 2", row.port), row.port, "b-a");
+    for r in &GUEST_ROWS {
         host += &cell(
-            &format!("echo World! | {h} connect hybrid:$HVSOCK_LAB_VM3:{} --timeout 2", row.port),
-            row.port,
+            &format!("echo World! | {h} connect hybrid:$HVSOCK_LAB_VM3:{} --timeout 2", r.port),
+            r.port,
             "host-a",
         );
     }
-    guest_b += &format!("{h} connect vsock:3:8197 --retries 300 </dev/null >/dev/null\n");
-    host += &format!("{h} connect hybrid:$HVSOCK_LAB_VM3:8198 --retries 300 </dev/null >/dev/null\n");
+    let hybrid_server =
+        format!("{h} listen hybrid:$HVSOCK_LAB_VM3:8300 --keep-open --exec 'printf \"Hello: \"; cat'");
+    let hybrid = spawn_lab(
+        &me,
+        &["--guest", &guest_a, "--guest", &guest_b, "--host-service", &hybrid_server, "--host", &host],
+    )?;
 
-    let out = std::process::Command::new(&me)
-        .args(["lab", "run", "--timeout", "120", "--guest", &guest_a, "--guest", &guest_b, "--host", &host])
-        .stdin(std::process::Stdio::null())
-        .output()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        anyhow::bail!(
-            "the experiment did not finish: {}",
-            String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
-        );
+    // The KVM host: its servers bound four ways, guest A's servers again; the host tries
+    // guest A by CID and itself by loopback and by CID 2, guest A tries the host as `parent`.
+    let kvm_ports = KVM_ROWS.iter().map(|r| format!("2:{}", r.port)).collect::<Vec<_>>().join(" ");
+    let mut vm_host = servers(h, &KVM_ROWS);
+    vm_host += &format!(
+        "{h} lab wait {}\n",
+        KVM_ROWS.iter().map(|r| r.port.to_string()).collect::<Vec<_>>().join(" ")
+    );
+    vm_host += &format!(
+        "{h} lab wait {}\n",
+        listening.split(' ').map(|p| format!("3:{p}")).collect::<Vec<_>>().join(" ")
+    );
+    vm_host += &tries(h, &GUEST_ROWS, "3", "kvm-a");
+    vm_host += &tries(h, &KVM_ROWS, "lo", "h-lo");
+    vm_host += &tries(h, &KVM_ROWS, "2", "h-own");
+    let mut guest_k = servers(h, &GUEST_ROWS);
+    guest_k += &format!("{h} lab wait {kvm_ports}\n");
+    guest_k += &tries(h, &KVM_ROWS, "parent", "a-parent");
+    // Guest A's servers stay up until the host has tried them all.
+    guest_k += &format!("{h} lab wait 2:8499\n");
+    // Then it says it is done by listening on 8499, and serves until the guest has finished.
+    vm_host += &format!("{h} server any 8499 >/dev/null 2>&1\n");
+    let kvm = spawn_lab(&me, &["--guest", &guest_k, "--vm-host-service", &vm_host])?;
+
+    let (hybrid, kvm) = (hybrid.wait_with_output()?, kvm.wait_with_output()?);
+    for out in [&hybrid, &kvm] {
+        if !out.status.success() {
+            anyhow::bail!(
+                "the experiment did not finish: {}",
+                String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
+            );
+        }
     }
-    let measured = |port: u32, client: &str| -> Option<bool> {
+    let hybrid_text = String::from_utf8_lossy(&hybrid.stdout).into_owned();
+    let kvm_text = String::from_utf8_lossy(&kvm.stdout).into_owned();
+    let measured = |text: &str, port: u32, client: &str| -> Option<bool> {
         let key = format!("cell {port} {client} ");
         text.lines()
             .find_map(|l| l.split_once("] ").map(|(_, rest)| rest)?.strip_prefix(&key).map(|r| r == "O"))
     };
-    let bind_failed = |port: u32| text.contains(&format!("bindfail {port}"));
     let mut rows = Vec::new();
-    for row in &ROWS {
-        let cells: Vec<Option<bool>> =
-            CLIENTS
-                .iter()
-                .map(|(client, _)| {
-                    if applies(row, client) {
-                        Some(measured(row.port, client).unwrap_or(false))
-                    } else {
-                        None
-                    }
-                })
-                .collect();
-        let note = if row.port == 0 {
-            "cannot exist: the hybrid-vsock host has no AF_VSOCK; its server is the Unix socket below"
-        } else if bind_failed(row.port) {
+    for row in GUEST_ROWS.iter().chain([&HYBRID_ROW]).chain(&KVM_ROWS) {
+        let cells: Vec<Option<bool>> = CLIENTS
+            .iter()
+            .map(|(client, _)| {
+                let text =
+                    if row.server == "KVM host" || *client == "kvm-a" { &kvm_text } else { &hybrid_text };
+                applies(row, client).then(|| measured(text, row.port, client).unwrap_or(false))
+            })
+            .collect();
+        let note = if row.port == HYBRID_ROW.port {
+            "the hybrid host has no AF_VSOCK binds: its server is this Unix socket"
+        } else if hybrid_text.contains(&format!("bindfail {}", row.port))
+            || kvm_text.contains(&format!("bindfail {}", row.port))
+        {
             "bind fails: no transport serves that CID here (EADDRNOTAVAIL)"
         } else {
             ""
@@ -163,17 +221,18 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         return Ok(0);
     }
     println!(
-        "Linux vsock, measured in the lab: this machine = host (CID 2), guest A = CID 3, guest B = CID 4"
+        "Linux vsock, measured in the lab: guest A = CID 3, guest B = CID 4; the host as a hybrid-vsock host \
+         (this machine, Unix sockets) and as a KVM host (a VM with CID 2)"
     );
-    print!("{:<9} {:<18}", "server", "bind");
+    print!("{:<12} {:<18}", "server", "bind");
     for (_, title) in CLIENTS {
-        print!(" {title:<14}");
+        print!(" {title:<17}");
     }
     println!();
     for (r, cells, note) in &rows {
-        print!("{:<9} {:<18}", r.server, r.bind);
+        print!("{:<12} {:<18}", r.server, r.bind);
         for c in cells {
-            print!(" {:<14}", c.map_or("-", |ok| if ok { "O" } else { "X" }));
+            print!(" {:<17}", c.map_or("-", |ok| if ok { "O" } else { "X" }));
         }
         println!(" {note}");
     }
