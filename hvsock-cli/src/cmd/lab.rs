@@ -41,6 +41,7 @@ pub enum LabCommand {
 /// a guest died, 128+N when a signal N stopped the lab). The lab's files are removed after
 /// the run, or kept and named when a guest died or the run timed out.
 #[derive(Debug)]
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // read by the Linux lab only
 pub struct RunArgs {
     pub flags: RunFlags,
     /// Every participant, in command-line order: (role, service, command).
@@ -140,6 +141,7 @@ impl clap::Args for RunArgs {
 /// another guest, the VM host or a host command), through the files its init keeps. Exit 0
 /// once every port listens; 1 with one line at the timeout, or when the guest ended first.
 #[derive(clap::Args, Debug)]
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // read by the Linux lab only
 #[command(after_help = "\
 Examples:
   hvsock lab wait 19000                  # in a guest: its own server is up
