@@ -28,7 +28,7 @@ fn services_stop_when_clients_finish_and_wait_needs_no_sleep() {
             ("--guest", "$HVSOCK lab wait 4:5000 && $HVSOCK client 4 5000 --message first"),
             ("--guest-service", "$HVSOCK server any 5000"),
             ("--host-service", "$HVSOCK listen hybrid:$HVSOCK_LAB_VM5:6000 --keep-open --exec 'printf \"Hello: \"; cat'"),
-            ("--guest", "$HVSOCK lab wait 4:5000 && $HVSOCK client 4 5000 --message second && $HVSOCK client parent 6000 --retries 100 --message up"),
+            ("--guest", "$HVSOCK lab wait 4:5000 && $HVSOCK client 4 5000 --message second && $HVSOCK lab wait 2:6000 && $HVSOCK client parent 6000 --message up"),
             ("--host", "$HVSOCK lab wait 4:5000 && echo World | $HVSOCK connect hybrid:$HVSOCK_LAB_VM4:5000"),
         ],
         "90",

@@ -68,7 +68,9 @@ pub enum WaitError {
 /// Waits until something listens on `target`, for at most `timeout`.
 ///
 /// In a lab guest, `PORT`, `1:PORT` and the guest's own CID look at this guest. Anywhere in a
-/// scenario (guests, the VM host, host commands), `CID:PORT` looks at guest CID.
+/// scenario (guests, the VM host, host commands), `CID:PORT` looks at guest CID. `2:PORT` is
+/// the VM host when the lab has one; else, from a guest, the hybrid host's Unix socket where
+/// that guest's connections to port PORT arrive (`$HVSOCK_LAB_VM<cid>_PORT`).
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -100,6 +102,9 @@ pub fn wait_listening(target: Target, timeout: Duration) -> Result<(), WaitError
         };
         let guest = dir.join(format!("guest{cid}"));
         let listening = guest.join("listening");
+        if cid == 2 && !guest.is_dir() {
+            return hybrid_host_check(&dir, target, own_cid, timeout);
+        }
         if !listening.is_dir() {
             return Err(WaitError::NoSuchGuest(format!("{target}: this lab has no guest with CID {cid}")));
         }
@@ -121,6 +126,32 @@ pub fn wait_listening(target: Target, timeout: Duration) -> Result<(), WaitError
     };
     loop {
         if check()? {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(WaitError::TimedOut { target, after: timeout });
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// From guest `own_cid` of a lab without a VM host: the host listens on PORT once its Unix
+/// socket `vm<cid>.sock_PORT` exists.
+fn hybrid_host_check(
+    dir: &std::path::Path,
+    target: Target,
+    own_cid: Option<u32>,
+    timeout: Duration,
+) -> Result<(), WaitError> {
+    let Some(own) = own_cid else {
+        return Err(WaitError::NoSuchGuest(format!(
+            "{target}: this lab has no VM host; from a guest, 2:PORT waits for the hybrid host's socket"
+        )));
+    };
+    let name = std::ffi::OsString::from(format!("vm{own}.sock_{}", target.port));
+    let deadline = Instant::now() + timeout;
+    loop {
+        if std::fs::read_dir(dir).is_ok_and(|rd| rd.flatten().any(|e| e.file_name() == name)) {
             return Ok(());
         }
         if Instant::now() >= deadline {

@@ -97,8 +97,16 @@ fn tries(h: &str, rows: &[Row], target: &str, client: &str) -> String {
 /// Starts one scenario of the experiment in the lab.
 #[cfg(target_os = "linux")]
 fn spawn_lab(me: &std::path::Path, args: &[&str]) -> std::io::Result<std::process::Child> {
-    std::process::Command::new(me)
-        .args(["lab", "run", "--timeout", "120"])
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(me);
+    // SAFETY: prctl in the child before exec: if the matrix dies, its labs stop (and clean up).
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+    cmd.args(["lab", "run", "--timeout", "120"])
         .args(args)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
