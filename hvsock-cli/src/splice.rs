@@ -1,7 +1,7 @@
 //! Joins two connections: both directions copied at once, end-of-file passed on as a
 //! half-close, an error on one side passed on as a reset of the other, an idle limit.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -9,6 +9,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::endpoints::{Conn, Reader, Writer};
 
 const BUF: usize = 256 * 1024;
+/// How often a connection checks that its peers are still there (well inside the 8 s a
+/// closing vsock peer waits before it resets).
+const GONE_PROBE: Duration = Duration::from_secs(2);
 
 /// Bytes moved, counted as they go so a summary can read them at any time.
 #[derive(Default, Debug)]
@@ -44,8 +47,23 @@ pub async fn splice(
     let last = AtomicU64::new(0);
     let touch = || last.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
     let (a_reset, b_reset) = (a.resetter, b.resetter);
-    let forward = pump(a.reader, b.writer, b.stops_reading_ok, &counters.a_to_b, &touch);
-    let backward = pump(b.reader, a.writer, a.stops_reading_ok, &counters.b_to_a, &touch);
+    // Set once we have half-closed that side: its peer then rightly refuses our sends.
+    let (a_write_closed, b_write_closed) = (AtomicBool::new(false), AtomicBool::new(false));
+    let forward = pump(a.reader, b.writer, b.stops_reading_ok, &counters.a_to_b, &touch, &b_write_closed);
+    let backward = pump(b.reader, a.writer, a.stops_reading_ok, &counters.b_to_a, &touch, &a_write_closed);
+    // A peer that went away while we were not reading from it (we were blocked writing to the
+    // other side) is found by probing now and then.
+    let gone = async {
+        loop {
+            tokio::time::sleep(GONE_PROBE).await;
+            if !a_write_closed.load(Ordering::Relaxed) && peer_gone(a_reset.as_ref()) {
+                return (a.peer.clone(), Side::B);
+            }
+            if !b_write_closed.load(Ordering::Relaxed) && peer_gone(b_reset.as_ref()) {
+                return (b.peer.clone(), Side::A);
+            }
+        }
+    };
     let both = async {
         tokio::pin!(forward, backward);
         let (mut f_done, mut b_done) = (None, None);
@@ -55,11 +73,18 @@ pub async fn splice(
                     // A->B: a read error is A's failure, a write error B's.
                     if let Err((e, failed)) = r { return Err((e, if failed == Failed::Reader { Side::B } else { Side::A })); }
                     f_done = Some(());
+                    // A's end of data may be A gone altogether, with B still to be heard.
+                    if b_done.is_none() && peer_gone(a_reset.as_ref()) {
+                        return Err((format!("{} went away (closed both ways) before the other side had finished", a.peer), Side::B));
+                    }
                 }
                 r = &mut backward, if b_done.is_none() => {
                     if let Err((e, failed)) = r { return Err((e, if failed == Failed::Reader { Side::A } else { Side::B })); }
                     b_done = Some(());
                     if stop_when_b_ends { return Ok(true); }
+                    if f_done.is_none() && peer_gone(b_reset.as_ref()) {
+                        return Err((format!("{} went away (closed both ways) before the other side had finished", b.peer), Side::A));
+                    }
                 }
             }
         }
@@ -88,6 +113,13 @@ pub async fn splice(
                 End::Error(e)
             }
         },
+        (who, reset) = gone => {
+            let target = if reset == Side::A { &a_reset } else { &b_reset };
+            if let Some(s) = target {
+                let _ = s.set_linger(Some(Duration::ZERO));
+            }
+            End::Error(format!("{who} went away (closed both ways) before the other side had finished"))
+        }
         () = watchdog => {
             for s in [&a_reset, &b_reset].into_iter().flatten() {
                 let _ = s.set_linger(Some(Duration::ZERO));
@@ -96,6 +128,20 @@ pub async fn splice(
         }
     };
     end
+}
+
+/// Whether the socket's peer has closed both directions, not just its sending one. A vsock
+/// peer that closes (or is killed) sends SHUTDOWN with RCV and SEND, and its reader sees only
+/// end-of-file, as after a half-close; a zero-length send tells them apart (EPIPE: the peer
+/// reads no more). Other sockets answer it with 0 and keep today's half-close handling.
+fn peer_gone(socket: Option<&socket2::Socket>) -> bool {
+    #[cfg(unix)]
+    let flags = libc::MSG_NOSIGNAL;
+    #[cfg(not(unix))]
+    let flags = 0;
+    socket.is_some_and(
+        |s| matches!(s.send_with_flags(&[], flags), Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe),
+    )
 }
 
 /// Which side to reset after a failure: the one that did not fail.
@@ -118,6 +164,7 @@ async fn pump(
     stops_reading_ok: bool,
     count: &AtomicU64,
     touch: &impl Fn(),
+    to_closed: &AtomicBool,
 ) -> Result<(), (String, Failed)> {
     let mut buf = vec![0u8; BUF];
     let write_err = |e: std::io::Error| (format!("write: {e}"), Failed::Writer);
@@ -125,6 +172,7 @@ async fn pump(
         let n = from.read(&mut buf).await.map_err(|e| (format!("read: {e}"), Failed::Reader))?;
         if n == 0 {
             to.flush().await.map_err(write_err)?;
+            to_closed.store(true, Ordering::Relaxed);
             to.shutdown().await.map_err(write_err)?;
             return Ok(());
         }

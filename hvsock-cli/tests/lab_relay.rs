@@ -3,8 +3,8 @@
 #![cfg(target_os = "linux")] // the lab is a Linux guest
 
 mod common;
-use common::in_lab;
 use common::traffic::{checked_clients, echo_tcp, echo_vsock, start};
+use common::{assert_ok, in_lab, stdout};
 use hvsock::tokio::AsyncStream;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
@@ -117,4 +117,60 @@ fn relay_allowlist_refusals_and_a_reset_mid_stream() {
             assert!(log.contains("relay: 5 connections (2 refused, 1 failed)"), "{log}");
         });
     });
+}
+
+/// A vsock client killed mid-stream closes both ways at once (SHUTDOWN RCV|SEND); its reader
+/// sees only end-of-file. The relay must end the connection, resetting the upstream, instead of
+/// waiting for an upstream that never speaks; `listen -k --exec` must end the command.
+#[test]
+fn a_killed_vsock_client_ends_its_relay_and_exec_connections() {
+    let o = common::lab_sh(
+        r#"
+        cat > $T/upstream.py <<'PY'
+import socket, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 7101)); s.listen()
+open(__import__("sys").argv[1], "w").close()
+c, _ = s.accept()
+while c.recv(65536):
+    pass
+for _ in range(90):
+    try:
+        c.send(b"x")
+    except OSError as e:
+        print("upstream: closed by the relay", flush=True); break
+    time.sleep(0.1)
+else:
+    print("upstream: still open 9 s after the client died", flush=True)
+PY
+        python3 $T/upstream.py $T/ready > $T/up &
+        up=$!
+        until [ -e $T/ready ]; do sleep 0.02; done
+        $HVSOCK relay vsock:any:7100 tcp:127.0.0.1:7101 -v 2>$T/relay &
+        $HVSOCK lab wait 7100
+        $HVSOCK connect vsock:lo:7100 </dev/zero >/dev/null 2>&1 & c=$!
+        sleep 0.5; kill -9 $c
+        wait $up
+        cat $T/up
+        grep -o 'went away (closed both ways) before the other side had finished' $T/relay
+
+        # The command's own child records its pid: the whole group must go, not only sh.
+        $HVSOCK listen vsock:any:7110 --keep-open --exec "sleep 97 & echo \$! > $T/pid; wait" 2>$T/listen &
+        $HVSOCK lab wait 7110
+        $HVSOCK connect vsock:lo:7110 </dev/zero >/dev/null 2>&1 & c=$!
+        until [ -s $T/pid ]; do sleep 0.02; done
+        sleep 0.5; kill -9 $c
+        i=0; while kill -0 "$(cat $T/pid)" 2>/dev/null && [ $i -lt 90 ]; do sleep 0.1; i=$((i+1)); done
+        kill -0 "$(cat $T/pid)" 2>/dev/null && echo "exec command left running" || echo "exec command ended"
+        grep -o 'went away (closed both ways)' $T/listen
+        "#,
+    );
+    assert_ok(&o);
+    assert_eq!(
+        stdout(&o),
+        "upstream: closed by the relay\n\
+         went away (closed both ways) before the other side had finished\n\
+         exec command ended\n\
+         went away (closed both ways)\n"
+    );
 }

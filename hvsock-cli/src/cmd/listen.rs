@@ -42,7 +42,16 @@ async fn serve(args: Args) -> anyhow::Result<u8> {
     eprintln!("listening on {}", listener.local()?);
     let mut tasks = tokio::task::JoinSet::new();
     loop {
-        let conn = listener.accept().await.map_err(|e| anyhow::anyhow!("accept failed: {e}"))?;
+        // A finished --exec connection's error is told as soon as it ends.
+        let conn = tokio::select! {
+            conn = listener.accept() => conn.map_err(|e| anyhow::anyhow!("accept failed: {e}"))?,
+            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                if let Ok(Err(e)) = done {
+                    eprintln!("hvsock: {e:#}");
+                }
+                continue;
+            }
+        };
         match &args.exec {
             Some(cmd) => {
                 let cmd = cmd.clone();
@@ -60,7 +69,6 @@ async fn serve(args: Args) -> anyhow::Result<u8> {
         if !args.keep_open {
             break;
         }
-        while tasks.try_join_next().is_some() {}
     }
     let mut code = 0;
     while let Some(done) = tasks.join_next().await {
@@ -83,6 +91,10 @@ async fn run_exec(conn: Conn, cmd: &str) -> anyhow::Result<()> {
     let peer = conn.peer.clone();
     let proc = Conn::child(&mut child, cmd.to_string());
     let end = splice(conn, proc, None, &Counters::default(), false).await;
+    if matches!(end, End::Error(_)) {
+        // The connection is gone: so is the command's reason to run, with all it started.
+        kill_group(&mut child);
+    }
     let status = child.wait().await?;
     match end {
         End::Error(e) => anyhow::bail!("{peer}: {e}"),
@@ -91,11 +103,25 @@ async fn run_exec(conn: Conn, cmd: &str) -> anyhow::Result<()> {
     }
 }
 
+/// In a process group of its own, so that its end takes whatever it started.
 #[cfg(unix)]
 fn shell(cmd: &str) -> Command {
     let mut c = Command::new("/bin/sh");
-    c.arg("-c").arg(cmd);
+    c.arg("-c").arg(cmd).process_group(0);
     c
+}
+
+#[cfg(unix)]
+fn kill_group(child: &mut tokio::process::Child) {
+    if let Some(pid) = child.id() {
+        // SAFETY: signalling the process group we made for it.
+        unsafe { libc::kill(-(pid as libc::pid_t), libc::SIGKILL) };
+    }
+}
+
+#[cfg(windows)]
+fn kill_group(child: &mut tokio::process::Child) {
+    let _ = child.start_kill();
 }
 
 #[cfg(windows)]
