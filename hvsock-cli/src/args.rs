@@ -60,9 +60,24 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, ExitCode> 
             let _ = e.print();
             return ExitCode::SUCCESS;
         }
-        eprintln!("hvsock: {} (see `hvsock --help`)", one_line(&e.render().to_string()));
+        eprintln!("hvsock: {} (see `hvsock --help`)", message(&e));
         ExitCode::from(2)
     })
+}
+
+/// One line for a usage error. A value our parser refused is said once, by our parser's
+/// message (clap's would echo the raw value first); everything shown is escaped and cut.
+fn message(e: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let arg = match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) => Some(arg.clone()),
+        _ => None,
+    };
+    let line = match (e.kind(), arg, std::error::Error::source(e)) {
+        (ErrorKind::ValueValidation, Some(arg), Some(why)) => format!("{arg}: {why}"),
+        _ => one_line(&e.render().to_string()),
+    };
+    hvsock::Printable::new(&line).limit(400).to_string()
 }
 
 /// clap's message without its usage block, on one line.
@@ -91,11 +106,20 @@ fn seed_spelling(mut args: Vec<OsString>) -> Vec<OsString> {
     args
 }
 
-/// Seconds, fractions allowed: `5`, `0.5`.
+/// The longest time every platform can honour: Windows takes socket timeouts as a u32 of
+/// milliseconds (about 49.7 days).
+pub const MAX_SECS: f64 = u32::MAX as f64 / 1000.0;
+/// The shortest: one millisecond, the unit of Windows timeouts.
+pub const MIN_SECS: f64 = 0.001;
+
+/// Seconds, fractions allowed: `5`, `0.5`; from 0.001 to about 49 days.
 pub fn parse_secs(s: &str) -> Result<Duration, String> {
-    match s.parse::<f64>() {
-        Ok(secs) if secs > 0.0 && secs.is_finite() => Ok(Duration::from_secs_f64(secs)),
-        _ => Err(format!("`{s}` is not a number of seconds greater than 0")),
+    match s.trim().parse::<f64>() {
+        Ok(secs) if (MIN_SECS..=MAX_SECS).contains(&secs) => Ok(Duration::from_secs_f64(secs)),
+        _ => Err(format!(
+            "`{}` is not a number of seconds from {MIN_SECS} to {MAX_SECS} (about 49 days)",
+            hvsock::Printable::new(s)
+        )),
     }
 }
 
@@ -137,8 +161,10 @@ mod tests {
     #[test]
     fn seconds() {
         assert_eq!(parse_secs("0.5").unwrap(), Duration::from_millis(500));
-        for bad in ["0", "-1", "abc", "inf", "NaN"] {
+        for bad in ["0", "-1", "abc", "inf", "NaN", "1e20", "1e-300", "0.0009", "4294968", "1e17"] {
             assert!(parse_secs(bad).is_err(), "{bad}");
         }
+        assert_eq!(parse_secs("0.001").unwrap(), Duration::from_millis(1));
+        assert_eq!(parse_secs("4294967.295").unwrap(), Duration::from_millis(u32::MAX as u64));
     }
 }

@@ -11,13 +11,18 @@ fn guid_converts_both_ways() {
     assert_eq!(stdout(&o), "19000\n");
     let o = hvsock(&["guid", "0x7fffffff"]);
     assert_eq!(stdout(&o), "7fffffff-facb-11e6-bd58-64006a7986d3\n");
+    // hv_sock's ephemeral ports (connecting sockets) are template GUIDs too.
+    let o = hvsock(&["guid", "2147483648"]);
+    assert_eq!(stdout(&o), "80000000-facb-11e6-bd58-64006a7986d3\n");
+    let o = hvsock(&["guid", "80001234-facb-11e6-bd58-64006a7986d3"]);
+    assert_eq!(stdout(&o), "2147488308\n");
 }
 
 #[test]
 fn guid_rejects_what_it_cannot_convert() {
     for (arg, msg) in [
         ("9866c7bc-0c89-4cb0-9427-5b526d1ae83b", "not a VSOCK template GUID"),
-        ("2147483648", "the VSOCK template holds ports 0-2147483647"),
+        ("4294967296", "`4294967296` is not a service"),
         ("ssh", "`ssh` is not a service"),
     ] {
         let o = hvsock(&["guid", arg]);
@@ -69,13 +74,32 @@ fn bad_arguments_get_one_line_and_exit_2() {
         (&["guid"][..], "required arguments were not provided"),
         (&["frobnicate"][..], "unrecognized subcommand"),
         (&["lab", "run"][..], "required arguments were not provided"),
+        // Numbers no platform can honour, and that used to panic.
+        (&["client", "--timeout", "1e20"][..], "`1e20` is not a number of seconds from 0.001 to"),
+        (&["client", "--timeout", "1e-300"][..], "`1e-300` is not a number of seconds"),
+        (&["client", "--timeout", "1e17"][..], "`1e17` is not a number of seconds"),
+        (&["relay", "tcp:127.0.0.1:1", "tcp:127.0.0.1:2", "--timeout", "1e20"][..], "`1e20`"),
+        (&["relay", "tcp:127.0.0.1:1", "tcp:127.0.0.1:2", "--max-conns", "0"][..], "0 is not in 1..=1000000"),
+        (
+            &["relay", "tcp:127.0.0.1:1", "tcp:127.0.0.1:2", "--max-conns", "2305843009213693952"][..],
+            "--max-conns <N>",
+        ),
+        // Untrusted text is escaped and cut, not echoed raw and whole.
+        (&["connect", "tcp:[::1:80"][..], "is not a bracketed IPv6 address"),
+        (&["client", "a\rb"][..], "`a\\rb` is not a VM"),
     ] {
         let o = hvsock(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}");
         let err = stderr(&o);
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
         assert!(err.starts_with("hvsock: ") && err.contains(msg), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
     }
+    let long = "x".repeat(100_000);
+    let o = hvsock(&["client", &long]);
+    let err = stderr(&o);
+    assert_eq!((o.status.code(), err.lines().count()), (Some(2), 1), "{}", &err[..200]);
+    assert!(err.len() < 400 && err.contains("… (100000 bytes)"), "{err}");
 }
 
 #[test]

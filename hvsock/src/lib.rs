@@ -13,6 +13,7 @@
 //! - [`hybrid`] (Unix): the host side of Firecracker-style VMs, `CONNECT <port>` over a Unix socket.
 //! - [`diag`] (Linux): the machine's vsock sockets and their owners, like `ss -f vsock -p`.
 //! - `tokio` (feature `tokio`): `AsyncListener`, `AsyncStream`.
+//! - [`Printable`]: a user's or a peer's text, safe to put in a one-line message.
 //!
 //! ```no_run
 //! use std::io::{Read, Write};
@@ -34,6 +35,7 @@ mod guid;
 pub mod hybrid;
 pub mod info;
 mod net;
+mod printable;
 #[cfg(windows)]
 pub mod registry;
 mod sys;
@@ -49,5 +51,6 @@ pub use net::BufferSize;
 #[cfg(windows)]
 pub use net::HvFlag;
 pub use net::{Connector, Incoming, Listener, Stream};
+pub use printable::Printable;
 #[cfg(target_os = "linux")]
 pub use sys::local_cid;

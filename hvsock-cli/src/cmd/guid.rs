@@ -16,7 +16,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
     match args.value {
-        Service::Port(_) => println!("{}", args.value.to_service_id()?),
+        Service::Port(_) => println!("{}", args.value.to_service_id()),
         Service::Id(_) => println!("{}", args.value.to_port()?),
     }
     Ok(0)

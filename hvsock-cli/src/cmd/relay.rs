@@ -43,9 +43,9 @@ pub struct Args {
     /// YAML or TOML allowlist (vsock-proxy's format works)
     #[arg(long, value_name = "FILE")]
     pub allow_file: Option<PathBuf>,
-    /// At most N connections at once; more wait in the listen backlog
-    #[arg(long, value_name = "N")]
-    pub max_conns: Option<usize>,
+    /// At most N connections at once (1 to 1000000); more wait in the listen backlog
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_conns: Option<u32>,
     /// Close a connection after SECS with no data either way
     #[arg(long, value_name = "SECS", value_parser = parse_secs, allow_negative_numbers = true)]
     pub timeout: Option<Duration>,
@@ -169,7 +169,7 @@ async fn serve(
 ) -> anyhow::Result<u8> {
     let listener = Listener::bind(&args.from).await?;
     eprintln!("listening on {}", listener.local()?);
-    let slots = Arc::new(Semaphore::new(args.max_conns.unwrap_or(Semaphore::MAX_PERMITS)));
+    let slots = Arc::new(Semaphore::new(args.max_conns.map_or(Semaphore::MAX_PERMITS, |n| n as usize)));
     let mut tasks = tokio::task::JoinSet::new();
     let stop = shutdown_signal();
     tokio::pin!(stop);

@@ -16,7 +16,7 @@ pub struct Args {
 
 #[cfg(windows)]
 pub fn run(args: Args) -> anyhow::Result<u8> {
-    let id = args.service.to_service_id()?;
+    let id = args.service.to_service_id();
     let removed = hvsock::registry::unregister(id)
         .map_err(|e| crate::diagnose::registry_error(format!("cannot unregister {id}"), e))?;
     match removed {
@@ -28,6 +28,6 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
 
 #[cfg(not(windows))]
 pub fn run(args: Args) -> anyhow::Result<u8> {
-    args.service.to_service_id()?;
+    let _ = args.service;
     Err(crate::diagnose::windows_only("unregister"))
 }

@@ -54,7 +54,7 @@ impl Endpoint {
     /// The Windows address this endpoint means at this end of a connection.
     pub fn hv_addr(&self, role: Role) -> Result<HvAddr, AddrError> {
         let (vm, svc) = self.vm_service().ok_or_else(|| self.not_vm())?;
-        Ok(HvAddr::new(vm.to_vm_id(role)?, svc.to_service_id()?))
+        Ok(HvAddr::new(vm.to_vm_id(role)?, svc.to_service_id()))
     }
 
     /// The address this endpoint means on this platform.
@@ -97,7 +97,22 @@ impl FromStr for Endpoint {
                 let (host, port) = rest
                     .rsplit_once(':')
                     .ok_or_else(|| bad("missing the port (expected tcp:HOST:PORT)".into()))?;
-                let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+                let host = match host.strip_prefix('[') {
+                    Some(inner) => match inner.strip_suffix(']') {
+                        Some(v6) if v6.contains(':') && !v6.contains(['[', ']']) => v6,
+                        _ => {
+                            return Err(bad(format!(
+                                "`{host}` is not a bracketed IPv6 address (expected tcp:[::1]:PORT)"
+                            )))
+                        }
+                    },
+                    None if host.contains([':', '[', ']']) => {
+                        return Err(bad(format!(
+                            "`{host}`: an IPv6 address goes in brackets (tcp:[::1]:PORT)"
+                        )))
+                    }
+                    None => host,
+                };
                 if host.is_empty() {
                     return Err(bad("missing the host (expected tcp:HOST:PORT)".into()));
                 }
@@ -146,6 +161,15 @@ mod tests {
 
     fn err(s: &str) -> String {
         s.parse::<Endpoint>().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn tcp_hosts_bracket_ipv6_and_nothing_else() {
+        assert_eq!(ep("tcp:[::1]:80"), Endpoint::Tcp("::1".into(), 80));
+        assert_eq!(ep("tcp:[::1]:80").to_string(), "tcp:[::1]:80");
+        for bad in ["tcp:[::1:80", "tcp:::1:80", "tcp:[127.0.0.1]:80", "tcp:a]:80", "tcp:[[::1]]:80"] {
+            assert!(err(bad).contains("IPv6"), "{bad}: {}", err(bad));
+        }
     }
 
     #[test]
@@ -215,7 +239,7 @@ mod tests {
         assert_eq!(e.vsock_addr(Role::Connect).unwrap(), VsockAddr::new(2, 19000));
         assert_eq!(
             e.hv_addr(Role::Connect).unwrap(),
-            HvAddr::new(VmId::PARENT, ServiceId::from_vsock_port(19000).unwrap())
+            HvAddr::new(VmId::PARENT, ServiceId::from_vsock_port(19000))
         );
         let any = ep("vsock:any:19000");
         assert_eq!(any.vsock_addr(Role::Bind).unwrap(), VsockAddr::new(u32::MAX, 19000));

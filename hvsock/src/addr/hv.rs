@@ -7,7 +7,7 @@ use crate::{AddrError, Guid, ServiceId, VmId};
 ///
 /// ```
 /// use hvsock::{HvAddr, ServiceId, VmId};
-/// let addr = HvAddr::new(VmId::PARENT, ServiceId::from_vsock_port(19000).unwrap());
+/// let addr = HvAddr::new(VmId::PARENT, ServiceId::from_vsock_port(19000));
 /// let bytes = addr.to_bytes();
 /// assert_eq!(bytes.len(), HvAddr::LEN);
 /// assert_eq!(HvAddr::from_bytes(&bytes).unwrap(), addr);
@@ -78,7 +78,7 @@ mod tests {
 
     #[test]
     fn golden_bytes() {
-        let addr = HvAddr::new(VmId::LOOPBACK, ServiceId::from_vsock_port(19000).unwrap());
+        let addr = HvAddr::new(VmId::LOOPBACK, ServiceId::from_vsock_port(19000));
         let want: [u8; 36] = [
             0x22, 0x00, 0x00, 0x00, // family 34, reserved
             0x97, 0x61, 0xe1, 0xe0, 0x56, 0xdd, 0x10, 0x4a, 0x91, 0x95, 0x5e, 0xe7, 0xa1, 0x55, 0xa8, 0x38,
@@ -98,7 +98,7 @@ mod tests {
 
     #[test]
     fn displays_as_an_endpoint() {
-        let addr = HvAddr::new(VmId::PARENT, ServiceId::from_vsock_port(19000).unwrap());
+        let addr = HvAddr::new(VmId::PARENT, ServiceId::from_vsock_port(19000));
         assert_eq!(addr.to_string(), "hv:parent:00004a38-facb-11e6-bd58-64006a7986d3");
     }
 }

@@ -146,7 +146,7 @@ impl fmt::Display for Vm {
 /// ```
 /// use hvsock::Service;
 /// let s: Service = "19000".parse().unwrap();
-/// assert_eq!(s.to_service_id().unwrap().to_string(), "00004a38-facb-11e6-bd58-64006a7986d3");
+/// assert_eq!(s.to_service_id().to_string(), "00004a38-facb-11e6-bd58-64006a7986d3");
 /// let g: Service = "00004a38-facb-11e6-bd58-64006a7986d3".parse().unwrap();
 /// assert_eq!(g.to_port().unwrap(), 19000);
 /// ```
@@ -171,10 +171,10 @@ impl Service {
     }
 
     /// The Hyper-V service ID: the GUID itself, or the template GUID for a port.
-    pub fn to_service_id(self) -> Result<ServiceId, AddrError> {
+    pub fn to_service_id(self) -> ServiceId {
         match self {
             Service::Port(p) => ServiceId::from_vsock_port(p),
-            Service::Id(id) => Ok(id),
+            Service::Id(id) => id,
         }
     }
 }
@@ -309,15 +309,12 @@ mod tests {
         assert_eq!(s("19000").unwrap(), Service::Port(19000));
         assert_eq!(s("0x4A38").unwrap(), Service::Port(19000));
         assert_eq!(s("00004a38-facb-11e6-bd58-64006a7986d3").unwrap().to_port().unwrap(), 19000);
-        assert_eq!(
-            Service::default().to_service_id().unwrap().to_string(),
-            "00004a38-facb-11e6-bd58-64006a7986d3"
-        );
+        assert_eq!(Service::default().to_service_id().to_string(), "00004a38-facb-11e6-bd58-64006a7986d3");
         let other = s("9866C7BC-0C89-4CB0-9427-5B526D1AE83B").unwrap();
-        assert_eq!(other.to_service_id().unwrap().to_string(), "9866c7bc-0c89-4cb0-9427-5b526d1ae83b");
+        assert_eq!(other.to_service_id().to_string(), "9866c7bc-0c89-4cb0-9427-5b526d1ae83b");
         assert!(matches!(other.to_port(), Err(AddrError::NotTemplate(_))));
         assert!(other.to_port().unwrap_err().to_string().contains("not a VSOCK template GUID"));
-        assert_eq!(Service::Port(u32::MAX).to_service_id(), Err(AddrError::PortTooLarge(u32::MAX)));
+        assert_eq!(Service::Port(u32::MAX).to_service_id().vsock_port(), Some(u32::MAX));
         for bad in ["", "port", "-5", "4294967296", "19000x"] {
             assert_eq!(s(bad), Err(AddrError::BadService(bad.to_string())));
         }

@@ -15,7 +15,7 @@ const TEMPLATE_D4: [u8; 8] = [0xbd, 0x58, 0x64, 0x00, 0x6a, 0x79, 0x86, 0xd3];
 ///
 /// ```
 /// use hvsock::ServiceId;
-/// let id = ServiceId::from_vsock_port(19000).unwrap();
+/// let id = ServiceId::from_vsock_port(19000);
 /// assert_eq!(id.to_string(), "00004a38-facb-11e6-bd58-64006a7986d3");
 /// assert_eq!(id.vsock_port(), Some(19000));
 /// ```
@@ -23,8 +23,10 @@ const TEMPLATE_D4: [u8; 8] = [0xbd, 0x58, 0x64, 0x00, 0x6a, 0x79, 0x86, 0xd3];
 pub struct ServiceId(Guid);
 
 impl ServiceId {
-    /// The largest port the template can carry (Linux hv_sock keeps the top bit for itself).
-    pub const MAX_VSOCK_PORT: u32 = 0x7FFF_FFFF;
+    /// The highest port a Linux guest can listen on over Hyper-V (hv_sock): ports above it are
+    /// the ephemeral ports hv_sock gives connecting sockets. Their template GUIDs are real
+    /// (a connection from a Linux guest shows one as its peer's service ID), so every port maps.
+    pub const MAX_LISTEN_PORT: u32 = 0x7FFF_FFFF;
 
     /// Wraps a GUID.
     pub const fn from_guid(g: Guid) -> ServiceId {
@@ -36,19 +38,16 @@ impl ServiceId {
         self.0
     }
 
-    /// The template GUID for a vsock port; ports above [`ServiceId::MAX_VSOCK_PORT`] have none.
-    pub fn from_vsock_port(port: u32) -> Result<ServiceId, AddrError> {
-        if port > Self::MAX_VSOCK_PORT {
-            return Err(AddrError::PortTooLarge(port));
-        }
-        Ok(ServiceId(Guid::from_fields(port, TEMPLATE_D2, TEMPLATE_D3, TEMPLATE_D4)))
+    /// The template GUID for a vsock port.
+    pub fn from_vsock_port(port: u32) -> ServiceId {
+        ServiceId(Guid::from_fields(port, TEMPLATE_D2, TEMPLATE_D3, TEMPLATE_D4))
     }
 
     /// The vsock port when this is a template GUID, `None` otherwise.
     pub fn vsock_port(&self) -> Option<u32> {
         let (d1, d2, d3, d4) = self.0.fields();
         let templated = d2 == TEMPLATE_D2 && d3 == TEMPLATE_D3 && d4 == TEMPLATE_D4;
-        (templated && d1 <= Self::MAX_VSOCK_PORT).then_some(d1)
+        templated.then_some(d1)
     }
 }
 
@@ -86,7 +85,7 @@ mod tests {
 
     #[test]
     fn port_19000_golden() {
-        let id = ServiceId::from_vsock_port(19000).unwrap();
+        let id = ServiceId::from_vsock_port(19000);
         assert_eq!(id.to_string(), "00004a38-facb-11e6-bd58-64006a7986d3");
         assert_eq!(
             id.guid().to_windows_bytes(),
@@ -96,20 +95,19 @@ mod tests {
 
     #[test]
     fn template_round_trips_at_the_edges() {
-        for port in [0, 1, 22, 19000, 0x7FFF_FFFF] {
-            assert_eq!(ServiceId::from_vsock_port(port).unwrap().vsock_port(), Some(port));
+        // Above 0x7FFFFFFF: hv_sock's ephemeral ports, real peers' service IDs.
+        for port in [0, 1, 22, 19000, 0x7FFF_FFFF, 0x8000_0000, 0x8000_1234, u32::MAX] {
+            assert_eq!(ServiceId::from_vsock_port(port).vsock_port(), Some(port));
         }
-        assert_eq!(ServiceId::from_vsock_port(0x8000_0000), Err(AddrError::PortTooLarge(0x8000_0000)));
-        assert_eq!(ServiceId::from_vsock_port(u32::MAX), Err(AddrError::PortTooLarge(u32::MAX)));
+        assert_eq!(
+            "80000000-facb-11e6-bd58-64006a7986d3".parse::<ServiceId>().unwrap().vsock_port(),
+            Some(0x8000_0000)
+        );
     }
 
     #[test]
     fn non_template_guids_have_no_port() {
-        for s in [
-            "9866c7bc-0c89-4cb0-9427-5b526d1ae83b",
-            "00004a38-facb-11e6-bd58-64006a7986d4",
-            "80000000-facb-11e6-bd58-64006a7986d3",
-        ] {
+        for s in ["9866c7bc-0c89-4cb0-9427-5b526d1ae83b", "00004a38-facb-11e6-bd58-64006a7986d4"] {
             assert_eq!(s.parse::<ServiceId>().unwrap().vsock_port(), None, "{s}");
         }
         assert_eq!(

@@ -136,7 +136,7 @@ mod tests {
     #[test]
     fn bytes_round_trip_by_length() {
         let v = SocketAddr::Vsock(VsockAddr::new(3, 22));
-        let h = SocketAddr::Hv(HvAddr::new(VmId::CHILDREN, ServiceId::from_vsock_port(22).unwrap()));
+        let h = SocketAddr::Hv(HvAddr::new(VmId::CHILDREN, ServiceId::from_vsock_port(22)));
         assert_eq!(SocketAddr::from_bytes(&v.to_bytes()).unwrap(), v);
         assert_eq!(SocketAddr::from_bytes(&h.to_bytes()).unwrap(), h);
         assert!(SocketAddr::from_bytes(&[0; 20]).unwrap_err().to_string().contains("got 20"));
@@ -145,7 +145,7 @@ mod tests {
     #[test]
     #[cfg(target_os = "linux")]
     fn hyper_v_addresses_map_to_vsock_on_linux() {
-        let h = HvAddr::new(VmId::PARENT, ServiceId::from_vsock_port(19000).unwrap());
+        let h = HvAddr::new(VmId::PARENT, ServiceId::from_vsock_port(19000));
         assert_eq!(h.to_socket_addr(Role::Connect).unwrap(), SocketAddr::Vsock(VsockAddr::new(2, 19000)));
         assert_eq!(
             "hv:any:19000".to_socket_addr(Role::Bind).unwrap(),
@@ -160,7 +160,7 @@ mod tests {
     fn vsock_names_map_to_hyper_v_on_windows() {
         assert_eq!(
             "vsock:lo:19000".to_socket_addr(Role::Connect).unwrap(),
-            SocketAddr::Hv(HvAddr::new(VmId::LOOPBACK, ServiceId::from_vsock_port(19000).unwrap()))
+            SocketAddr::Hv(HvAddr::new(VmId::LOOPBACK, ServiceId::from_vsock_port(19000)))
         );
         assert!(VsockAddr::new(3, 1)
             .to_socket_addr(Role::Connect)

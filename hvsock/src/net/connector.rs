@@ -27,10 +27,11 @@ pub struct Connector {
     retry_wait: Duration,
     #[cfg(target_os = "linux")]
     buffer_size: Option<u64>,
+    /// Set only when asked: a Windows build that does not know an option refuses it.
     #[cfg(windows)]
-    high_vtl: bool,
+    high_vtl: Option<bool>,
     #[cfg(windows)]
-    connected_suspend: bool,
+    connected_suspend: Option<bool>,
 }
 
 impl Default for Connector {
@@ -49,9 +50,9 @@ impl Connector {
             #[cfg(target_os = "linux")]
             buffer_size: None,
             #[cfg(windows)]
-            high_vtl: false,
+            high_vtl: None,
             #[cfg(windows)]
-            connected_suspend: false,
+            connected_suspend: None,
         }
     }
 
@@ -83,14 +84,14 @@ impl Connector {
     /// `HVSOCKET_HIGH_VTL`: connect to the partition's higher virtual trust level (Windows).
     #[cfg(windows)]
     pub fn high_vtl(mut self, yes: bool) -> Connector {
-        self.high_vtl = yes;
+        self.high_vtl = Some(yes);
         self
     }
 
     /// `HVSOCKET_CONNECTED_SUSPEND`: keep the connection over a VM's suspend (Windows).
     #[cfg(windows)]
     pub fn connected_suspend(mut self, yes: bool) -> Connector {
-        self.connected_suspend = yes;
+        self.connected_suspend = Some(yes);
         self
     }
 
@@ -117,8 +118,12 @@ impl Connector {
         }
         #[cfg(windows)]
         {
-            crate::sys::set_flag(&inner, crate::HvFlag::HighVtl, self.high_vtl)?;
-            crate::sys::set_flag(&inner, crate::HvFlag::ConnectedSuspend, self.connected_suspend)?;
+            if let Some(on) = self.high_vtl {
+                crate::sys::set_flag(&inner, crate::HvFlag::HighVtl, on)?;
+            }
+            if let Some(on) = self.connected_suspend {
+                crate::sys::set_flag(&inner, crate::HvFlag::ConnectedSuspend, on)?;
+            }
         }
         match self.timeout {
             Some(timeout) => {

@@ -56,12 +56,12 @@ impl Stream {
 
     /// How long a read may wait before failing with `WouldBlock`/`TimedOut`; `None` = forever.
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.inner.set_read_timeout(timeout)
+        self.inner.set_read_timeout(crate::sys::os_timeout(timeout))
     }
 
     /// How long a write may wait; `None` = forever.
     pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.inner.set_write_timeout(timeout)
+        self.inner.set_write_timeout(crate::sys::os_timeout(timeout))
     }
 
     /// The read timeout.

@@ -30,7 +30,7 @@ pub(crate) fn service_by_name(name: &str) -> Option<ServiceId> {
 }
 
 pub(crate) fn resolve(vm: Vm, service: Service, role: Role) -> Result<SocketAddr, AddrError> {
-    Ok(SocketAddr::Hv(HvAddr::new(vm.to_vm_id(role)?, service.to_service_id()?)))
+    Ok(SocketAddr::Hv(HvAddr::new(vm.to_vm_id(role)?, service.to_service_id())))
 }
 
 pub(crate) fn native(addr: SocketAddr, role: Role) -> Result<SocketAddr, AddrError> {
@@ -46,8 +46,19 @@ pub(crate) fn socket(ty: Type) -> io::Result<Socket> {
 
 /// Lets a blocking connect wait as long as the caller asked (Windows caps it at 300 s).
 pub(crate) fn set_connect_timeout(socket: &Socket, timeout: Duration) -> io::Result<()> {
-    let ms = timeout.as_millis().min(HVSOCKET_CONNECT_TIMEOUT_MAX as u128) as u32;
+    let ms = whole_millis(timeout).min(HVSOCKET_CONNECT_TIMEOUT_MAX);
     set_u32(socket, HVSOCKET_CONNECT_TIMEOUT, ms)
+}
+
+/// Windows takes timeouts in whole milliseconds, and 0 means "forever": a shorter timeout
+/// rounds up, never down to 0.
+fn whole_millis(timeout: Duration) -> u32 {
+    timeout.as_nanos().div_ceil(1_000_000).min(u32::MAX as u128) as u32
+}
+
+/// A read or write timeout as Windows can hold it (see [`whole_millis`]).
+pub(crate) fn os_timeout(timeout: Option<Duration>) -> Option<Duration> {
+    timeout.map(|t| Duration::from_millis(whole_millis(t).into()))
 }
 
 pub(crate) fn connect_timeout(socket: &Socket) -> io::Result<Duration> {
@@ -313,13 +324,13 @@ mod tests {
         assert_eq!(guid(HV_GUID_LOOPBACK), VmId::LOOPBACK.guid());
         assert_eq!(guid(HV_GUID_PARENT), VmId::PARENT.guid());
         assert_eq!(guid(HV_GUID_SILOHOST), VmId::SILOHOST.guid());
-        assert_eq!(guid(HV_GUID_VSOCK_TEMPLATE), ServiceId::from_vsock_port(0).unwrap().guid());
+        assert_eq!(guid(HV_GUID_VSOCK_TEMPLATE), ServiceId::from_vsock_port(0).guid());
     }
 
     #[test]
     fn sockaddr_hv_layout_matches_windows_sys() {
         assert_eq!(std::mem::size_of::<SOCKADDR_HV>(), HvAddr::LEN);
-        let ours = HvAddr::new(VmId::PARENT, ServiceId::from_vsock_port(19000).unwrap());
+        let ours = HvAddr::new(VmId::PARENT, ServiceId::from_vsock_port(19000));
         let theirs = SOCKADDR_HV {
             Family: AF_HYPERV as u16,
             Reserved: 0,
