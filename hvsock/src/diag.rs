@@ -13,6 +13,8 @@ const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
 const NLM_F_REQUEST: u16 = 0x1;
 const NLM_F_DUMP: u16 = 0x300;
+/// The kernel's tables changed during the dump: it is inconsistent, take it again.
+const NLM_F_DUMP_INTR: u16 = 0x10;
 const HEADER: usize = 16;
 /// `struct vsock_diag_msg`.
 const MSG: usize = 32;
@@ -69,6 +71,16 @@ pub fn sockets() -> io::Result<Vec<SocketEntry>> {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn table() -> io::Result<Vec<SocketEntry>> {
+    let mut tries = 0;
+    loop {
+        match dump() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted && tries < 5 => tries += 1,
+            result => return result,
+        }
+    }
+}
+
+fn dump() -> io::Result<Vec<SocketEntry>> {
     // SAFETY: a fresh socket we own at once.
     let fd =
         unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, NETLINK_SOCK_DIAG) };
@@ -110,32 +122,70 @@ pub fn table() -> io::Result<Vec<SocketEntry>> {
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
-        let mut msgs = &buf[..n as usize];
-        while msgs.len() >= HEADER {
-            let len = u32::from_ne_bytes(msgs[0..4].try_into().unwrap()) as usize;
-            let ty = u16::from_ne_bytes(msgs[4..6].try_into().unwrap());
-            if len < HEADER || len > msgs.len() {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, "truncated netlink message"));
-            }
-            let body = &msgs[HEADER..len];
-            match ty {
-                NLMSG_DONE => return Ok(out),
-                NLMSG_ERROR => {
-                    let errno = -i32::from_ne_bytes(body[0..4].try_into().unwrap());
-                    return Err(match errno {
-                        0 => return Ok(out),
-                        libc::ENOENT => io::Error::new(
-                            io::ErrorKind::NotFound,
-                            "the vsock_diag kernel module is not loaded (load it: modprobe vsock_diag)",
-                        ),
-                        e => io::Error::from_raw_os_error(e),
-                    });
-                }
-                SOCK_DIAG_BY_FAMILY if body.len() >= MSG => out.push(parse(body)),
-                _ => {}
-            }
-            msgs = &msgs[(len + 3) & !3..];
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "netlink closed before the dump ended"));
         }
+        if let Batch::Done = messages(&buf[..n as usize], &mut out)? {
+            return Ok(out);
+        }
+    }
+}
+
+/// Where a batch of netlink messages left the dump.
+#[derive(Debug, PartialEq, Eq)]
+enum Batch {
+    More,
+    Done,
+}
+
+/// Takes the sockets out of one `recv`'s worth of netlink messages. Every length is checked
+/// against what arrived: a short or malformed message is an error, never a panic.
+fn messages(mut msgs: &[u8], out: &mut Vec<SocketEntry>) -> io::Result<Batch> {
+    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("netlink: {what}"));
+    let i32_at = |body: &[u8]| body.get(0..4).map(|b| i32::from_ne_bytes(b.try_into().unwrap()));
+    while !msgs.is_empty() {
+        if msgs.len() < HEADER {
+            return Err(bad("a truncated message header"));
+        }
+        let len = u32::from_ne_bytes(msgs[0..4].try_into().unwrap()) as usize;
+        let ty = u16::from_ne_bytes(msgs[4..6].try_into().unwrap());
+        let flags = u16::from_ne_bytes(msgs[6..8].try_into().unwrap());
+        if len < HEADER || len > msgs.len() {
+            return Err(bad("a message longer than what arrived"));
+        }
+        if flags & NLM_F_DUMP_INTR != 0 {
+            return Err(io::Error::new(io::ErrorKind::Interrupted, "netlink: the dump changed while it ran"));
+        }
+        let body = &msgs[HEADER..len];
+        match ty {
+            NLMSG_DONE => {
+                return match i32_at(body) {
+                    Some(e) if e < 0 => Err(diag_error(-e)),
+                    _ => Ok(Batch::Done),
+                }
+            }
+            NLMSG_ERROR => {
+                return match i32_at(body).ok_or_else(|| bad("a truncated error message"))? {
+                    0 => Ok(Batch::Done),
+                    e => Err(diag_error(-e)),
+                }
+            }
+            SOCK_DIAG_BY_FAMILY if body.len() >= MSG => out.push(parse(body)),
+            SOCK_DIAG_BY_FAMILY => return Err(bad("a truncated socket entry")),
+            _ => {}
+        }
+        msgs = &msgs[((len + 3) & !3).min(msgs.len())..];
+    }
+    Ok(Batch::More)
+}
+
+fn diag_error(errno: i32) -> io::Error {
+    match errno {
+        libc::ENOENT => io::Error::new(
+            io::ErrorKind::NotFound,
+            "the vsock_diag kernel module is not loaded (load it: modprobe vsock_diag)",
+        ),
+        e => io::Error::from_raw_os_error(e),
     }
 }
 
@@ -190,6 +240,52 @@ fn owners_by_inode() -> HashMap<u32, Vec<Owner>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn msg(ty: u16, flags: u16, body: &[u8]) -> Vec<u8> {
+        let mut m = ((HEADER + body.len()) as u32).to_ne_bytes().to_vec();
+        m.extend_from_slice(&ty.to_ne_bytes());
+        m.extend_from_slice(&flags.to_ne_bytes());
+        m.extend_from_slice(&[0; 8]);
+        m.extend_from_slice(body);
+        while m.len() % 4 != 0 {
+            m.push(0);
+        }
+        m
+    }
+
+    #[test]
+    fn malformed_netlink_is_an_error_not_a_panic() {
+        let entry = msg(SOCK_DIAG_BY_FAMILY, 0, &[0u8; MSG]);
+        let mut out = Vec::new();
+        assert_eq!(messages(&entry, &mut out).unwrap(), Batch::More);
+        assert_eq!(out.len(), 1);
+        // A truncated error body, a short trailing message, a header that claims too much.
+        for bad in [
+            msg(NLMSG_ERROR, 0, &[1, 2]),
+            [entry.clone(), vec![1, 2, 3]].concat(),
+            [&entry[..20], &[0u8; 4][..]].concat(),
+            msg(SOCK_DIAG_BY_FAMILY, 0, &[0u8; 8]),
+        ] {
+            assert_eq!(messages(&bad, &mut Vec::new()).unwrap_err().kind(), io::ErrorKind::InvalidData);
+        }
+        // A length not a multiple of 4 at the very end.
+        let mut odd = entry.clone();
+        odd[0] = (HEADER + MSG + 1) as u8;
+        odd.push(0);
+        assert!(messages(&odd, &mut Vec::new()).is_ok());
+    }
+
+    #[test]
+    fn done_errors_and_interrupted_dumps_are_told() {
+        assert_eq!(messages(&msg(NLMSG_DONE, 0, &0i32.to_ne_bytes()), &mut Vec::new()).unwrap(), Batch::Done);
+        assert_eq!(messages(&msg(NLMSG_DONE, 0, &[]), &mut Vec::new()).unwrap(), Batch::Done);
+        let e = messages(&msg(NLMSG_DONE, 0, &(-libc::ENOENT).to_ne_bytes()), &mut Vec::new()).unwrap_err();
+        assert!(e.to_string().contains("vsock_diag"), "{e}");
+        let e = messages(&msg(NLMSG_ERROR, 0, &(-libc::EPERM).to_ne_bytes()), &mut Vec::new()).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EPERM));
+        let intr = msg(SOCK_DIAG_BY_FAMILY, NLM_F_DUMP_INTR, &[0u8; MSG]);
+        assert_eq!(messages(&intr, &mut Vec::new()).unwrap_err().kind(), io::ErrorKind::Interrupted);
+    }
 
     #[test]
     fn parses_a_vsock_diag_msg() {
