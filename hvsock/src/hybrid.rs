@@ -8,7 +8,7 @@
 use std::io::{self, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long the VM may take to answer `CONNECT` when the caller gives no timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -23,35 +23,62 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn connect(uds: impl AsRef<Path>, port: u32, timeout: Option<Duration>) -> io::Result<(UnixStream, u32)> {
-    let uds = uds.as_ref();
-    let mut s = UnixStream::connect(uds)?;
-    s.set_read_timeout(Some(timeout.unwrap_or(DEFAULT_TIMEOUT)))?;
-    s.write_all(format!("CONNECT {port}\n").as_bytes())?;
-    let host_port = read_ok(&mut s, port)?;
+    // One deadline for the whole exchange: a VM answering a byte at a time cannot stretch it.
+    let deadline = Instant::now() + timeout.unwrap_or(DEFAULT_TIMEOUT);
+    let left = || {
+        deadline
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| no_answer(port))
+    };
+    let mut s = UnixStream::connect(uds.as_ref())?;
+    s.set_write_timeout(Some(left()?))?;
+    s.write_all(format!("CONNECT {port}\n").as_bytes()).map_err(|e| closed_early(e, port))?;
+    let host_port = read_ok(port, |b| {
+        s.set_read_timeout(Some(left()?))?;
+        s.read(b)
+    })?;
     s.set_read_timeout(None)?;
+    s.set_write_timeout(None)?;
     Ok((s, host_port))
 }
 
 /// Reads the answer line byte by byte, so nothing of the stream after it is consumed.
-fn read_ok(s: &mut impl Read, port: u32) -> io::Result<u32> {
+fn read_ok(port: u32, mut read: impl FnMut(&mut [u8]) -> io::Result<usize>) -> io::Result<u32> {
     let mut line = Vec::new();
     let mut b = [0u8; 1];
     loop {
-        match s.read(&mut b) {
+        match read(&mut b) {
             Ok(0) => return Err(refused(port)),
             Ok(_) if b[0] == b'\n' => break,
             Ok(_) if line.len() < 64 => line.push(b[0]),
             Ok(_) => return Err(garbled(&line)),
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("no answer to CONNECT {port} in time"),
-                ))
+                return Err(no_answer(port))
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(closed_early(e, port)),
         }
     }
     parse_ok(&line)
+}
+
+fn no_answer(port: u32) -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, format!("no answer to CONNECT {port} in time"))
+}
+
+/// A VMM that accepts and closes before reading `CONNECT` (one still booting its VM does)
+/// makes our write fail with EPIPE or our read with ECONNRESET: said as what it is, and
+/// kept a reset, which retries treat as "not ready yet".
+fn closed_early(e: io::Error, port: u32) -> io::Error {
+    match e.kind() {
+        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => io::Error::new(
+            io::ErrorKind::ConnectionReset,
+            format!(
+                "the VMM closed the hybrid socket before answering CONNECT {port} (is the VM still booting?)"
+            ),
+        ),
+        _ => e,
+    }
 }
 
 /// The VM closed the socket instead of answering: nobody listens on that guest port.
@@ -75,7 +102,7 @@ fn garbled(line: &[u8]) -> io::Error {
         io::ErrorKind::InvalidData,
         format!(
             "unexpected hybrid handshake answer `{}` (expected `OK <port>`)",
-            String::from_utf8_lossy(line).trim_end()
+            crate::Printable::new(String::from_utf8_lossy(line).trim_end())
         ),
     )
 }
@@ -97,20 +124,54 @@ pub fn listen(uds: impl AsRef<Path>, port: u32) -> io::Result<UnixListener> {
 }
 
 /// Removes `path` if it is a socket nobody listens on.
+///
+/// Only a provably stale socket goes: one whose connect is refused (ECONNREFUSED). The check
+/// never waits (a live listener with a full backlog answers EAGAIN: in use), and any other
+/// answer (EACCES, …) is an error that leaves the file alone. A listener found listed in
+/// `/proc/net/unix` under this path is in use without being connected to at all.
 pub fn remove_stale(path: &Path) -> io::Result<()> {
     use std::os::unix::fs::FileTypeExt;
+    let in_use = || io::Error::new(io::ErrorKind::AddrInUse, format!("{} is in use", path.display()));
     match std::fs::symlink_metadata(path) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-        Ok(m) if !m.file_type().is_socket() => Err(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            format!("{} exists and is not a socket", path.display()),
-        )),
-        Ok(_) => match UnixStream::connect(path) {
-            Ok(_) => Err(io::Error::new(io::ErrorKind::AddrInUse, format!("{} is in use", path.display()))),
-            Err(_) => std::fs::remove_file(path),
-        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+        Ok(m) if !m.file_type().is_socket() => {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} exists and is not a socket", path.display()),
+            ))
+        }
+        Ok(_) => {}
     }
+    if listed_as_listening(path) {
+        return Err(in_use());
+    }
+    let probe = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)?;
+    probe.set_nonblocking(true)?;
+    match probe.connect(&socket2::SockAddr::unix(path)?) {
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => std::fs::remove_file(path),
+        Ok(()) => Err(in_use()),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.raw_os_error() == Some(libc::EAGAIN) => {
+            Err(in_use())
+        }
+        Err(e) => {
+            Err(io::Error::new(e.kind(), format!("cannot tell whether {} is in use: {e}", path.display())))
+        }
+    }
+}
+
+/// Whether `/proc/net/unix` lists a listening socket bound at exactly this path.
+fn listed_as_listening(path: &Path) -> bool {
+    const ACCEPTING: u32 = 0x0001_0000; // __SO_ACCEPTCON
+    let Ok(table) = std::fs::read_to_string("/proc/net/unix") else { return false };
+    let want = path.to_string_lossy();
+    let absolute = std::path::absolute(path).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+    table.lines().skip(1).any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() >= 8
+            && u32::from_str_radix(f[3], 16).is_ok_and(|flags| flags & ACCEPTING != 0)
+            && (f[7] == want || f[7] == absolute)
+    })
 }
 
 /// The async flavour (feature `tokio`).
@@ -129,17 +190,20 @@ pub mod tokio {
         port: u32,
         timeout: Option<Duration>,
     ) -> io::Result<(UnixStream, u32)> {
-        let mut s = UnixStream::connect(uds).await?;
-        s.write_all(format!("CONNECT {port}\n").as_bytes()).await?;
-        let read = async {
+        // One deadline for the whole exchange, as in the blocking flavour.
+        let exchange = async {
+            let mut s = UnixStream::connect(uds).await?;
+            s.write_all(format!("CONNECT {port}\n").as_bytes())
+                .await
+                .map_err(|e| super::closed_early(e, port))?;
             let mut line = Vec::new();
             loop {
                 let mut b = [0u8; 1];
-                if s.read(&mut b).await? == 0 {
+                if s.read(&mut b).await.map_err(|e| super::closed_early(e, port))? == 0 {
                     return Err(super::refused(port));
                 }
                 if b[0] == b'\n' {
-                    return super::parse_ok(&line);
+                    return super::parse_ok(&line).map(|p| (s, p));
                 }
                 if line.len() >= 64 {
                     return Err(super::garbled(&line));
@@ -147,11 +211,9 @@ pub mod tokio {
                 line.push(b[0]);
             }
         };
-        let host_port =
-            tokio::time::timeout(timeout.unwrap_or(super::DEFAULT_TIMEOUT), read).await.map_err(|_| {
-                io::Error::new(io::ErrorKind::TimedOut, format!("no answer to CONNECT {port} in time"))
-            })??;
-        Ok((s, host_port))
+        tokio::time::timeout(timeout.unwrap_or(super::DEFAULT_TIMEOUT), exchange)
+            .await
+            .map_err(|_| super::no_answer(port))?
     }
 
     /// [`super::listen`] for tokio.
@@ -252,5 +314,86 @@ mod tests {
         std::fs::write(listen_path(&uds, 53), b"not a socket").unwrap();
         let e = listen(&uds, 53).unwrap_err();
         assert!(e.to_string().ends_with("vm.sock_53 exists and is not a socket"), "{e}");
+    }
+
+    /// A VM answering one byte at a time cannot hold the handshake past its one deadline.
+    #[test]
+    fn a_trickling_vm_meets_one_deadline() {
+        let d = tempdir::Dir::new();
+        let path = d.0.join("vm.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            for b in b"OK 123456789\n" {
+                thread::sleep(Duration::from_millis(150));
+                if s.write_all(&[*b]).is_err() {
+                    return;
+                }
+            }
+        });
+        let start = Instant::now();
+        let e = connect(&path, 5000, Some(Duration::from_millis(500))).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}");
+        assert!(start.elapsed() < Duration::from_millis(1200), "{:?}", start.elapsed());
+    }
+
+    /// A VMM that closes before reading CONNECT (its VM still booting) is a reset, said so.
+    #[test]
+    fn a_vmm_closing_before_connect_is_a_reset_with_a_reason() {
+        let d = tempdir::Dir::new();
+        let path = d.0.join("vm.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        thread::spawn(move || {
+            for s in listener.incoming() {
+                drop(s);
+            }
+        });
+        for _ in 0..20 {
+            let e = connect(&path, 5000, None).unwrap_err();
+            // Closed before our write: EPIPE; after it, with our line unread: ECONNRESET; with
+            // nothing unread the VMM's close reads as "nothing listens".
+            match e.kind() {
+                io::ErrorKind::ConnectionReset => {
+                    assert!(
+                        e.to_string().contains("closed the hybrid socket before answering CONNECT 5000"),
+                        "{e}"
+                    )
+                }
+                io::ErrorKind::ConnectionRefused => {}
+                _ => panic!("{e}"),
+            }
+        }
+    }
+
+    /// A live listener whose backlog is full is in use: no hang, no deletion, no empty
+    /// connection left on it.
+    #[test]
+    fn stale_checks_never_hang_delete_a_live_socket_or_connect_to_it() {
+        let d = tempdir::Dir::new();
+        let path = d.0.join("full.sock");
+        let live = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None).unwrap();
+        live.bind(&socket2::SockAddr::unix(&path).unwrap()).unwrap();
+        live.listen(0).unwrap();
+        let mut fillers = Vec::new();
+        for _ in 0..4 {
+            let c = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None).unwrap();
+            c.set_nonblocking(true).unwrap();
+            let _ = c.connect(&socket2::SockAddr::unix(&path).unwrap());
+            fillers.push(c);
+        }
+        let start = Instant::now();
+        assert_eq!(remove_stale(&path).unwrap_err().kind(), io::ErrorKind::AddrInUse);
+        assert!(start.elapsed() < Duration::from_secs(1));
+        assert!(path.exists());
+
+        let quiet = d.0.join("quiet.sock");
+        let listener = UnixListener::bind(&quiet).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        assert_eq!(remove_stale(&quiet).unwrap_err().kind(), io::ErrorKind::AddrInUse);
+        assert_eq!(
+            listener.accept().unwrap_err().kind(),
+            io::ErrorKind::WouldBlock,
+            "a probe connection was left"
+        );
     }
 }
