@@ -139,19 +139,18 @@ impl AsyncWrite for Shared<tokio::net::TcpStream> {
     }
 }
 
-/// Connects to an endpoint; VM sockets retry like `client --retries`.
+/// Connects to an endpoint; VM sockets and hybrid vsock retry by the library's one policy
+/// (`Connector`), like `client --retries`.
 pub async fn connect(ep: &Endpoint, timeout: Duration, retries: u32) -> anyhow::Result<Conn> {
     let action = || format!("cannot connect to {ep}");
+    let connector = hvsock::Connector::new().timeout(timeout).retries(retries);
     let conn = match ep {
         Endpoint::Vsock(..) | Endpoint::Hv(..) => {
             let addr = ep.to_socket_addr(Role::Connect)?;
-            let stream = with_retries(retries, || async {
-                tokio::time::timeout(timeout, AsyncStream::connect(addr))
-                    .await
-                    .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
-            })
-            .await
-            .map_err(|e| socket_error(format!("cannot connect to {addr}"), e))?;
+            let stream = connector
+                .connect_async(addr)
+                .await
+                .map_err(|e| socket_error(format!("cannot connect to {addr}"), e))?;
             Conn::shared(stream, addr.to_string())
         }
         Endpoint::Tcp(host, port) => {
@@ -170,10 +169,10 @@ pub async fn connect(ep: &Endpoint, timeout: Duration, retries: u32) -> anyhow::
         }
         #[cfg(unix)]
         Endpoint::Hybrid(path, port) => {
-            let (stream, _) =
-                with_retries(retries, || hvsock::hybrid::tokio::connect(path, *port, Some(timeout)))
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", action()))?;
+            let (stream, _) = connector
+                .connect_hybrid_async(path, *port)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}: {e}", action()))?;
             Conn::unix(stream, ep.to_string())
         }
         Endpoint::Stdio => Conn::stdio(),
@@ -181,30 +180,6 @@ pub async fn connect(ep: &Endpoint, timeout: Duration, retries: u32) -> anyhow::
         _ => anyhow::bail!("{ep}: not supported on this platform"),
     };
     Ok(conn)
-}
-
-/// Runs `attempt` until it succeeds, fails for good, or `retries` more tries are used up.
-async fn with_retries<T, F, Fut>(retries: u32, mut attempt: F) -> io::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = io::Result<T>>,
-{
-    let mut tried = 0;
-    loop {
-        match attempt().await {
-            Err(e) if tried < retries && retryable(&e) => {
-                tried += 1;
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            result => return result,
-        }
-    }
-}
-
-/// Not there yet: nothing listening, a socket file not created yet, no answer yet.
-fn retryable(e: &std::io::Error) -> bool {
-    use std::io::ErrorKind::*;
-    matches!(e.kind(), ConnectionRefused | ConnectionReset | TimedOut | NotFound)
 }
 
 /// A listening endpoint.

@@ -138,3 +138,36 @@ fn async_split_halves_sixteen_mib_each_way_and_std_conversions() {
         });
     });
 }
+
+/// The async connect is the blocking one's policy: the caller's timeout reaches the kernel
+/// (whose own vsock connect timer would end a non-blocking connect after 2 s), options and
+/// retries apply, and "not there yet" is retried until the server appears.
+#[test]
+fn connector_connect_async_applies_the_timeout_and_retries() {
+    in_lab("connector_connect_async_applies_the_timeout_and_retries", || {
+        block_on(async {
+            let late = tokio::spawn(async {
+                tokio::time::sleep(Duration::from_millis(600)).await;
+                let listener = AsyncListener::bind("vsock:any:21050").await.unwrap();
+                let (mut s, _) = listener.accept().await.unwrap();
+                s.write_all(b"late but there").await.unwrap();
+            });
+            let connector = hvsock::Connector::new()
+                .timeout(Duration::from_secs(30))
+                .retries(50)
+                .retry_wait(Duration::from_millis(50))
+                .buffer_size(128 * 1024);
+            let mut c = connector.connect_async("vsock:lo:21050").await.unwrap();
+            let mut got = String::new();
+            c.read_to_string(&mut got).await.unwrap();
+            assert_eq!(got, "late but there");
+            late.await.unwrap();
+            let c = c.into_std().unwrap();
+            assert_eq!(c.connect_timeout_option().unwrap(), Duration::from_secs(30));
+            assert_eq!(c.buffer_size(hvsock::BufferSize::Size).unwrap(), 128 * 1024);
+            // Without retries, nothing listening is one refusal, at once.
+            let e = hvsock::Connector::new().connect_async("vsock:lo:21051").await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::ConnectionReset, "{e}");
+        });
+    });
+}

@@ -43,6 +43,20 @@ pub fn connect(uds: impl AsRef<Path>, port: u32, timeout: Option<Duration>) -> i
     Ok((s, host_port))
 }
 
+impl crate::Connector {
+    /// [`connect`] with this connector's per-attempt timeout and retries: a VMM socket not
+    /// created yet, a VMM closing it while its VM boots, a guest port nobody listens on yet
+    /// are all tried again.
+    ///
+    /// ```no_run
+    /// let (s, _) = hvsock::Connector::new().retries(50).connect_hybrid("/run/fc/v.sock", 52)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn connect_hybrid(&self, uds: impl AsRef<Path>, port: u32) -> io::Result<(UnixStream, u32)> {
+        self.retry(|| connect(uds.as_ref(), port, self.attempt_timeout()))
+    }
+}
+
 /// Reads the answer line byte by byte, so nothing of the stream after it is consumed.
 fn read_ok(port: u32, mut read: impl FnMut(&mut [u8]) -> io::Result<usize>) -> io::Result<u32> {
     let mut line = Vec::new();
@@ -214,6 +228,17 @@ pub mod tokio {
         tokio::time::timeout(timeout.unwrap_or(super::DEFAULT_TIMEOUT), exchange)
             .await
             .map_err(|_| super::no_answer(port))?
+    }
+
+    impl crate::Connector {
+        /// [`Connector::connect_hybrid`](crate::Connector::connect_hybrid) for tokio.
+        pub async fn connect_hybrid_async(
+            &self,
+            uds: impl AsRef<Path>,
+            port: u32,
+        ) -> io::Result<(UnixStream, u32)> {
+            self.retry_async(|| connect(uds.as_ref(), port, self.attempt_timeout())).await
+        }
     }
 
     /// [`super::listen`] for tokio.

@@ -98,19 +98,18 @@ impl Connector {
     /// Connects, retrying as configured; the last attempt's error when all fail.
     pub fn connect<A: ToSocketAddr>(&self, addr: A) -> io::Result<Stream> {
         let addr = to_sockaddr(&addr.to_socket_addr(Role::Connect)?);
-        let mut attempt = 0;
-        loop {
-            match self.attempt(&addr) {
-                Err(e) if attempt < self.retries && retryable(&e) => {
-                    attempt += 1;
-                    thread::sleep(self.retry_wait);
-                }
-                result => return result,
+        self.retry(|| {
+            let inner = self.socket()?;
+            match self.timeout {
+                Some(timeout) => inner.connect_timeout(&addr, timeout)?,
+                None => inner.connect(&addr)?,
             }
-        }
+            Ok(Stream { inner })
+        })
     }
 
-    fn attempt(&self, addr: &socket2::SockAddr) -> io::Result<Stream> {
+    /// A stream socket with every option asked for set, ready to connect.
+    pub(crate) fn socket(&self) -> io::Result<socket2::Socket> {
         let inner = crate::sys::socket(Type::STREAM)?;
         #[cfg(target_os = "linux")]
         if let Some(bytes) = self.buffer_size {
@@ -125,26 +124,71 @@ impl Connector {
                 crate::sys::set_flag(&inner, crate::HvFlag::ConnectedSuspend, on)?;
             }
         }
-        match self.timeout {
-            Some(timeout) => {
-                // Both kernels also time a connect out on their own; lift that to ours.
-                crate::sys::set_connect_timeout(&inner, timeout)?;
-                inner.connect_timeout(addr, timeout)?;
-            }
-            None => inner.connect(addr)?,
+        if let Some(timeout) = self.timeout {
+            // Both kernels also time a connect out on their own (Linux vsock after 2 s, even
+            // a non-blocking one): lift that to ours.
+            crate::sys::set_connect_timeout(&inner, timeout)?;
         }
-        Ok(Stream { inner })
+        Ok(inner)
     }
-}
 
-/// Errors that mean "not there yet" rather than "never".
-fn retryable(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        ErrorKind::ConnectionRefused
-            | ErrorKind::ConnectionReset
-            | ErrorKind::TimedOut
-            | ErrorKind::HostUnreachable
-            | ErrorKind::NetworkUnreachable
-    )
+    /// The timeout of one attempt.
+    pub fn attempt_timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// Runs `attempt` until it succeeds, fails for good, or the retries are used up.
+    pub fn retry<T>(&self, mut attempt: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+        let mut tried = 0;
+        loop {
+            match attempt() {
+                Err(e) if tried < self.retries && Connector::is_not_ready(&e) => {
+                    tried += 1;
+                    thread::sleep(self.retry_wait);
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// [`Connector::retry`] for async attempts (feature `tokio`).
+    #[cfg(feature = "tokio")]
+    pub async fn retry_async<T, F, Fut>(&self, mut attempt: F) -> io::Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = io::Result<T>>,
+    {
+        let mut tried = 0;
+        loop {
+            match attempt().await {
+                Err(e) if tried < self.retries && Connector::is_not_ready(&e) => {
+                    tried += 1;
+                    ::tokio::time::sleep(self.retry_wait).await;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// The one retry policy of hvsock (the blocking and async APIs, hybrid vsock, the CLI):
+    /// errors that mean "not there yet" rather than "never" — refused, reset (also a VMM
+    /// closing its hybrid socket while the VM boots), timed out, unreachable, and a hybrid
+    /// socket file not created yet. An unknown CID (ENODEV) or a bad address is final.
+    ///
+    /// ```
+    /// use std::io::{Error, ErrorKind};
+    /// assert!(hvsock::Connector::is_not_ready(&Error::from(ErrorKind::ConnectionRefused)));
+    /// assert!(!hvsock::Connector::is_not_ready(&Error::from(ErrorKind::InvalidInput)));
+    /// ```
+    pub fn is_not_ready(e: &io::Error) -> bool {
+        matches!(
+            e.kind(),
+            ErrorKind::ConnectionRefused
+                | ErrorKind::ConnectionReset
+                | ErrorKind::TimedOut
+                | ErrorKind::HostUnreachable
+                | ErrorKind::NetworkUnreachable
+                | ErrorKind::NotFound
+        )
+    }
 }

@@ -37,8 +37,11 @@ impl AsyncStream {
     /// writable, then takes `SO_ERROR` for the outcome. Wrap it in `tokio::time::timeout` to
     /// bound it (the kernel's own vsock connect timeout is 2 s).
     pub async fn connect<A: ToSocketAddr>(addr: A) -> io::Result<AsyncStream> {
+        AsyncStream::connect_socket(crate::sys::socket(Type::STREAM)?, addr).await
+    }
+
+    async fn connect_socket<A: ToSocketAddr>(socket: Socket, addr: A) -> io::Result<AsyncStream> {
         let addr = to_sockaddr(&addr.to_socket_addr(Role::Connect)?);
-        let socket = crate::sys::socket(Type::STREAM)?;
         let stream = AsyncStream::from_socket(socket)?;
         match stream.io.socket().connect(&addr) {
             Ok(()) => return Ok(stream),
@@ -232,3 +235,28 @@ read_impl!(ReadHalf<'_>, |s| s.0);
 write_impl!(WriteHalf<'_>, |s| s.0);
 read_impl!(OwnedReadHalf, |s| s.0);
 write_impl!(OwnedWriteHalf, |s| s.stream);
+
+impl crate::Connector {
+    /// [`Connector::connect`](crate::Connector::connect) without blocking a thread: the same
+    /// options, per-attempt timeout (also given to the kernel, whose own vsock connect timer
+    /// would otherwise end a non-blocking connect after 2 s) and retries.
+    ///
+    /// ```no_run
+    /// # async fn f() -> std::io::Result<()> {
+    /// use std::time::Duration;
+    /// let s = hvsock::Connector::new().timeout(Duration::from_secs(30)).retries(5).connect_async("vsock:3:5000").await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect_async<A: ToSocketAddr + Clone>(&self, addr: A) -> io::Result<AsyncStream> {
+        self.retry_async(|| async {
+            let attempt = AsyncStream::connect_socket(self.socket()?, addr.clone());
+            match self.attempt_timeout() {
+                Some(t) => ::tokio::time::timeout(t, attempt)
+                    .await
+                    .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into())),
+                None => attempt.await,
+            }
+        })
+        .await
+    }
+}
