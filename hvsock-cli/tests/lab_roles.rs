@@ -177,6 +177,7 @@ import socket
 s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
 s.bind((socket.VMADDR_CID_ANY, 9001)); s.listen()
 conn, peer = s.accept()
+assert conn.recv(100) == b"ping"
 conn.sendall(b"pong from CID 3 to CID %d" % peer[0]); conn.close()
 b = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
 b.connect((socket.VMADDR_CID_HOST, 9000)); b.sendall(b"hello"); b.close()
