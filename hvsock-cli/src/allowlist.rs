@@ -3,10 +3,16 @@
 //! Entries are `HOST:PORT` (`vsock`/`hv` targets: `CID:PORT`). A file is YAML or TOML (by its
 //! extension; otherwise YAML, then TOML) with an `allowlist` (or `allow`) list whose items are
 //! `"HOST:PORT"` strings or `{address, port}` maps — so vsock-proxy's own YAML works unchanged.
+//!
+//! Hosts match as text (without case and IPv6 brackets), never through DNS: the relay checks
+//! what the client asked for, so no name server's answer at connect time can widen the list.
+//! That is stricter than vsock-proxy, which also accepts a request whose name resolves to a
+//! listed address. No wildcards: every reachable host is listed.
 
 use std::path::Path;
 
 use anyhow::Context;
+use hvsock::Printable;
 use serde::Deserialize;
 
 /// One allowed target.
@@ -18,13 +24,29 @@ pub struct Entry {
 
 impl Entry {
     pub fn parse(s: &str) -> anyhow::Result<Entry> {
+        let shown = Printable::new(s);
         let (host, port) =
-            s.rsplit_once(':').with_context(|| format!("allow entry `{s}`: expected HOST:PORT"))?;
-        let port =
-            port.parse().map_err(|_| anyhow::anyhow!("allow entry `{s}`: `{port}` is not a port number"))?;
-        Ok(Entry { host: normal_host(host), port })
+            s.rsplit_once(':').with_context(|| format!("allow entry `{shown}`: expected HOST:PORT"))?;
+        let port = port.parse().map_err(|_| {
+            anyhow::anyhow!("allow entry `{shown}`: `{}` is not a port number", Printable::new(port))
+        })?;
+        Entry::new(host, port).with_context(|| format!("allow entry `{shown}`"))
+    }
+
+    fn new(host: &str, port: u32) -> anyhow::Result<Entry> {
+        let host = normal_host(host);
+        if host.is_empty() {
+            anyhow::bail!("the host is empty");
+        }
+        if host.contains('*') {
+            anyhow::bail!("`*` is not a host: list each host the relay may reach");
+        }
+        Ok(Entry { host, port })
     }
 }
+
+/// The most an allow file may hold: far more than any real list.
+const MAX_FILE: u64 = 1 << 20;
 
 fn normal_host(host: &str) -> String {
     host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase()
@@ -63,6 +85,19 @@ impl Allowlist {
         self.entries.is_empty()
     }
 
+    /// Every entry's port must fit the target (`65535` for TCP).
+    pub fn check_ports(&self, max: u32, what: &str) -> anyhow::Result<()> {
+        match self.entries.iter().find(|e| e.port > max) {
+            Some(e) => anyhow::bail!(
+                "allow entry `{}:{}`: {} is not a {what} port (0-{max})",
+                Printable::new(&e.host),
+                e.port,
+                e.port
+            ),
+            None => Ok(()),
+        }
+    }
+
     /// Whether `host:port` is listed (hosts compare without case and IPv6 brackets).
     pub fn allows(&self, host: &str, port: u32) -> bool {
         let host = normal_host(host);
@@ -71,8 +106,18 @@ impl Allowlist {
 }
 
 fn read_file(path: &Path) -> anyhow::Result<Vec<Entry>> {
-    let text = std::fs::read_to_string(path)
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_FILE + 1).read_to_string(&mut text))
         .with_context(|| format!("cannot read allow file {}", path.display()))?;
+    if text.len() as u64 > MAX_FILE {
+        anyhow::bail!(
+            "allow file {} is larger than {} KiB: not an allowlist",
+            path.display(),
+            MAX_FILE >> 10
+        );
+    }
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     let parsed: Result<File, String> = match ext {
         "toml" => toml::from_str(&text).map_err(|e| e.to_string()),
@@ -90,7 +135,9 @@ fn read_file(path: &Path) -> anyhow::Result<Vec<Entry>> {
         .into_iter()
         .map(|item| match item {
             Item::Text(s) => Entry::parse(&s),
-            Item::Map { address, port } => Ok(Entry { host: normal_host(&address), port }),
+            Item::Map { address, port } => Entry::new(&address, port).with_context(|| {
+                format!("allow file {}: entry `{}`", path.display(), Printable::new(&address))
+            }),
         })
         .collect()
 }
@@ -137,5 +184,33 @@ mod tests {
         assert!(e.contains("expected an `allowlist`"), "{e}");
         let e = Allowlist::new(&[], Some(Path::new("/nonexistent/allow.yaml"))).unwrap_err().to_string();
         assert!(e.starts_with("cannot read allow file /nonexistent/allow.yaml"), "{e}");
+    }
+
+    #[test]
+    fn wildcards_empty_hosts_huge_files_and_wide_ports_are_refused() {
+        let err = |entries: &[&str], f: Option<&Path>| {
+            let entries: Vec<String> = entries.iter().map(|e| e.to_string()).collect();
+            format!("{:#}", Allowlist::new(&entries, f).unwrap_err())
+        };
+        assert_eq!(
+            err(&["*:443"], None),
+            "allow entry `*:443`: `*` is not a host: list each host the relay may reach"
+        );
+        assert_eq!(err(&[":443"], None), "allow entry `:443`: the host is empty");
+        let star = file("star.yaml", "allowlist:\n- {address: \"*\", port: 443}\n");
+        assert!(err(&[], Some(&star))
+            .ends_with("entry `*`: `*` is not a host: list each host the relay may reach"));
+        let empty = file("empty.yaml", "allowlist:\n- {address: \"\", port: 443}\n");
+        assert!(err(&[], Some(&empty)).ends_with("the host is empty"));
+        let e = err(&[], Some(Path::new("/dev/zero")));
+        assert!(e.ends_with("is larger than 1024 KiB: not an allowlist"), "{e}");
+        let wide = Allowlist::new(&["a:70000".into()], None).unwrap();
+        assert_eq!(
+            wide.check_ports(65535, "TCP").unwrap_err().to_string(),
+            "allow entry `a:70000`: 70000 is not a TCP port (0-65535)"
+        );
+        assert!(wide.check_ports(u32::MAX, "vsock").is_ok());
+        let e = err(&["a\r\nforged:1x"], None);
+        assert!(e.contains("a\\r\\nforged") && !e.contains('\r'), "{e}");
     }
 }

@@ -263,6 +263,16 @@ fn relay_checks_its_allowlist_before_listening() {
             "wildcards work for tcp:, vsock: and hv: targets",
         ),
         (&["relay", "tcp:127.0.0.1:1", "vsock:lo:http"][..], "`http` is not a service"),
+        // What no client could ever be relayed to.
+        (&["relay", "tcp:127.0.0.1:1", "vsock:any:5"][..], "only a listener can bind to any"),
+        (&["relay", "tcp:127.0.0.1:1", "-"][..], "concurrent clients would mix their data"),
+        #[cfg(target_os = "linux")]
+        (&["relay", "tcp:127.0.0.1:1", "vsock:broadcast:5"][..], "broadcast"),
+        #[cfg(target_os = "linux")]
+        (
+            &["relay", "tcp:127.0.0.1:1", "hv:lo:9866c7bc-0c89-4cb0-9427-5b526d1ae83b"][..],
+            "not a VSOCK template GUID",
+        ),
     ] {
         let o = hvsock(args);
         assert_eq!(o.status.code(), Some(1), "{args:?}");

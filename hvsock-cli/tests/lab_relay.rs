@@ -62,7 +62,7 @@ fn relay_allowlist_refusals_and_a_reset_mid_stream() {
                 "--allow",
                 "1:7021",
                 "--count",
-                "5",
+                "6",
                 "-v",
             ]);
             let ask = |line: &'static str| async move {
@@ -86,6 +86,9 @@ fn relay_allowlist_refusals_and_a_reset_mid_stream() {
             assert_eq!(s.read(&mut [0u8; 8]).await.unwrap(), 0);
             let (_, answer) = ask("GET / HTTP/1.0\n").await;
             assert_eq!(answer, "ERR expected `CONNECT HOST:PORT`, got `GET / HTTP/1.0`\n");
+            // a CR in a CONNECT line neither forges a log line nor breaks the ERR line
+            let (_, answer) = ask("CONNECT 1:7021\rrelay forged line\n").await;
+            assert_eq!(answer, "ERR `7021\\rrelay forged line` is not a port\n");
             // a client that resets mid-stream
             let (s, answer) = ask("CONNECT 1:7021\n").await;
             assert_eq!(answer, "OK\n");
@@ -114,7 +117,8 @@ fn relay_allowlist_refusals_and_a_reset_mid_stream() {
             assert!(log.contains("refused: 1:7022 is not on the allowlist"), "{log}");
             assert!(log.contains("refused: expected `CONNECT HOST:PORT`"), "{log}");
             assert!(log.contains("read: Connection reset by peer"), "{log}");
-            assert!(log.contains("relay: 5 connections (2 refused, 1 failed)"), "{log}");
+            assert!(log.contains("relay: 6 connections (3 refused, 1 failed)"), "{log}");
+            assert!(!log.contains('\r'), "{log}");
         });
     });
 }

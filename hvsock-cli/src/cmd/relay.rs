@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hvsock::Endpoint;
+use hvsock::{Endpoint, Printable, Role, ToSocketAddr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
@@ -132,11 +132,24 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         .with_target(false)
         .init();
     let target = Arc::new(Target::parse(&args.to)?);
+    // What can never be connected to fails now, not once per client.
+    if let Target::Fixed(ep) = &*target {
+        match ep {
+            Endpoint::Vsock(..) | Endpoint::Hv(..) => {
+                ep.to_socket_addr(Role::Connect).map_err(|e| anyhow::anyhow!("TO: {e}"))?;
+            }
+            Endpoint::Stdio if args.max_conns != Some(1) => anyhow::bail!(
+                "TO `-`: concurrent clients would mix their data on stdin/stdout; add --max-conns 1 to take them one at a time"
+            ),
+            _ => {}
+        }
+    }
     let allow = Allowlist::new(&args.allow, args.allow_file.as_deref())?;
     match (&*target, allow.is_empty()) {
         (Target::Fixed(_), false) => {
             anyhow::bail!("--allow/--allow-file apply to a wildcard TO (like tcp:*:443); a fixed TO is its own allowlist")
         }
+        (Target::Wildcard { kind, .. }, false) if kind == "tcp" => allow.check_ports(65535, "TCP")?,
         (Target::Wildcard { .. }, true) => {
             anyhow::bail!(
                 "a wildcard TO needs --allow HOST:PORT or --allow-file FILE: nothing would be reachable"
@@ -291,17 +304,23 @@ async fn requested(conn: &mut Conn, target: &Target, allow: &Allowlist) -> Resul
     tokio::time::timeout(Duration::from_secs(10), read)
         .await
         .map_err(|_| "no CONNECT line in 10 s".to_string())??;
+    // Everything of the client's that reaches a log line or an ERR answer is escaped and cut:
+    // a CR or newline in it must not forge a log entry or a protocol line.
     let line = String::from_utf8_lossy(&line);
     let line = line.trim_end_matches('\r');
-    let request =
-        line.strip_prefix("CONNECT ").ok_or_else(|| format!("expected `CONNECT HOST:PORT`, got `{line}`"))?;
+    let shown = Printable::new(line).limit(120);
+    let request = line
+        .strip_prefix("CONNECT ")
+        .ok_or_else(|| format!("expected `CONNECT HOST:PORT`, got `{shown}`"))?;
     let (host, port) =
-        request.rsplit_once(':').ok_or_else(|| format!("expected `CONNECT HOST:PORT`, got `{line}`"))?;
-    let port_num: u32 = port.parse().map_err(|_| format!("`{port}` is not a port"))?;
+        request.rsplit_once(':').ok_or_else(|| format!("expected `CONNECT HOST:PORT`, got `{shown}`"))?;
+    let port_num: u32 = port.parse().map_err(|_| format!("`{}` is not a port", Printable::new(port)))?;
     if !allow.allows(host, port_num) {
-        return Err(format!("{host}:{port} is not on the allowlist"));
+        return Err(format!("{}:{port_num} is not on the allowlist", Printable::new(host)));
     }
-    target.fill(host.trim_start_matches('[').trim_end_matches(']'), port)
+    target
+        .fill(host.trim_start_matches('[').trim_end_matches(']'), port)
+        .map_err(|e| Printable::new(&e).limit(200).to_string())
 }
 
 /// Ctrl-C, or SIGTERM on Unix.
