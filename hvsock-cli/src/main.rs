@@ -6,6 +6,7 @@ mod cmd;
 mod diagnose;
 mod endpoints;
 mod splice;
+mod stopping;
 
 use std::process::ExitCode;
 

@@ -178,3 +178,101 @@ PY
          went away (closed both ways)\n"
     );
 }
+
+/// The first SIGTERM/SIGINT closes the listener at once and gives open connections the grace
+/// period; a second signal ends them now; the summary and exit status say what was cut.
+#[test]
+fn relay_and_listen_stop_on_signals_with_a_grace_period() {
+    let o = common::lab_sh(
+        r#"
+        tcp_listening() { grep -q ":$(printf %04X $1) 00000000:0000 0A" /proc/net/tcp; }
+        refused() { $HVSOCK connect $1 </dev/null 2>&1 | grep -o "nothing is listening there"; }
+        $HVSOCK listen vsock:any:7301 --keep-open --exec cat 2>/dev/null &
+
+        # relay: one idle client, SIGTERM, the listener goes at once, the client is cut after 2 s
+        $HVSOCK relay tcp:127.0.0.1:7300 vsock:1:7301 --grace 2 -v 2>$T/relay & r=$!
+        until tcp_listening 7300; do sleep 0.02; done
+        sleep 30 | $HVSOCK connect tcp:127.0.0.1:7300 >/dev/null 2>&1 &
+        until grep -q "open" $T/relay; do sleep 0.02; done
+        kill -TERM $r
+        until grep -q "stopping" $T/relay; do sleep 0.02; done
+        refused tcp:127.0.0.1:7300
+        s=$(date +%s); rc=0; wait $r || rc=$?; echo "relay exit $rc after $(( $(date +%s) - s < 5 ))"
+        grep -o "1 open connection(s) get 2 s to finish" $T/relay
+        grep -o "relay: 1 connections (0 refused, 1 failed)" $T/relay
+
+        # relay: a second signal ends the connections at once, long before the grace period
+        $HVSOCK relay tcp:127.0.0.1:7302 vsock:1:7301 --grace 60 -v 2>$T/relay2 & r=$!
+        until tcp_listening 7302; do sleep 0.02; done
+        sleep 30 | $HVSOCK connect tcp:127.0.0.1:7302 >/dev/null 2>&1 &
+        until grep -q "open" $T/relay2; do sleep 0.02; done
+        kill -INT $r; until grep -q "stopping" $T/relay2; do sleep 0.02; done; kill -INT $r
+        s=$(date +%s); rc=0; wait $r || rc=$?; echo "relay exit $rc quickly $(( $(date +%s) - s < 5 ))"
+
+        # listen -k --exec: the same
+        $HVSOCK listen vsock:any:7310 --keep-open --exec 'sleep 30' --grace 60 2>$T/listen & l=$!
+        $HVSOCK lab wait 7310
+        sleep 30 | $HVSOCK connect vsock:lo:7310 >/dev/null 2>&1 &
+        sleep 0.5
+        kill -TERM $l; until grep -q "stopping" $T/listen; do sleep 0.02; done
+        refused vsock:lo:7310
+        kill -TERM $l
+        s=$(date +%s); rc=0; wait $l || rc=$?; echo "listen exit $rc quickly $(( $(date +%s) - s < 5 ))"
+        # an idle listen with nothing open stops at once, exit 0
+        $HVSOCK listen vsock:any:7311 --keep-open 2>/dev/null & l=$!
+        $HVSOCK lab wait 7311
+        kill -TERM $l; rc=0; wait $l || rc=$?; echo "idle listen exit $rc"
+        "#,
+    );
+    assert_ok(&o);
+    assert_eq!(
+        stdout(&o),
+        "nothing is listening there\n\
+         relay exit 1 after 1\n\
+         1 open connection(s) get 2 s to finish\n\
+         relay: 1 connections (0 refused, 1 failed)\n\
+         relay exit 1 quickly 1\n\
+         nothing is listening there\n\
+         listen exit 1 quickly 1\n\
+         idle listen exit 0\n"
+    );
+}
+
+/// Out of descriptors (EMFILE), accept fails: the server waits and goes on. Silent clients in
+/// the CONNECT handshake do not hold the connection slots.
+#[test]
+fn accept_failures_and_silent_clients_do_not_stop_service() {
+    let o = common::lab_sh(
+        r#"
+        $HVSOCK listen vsock:any:7401 --keep-open --exec cat 2>/dev/null &
+        $HVSOCK listen vsock:any:7400 --keep-open --exec cat 2>$T/listen & l=$!
+        $HVSOCK lab wait 7400 7401
+        pids=""
+        for i in 1 2 3; do (sleep 30 | $HVSOCK connect vsock:lo:7400 >/dev/null 2>&1) & pids="$pids $!"; done
+        until [ $(ls /proc/$l/fd | wc -l) -ge 15 ]; do sleep 0.05; done
+        # no descriptor left for the next accept
+        n=$(ls /proc/$l/fd | wc -l); prlimit --pid $l --nofile=$n:$n
+        (sleep 30 | $HVSOCK connect vsock:lo:7400 >/dev/null 2>&1) & pids="$pids $!"
+        until grep -q "accept failed" $T/listen; do sleep 0.05; done
+        grep -o "accept failed: Too many open files (os error 24); trying again in" $T/listen | head -1
+        prlimit --pid $l --nofile=1024:1024
+        echo still-serving | $HVSOCK connect vsock:lo:7400
+
+        tcp_listening() { grep -q ":$(printf %04X $1) 00000000:0000 0A" /proc/net/tcp; }
+        $HVSOCK relay tcp:127.0.0.1:7402 'vsock:1:*' --allow 1:7401 --max-conns 2 2>$T/relay &
+        until tcp_listening 7402; do sleep 0.02; done
+        for i in 1 2 3 4 5; do (sleep 20 | $HVSOCK connect tcp:127.0.0.1:7402 >/dev/null 2>&1) & done
+        sleep 0.5
+        s=$(date +%s)
+        printf 'CONNECT 1:7401\nping' | $HVSOCK connect tcp:127.0.0.1:7402
+        echo " answered in time: $(( $(date +%s) - s < 5 ))"
+        "#,
+    );
+    assert_ok(&o);
+    assert_eq!(
+        stdout(&o),
+        "accept failed: Too many open files (os error 24); trying again in\n\
+         still-serving\n\
+         OK\nping answered in time: 1\n"
+    );
+}

@@ -3,8 +3,10 @@
 use hvsock::Endpoint;
 use tokio::process::Command;
 
+use crate::args::parse_secs;
 use crate::endpoints::{self, stdin_is_terminal, Conn, Listener};
 use crate::splice::{splice, Counters, End};
+use crate::stopping::{drain, Backoff, Signals};
 
 /// Listen on ENDPOINT and join the connection to stdin/stdout, like `ncat --vsock -l`.
 ///
@@ -28,6 +30,9 @@ pub struct Args {
     /// Run CMD per connection with the connection as its stdin/stdout
     #[arg(long, short = 'e', value_name = "CMD")]
     pub exec: Option<String>,
+    /// On SIGINT/SIGTERM, give open connections this long to finish (a second signal ends them)
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    pub grace: std::time::Duration,
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
@@ -38,31 +43,49 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
 }
 
 async fn serve(args: Args) -> anyhow::Result<u8> {
+    let mut signals = Signals::new()?;
     let listener = Listener::bind(&args.endpoint).await?;
     eprintln!("listening on {}", listener.local()?);
     let mut tasks = tokio::task::JoinSet::new();
-    loop {
-        // A finished --exec connection's error is told as soon as it ends.
+    let mut backoff = Backoff::new();
+    let mut failed = false;
+    let mut signalled = false;
+    let told = |done: Result<anyhow::Result<()>, tokio::task::JoinError>, failed: &mut bool| {
+        if let Ok(Err(e)) = done {
+            eprintln!("hvsock: {e:#}");
+            *failed = true;
+        }
+    };
+    'serving: loop {
+        // A finished connection's error is told as soon as it ends.
         let conn = tokio::select! {
-            conn = listener.accept() => conn.map_err(|e| anyhow::anyhow!("accept failed: {e}"))?,
-            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                if let Ok(Err(e)) = done {
-                    eprintln!("hvsock: {e:#}");
+            conn = listener.accept() => conn,
+            Some(done) = tasks.join_next(), if !tasks.is_empty() => { told(done, &mut failed); continue }
+            () = signals.next() => { signalled = true; break }
+        };
+        let conn = match conn {
+            Ok(conn) => conn,
+            Err(e) => {
+                // EMFILE and the like pass: wait, then take the next one.
+                eprintln!("hvsock: accept failed: {e}; trying again in {} ms", backoff.current().as_millis());
+                tokio::select! {
+                    () = backoff.wait() => continue,
+                    () = signals.next() => { signalled = true; break }
                 }
-                continue;
             }
         };
+        backoff.reset();
         match &args.exec {
             Some(cmd) => {
                 let cmd = cmd.clone();
                 tasks.spawn(async move { run_exec(conn, &cmd).await });
             }
             None => {
-                let peer = conn.peer.clone();
-                match splice(Conn::stdio(), conn, None, &Counters::default(), stdin_is_terminal()).await {
-                    End::Error(e) if !args.keep_open => anyhow::bail!("{peer}: {e}"),
-                    End::Error(e) => eprintln!("hvsock: {peer}: {e}"),
-                    _ => {}
+                // stdin/stdout serve one connection at a time.
+                tasks.spawn(run_stdio(conn));
+                tokio::select! {
+                    Some(done) = tasks.join_next() => told(done, &mut failed),
+                    () = signals.next() => { signalled = true; break 'serving }
                 }
             }
         }
@@ -70,14 +93,26 @@ async fn serve(args: Args) -> anyhow::Result<u8> {
             break;
         }
     }
-    let mut code = 0;
-    while let Some(done) = tasks.join_next().await {
-        if let Ok(Err(e)) = done {
-            eprintln!("hvsock: {e:#}");
-            code = 1;
+    // Stop taking connections at once; open ones get the grace period after a signal, or run
+    // to their end (a one-shot listen) until a signal starts it.
+    drop(listener);
+    if !signalled && !tasks.is_empty() {
+        tokio::select! {
+            () = async { while let Some(done) = tasks.join_next().await { told(done, &mut failed) } } => {}
+            () = signals.next() => {}
         }
     }
-    Ok(code)
+    let cut = drain("listen", &mut tasks, args.grace, &mut signals).await;
+    Ok(if failed || cut > 0 { 1 } else { 0 })
+}
+
+/// One connection joined to our stdin/stdout.
+async fn run_stdio(conn: Conn) -> anyhow::Result<()> {
+    let peer = conn.peer.clone();
+    match splice(Conn::stdio(), conn, None, &Counters::default(), stdin_is_terminal()).await {
+        End::Error(e) => anyhow::bail!("{peer}: {e}"),
+        _ => Ok(()),
+    }
 }
 
 /// CMD with the connection on its stdin/stdout; its stderr stays ours.

@@ -14,6 +14,7 @@ use crate::allowlist::Allowlist;
 use crate::args::parse_secs;
 use crate::endpoints::{self, Conn, Listener};
 use crate::splice::{splice, Counters, End};
+use crate::stopping::{drain, Backoff, Signals};
 
 /// Forward each connection accepted on FROM to TO, both ways at once (vsock-proxy's and
 /// socat's job, many connections at a time).
@@ -52,6 +53,9 @@ pub struct Args {
     /// Seconds to wait when connecting to TO
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs, allow_negative_numbers = true)]
     pub connect_timeout: Duration,
+    /// On SIGINT/SIGTERM, give open connections this long to finish (a second signal ends them)
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    pub grace: Duration,
     /// Exit after N connections have ended (for scripts)
     #[arg(long, value_name = "N")]
     pub count: Option<u64>,
@@ -174,83 +178,122 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     result
 }
 
+/// Clients in the CONNECT handshake at once (each for at most 10 s), apart from --max-conns:
+/// a crowd of silent clients cannot take the connection slots.
+const HANDSHAKES: usize = 256;
+
 async fn serve(
     args: &Args,
     target: Arc<Target>,
     allow: Arc<Allowlist>,
     summary: Arc<Summary>,
 ) -> anyhow::Result<u8> {
+    let mut signals = Signals::new()?;
     let listener = Listener::bind(&args.from).await?;
     eprintln!("listening on {}", listener.local()?);
     let slots = Arc::new(Semaphore::new(args.max_conns.map_or(Semaphore::MAX_PERMITS, |n| n as usize)));
+    let handshakes = Arc::new(Semaphore::new(HANDSHAKES));
+    let wildcard = matches!(&*target, Target::Wildcard { .. });
     let mut tasks = tokio::task::JoinSet::new();
-    let stop = shutdown_signal();
-    tokio::pin!(stop);
+    let mut backoff = Backoff::new();
     let mut accepted = 0u64;
-    let mut next_id = 0u64;
+    let mut signalled = false;
     while args.count.is_none_or(|n| accepted < n) {
+        // A fixed TO takes a connection slot before accepting (the rest wait in the backlog);
+        // a wildcard TO a handshake slot, and its connection slot once the client has asked.
+        let gate = if wildcard { &handshakes } else { &slots };
         let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => p.expect("never closed"),
-            () = &mut stop => break,
+            p = gate.clone().acquire_owned() => p.expect("never closed"),
+            () = signals.next() => { signalled = true; break }
         };
         let conn = tokio::select! {
             c = listener.accept() => c,
-            () = &mut stop => break,
+            () = signals.next() => { signalled = true; break }
         };
         let conn = match conn {
             Ok(conn) => conn,
             Err(e) => {
-                warn!("accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
+                warn!("accept failed: {e}; trying again in {} ms", backoff.current().as_millis());
+                tokio::select! {
+                    () = backoff.wait() => continue,
+                    () = signals.next() => { signalled = true; break }
+                }
             }
         };
+        backoff.reset();
         accepted += 1;
-        next_id += 1;
-        let (target, allow, summary) = (target.clone(), allow.clone(), summary.clone());
+        let id = accepted;
+        let (target, allow, summary, slots) = (target.clone(), allow.clone(), summary.clone(), slots.clone());
         let (idle, connect_timeout) = (args.timeout, args.connect_timeout);
         tasks.spawn(async move {
-            relay_one(next_id, conn, &target, &allow, &summary, idle, connect_timeout).await;
-            drop(permit);
+            summary.connections.fetch_add(1, Ordering::Relaxed);
+            let Some((conn, to)) = handshake(id, conn, &target, &allow, &summary).await else { return };
+            let _slot = match &*target {
+                Target::Fixed(_) => permit,
+                Target::Wildcard { .. } => {
+                    drop(permit);
+                    slots.acquire_owned().await.expect("never closed")
+                }
+            };
+            relay_one(id, conn, to, wildcard, &summary, idle, connect_timeout).await;
         });
         while tasks.try_join_next().is_some() {}
     }
-    // Connections under way finish on their own (or by --timeout).
-    while tasks.join_next().await.is_some() {}
-    Ok(0)
+    // Stop taking connections at once; let the open ones finish (after a signal: for the grace
+    // period; after --count: until a signal starts it).
+    drop(listener);
+    if !signalled {
+        tokio::select! {
+            () = async { while tasks.join_next().await.is_some() {} } => {}
+            () = signals.next() => {}
+        }
+    }
+    let cut = drain("relay", &mut tasks, args.grace, &mut signals).await;
+    summary.failed.fetch_add(cut as u64, Ordering::Relaxed);
+    Ok(if cut == 0 { 0 } else { 1 })
 }
 
-async fn relay_one(
+/// The target for this client: TO itself, or what its CONNECT line asked for (answered `ERR`
+/// and closed when refused).
+async fn handshake(
     id: u64,
     mut conn: Conn,
     target: &Target,
     allow: &Allowlist,
     summary: &Summary,
-    idle: Option<Duration>,
-    connect_timeout: Duration,
-) {
-    summary.connections.fetch_add(1, Ordering::Relaxed);
-    let start = Instant::now();
-    let from = conn.peer.clone();
-    let to = match target {
-        Target::Fixed(ep) => ep.clone(),
+) -> Option<(Conn, Endpoint)> {
+    match target {
+        Target::Fixed(ep) => Some((conn, ep.clone())),
         Target::Wildcard { .. } => match requested(&mut conn, target, allow).await {
-            Ok(ep) => ep,
+            Ok(ep) => Some((conn, ep)),
             Err(why) => {
-                warn!("conn {id} from {from}: refused: {why}");
+                warn!("conn {id} from {}: refused: {why}", conn.peer);
                 summary.refused.fetch_add(1, Ordering::Relaxed);
                 let _ = conn.writer.write_all(format!("ERR {why}\n").as_bytes()).await;
                 let _ = conn.writer.shutdown().await;
-                return;
+                None
             }
         },
-    };
+    }
+}
+
+async fn relay_one(
+    id: u64,
+    mut conn: Conn,
+    to: Endpoint,
+    wildcard: bool,
+    summary: &Summary,
+    idle: Option<Duration>,
+    connect_timeout: Duration,
+) {
+    let start = Instant::now();
+    let from = conn.peer.clone();
     let upstream = match endpoints::connect(&to, connect_timeout, 0).await {
         Ok(up) => up,
         Err(e) => {
             warn!("conn {id} from {from}: {e:#}");
             summary.failed.fetch_add(1, Ordering::Relaxed);
-            if matches!(target, Target::Wildcard { .. }) {
+            if wildcard {
                 let _ = conn.writer.write_all(b"ERR cannot connect\n").await;
             } else if let Some(s) = &conn.resetter {
                 let _ = s.set_linger(Some(Duration::ZERO)); // the client sees what we saw
@@ -258,7 +301,7 @@ async fn relay_one(
             return;
         }
     };
-    if matches!(target, Target::Wildcard { .. }) && conn.writer.write_all(b"OK\n").await.is_err() {
+    if wildcard && conn.writer.write_all(b"OK\n").await.is_err() {
         summary.failed.fetch_add(1, Ordering::Relaxed);
         return;
     }
@@ -321,21 +364,4 @@ async fn requested(conn: &mut Conn, target: &Target, allow: &Allowlist) -> Resul
     target
         .fill(host.trim_start_matches('[').trim_end_matches(']'), port)
         .map_err(|e| Printable::new(&e).limit(200).to_string())
-}
-
-/// Ctrl-C, or SIGTERM on Unix.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

@@ -1,0 +1,93 @@
+//! How a server (`relay`, `listen`) stops and stays up: the first SIGINT/SIGTERM closes its
+//! listener at once and gives open connections a grace period; a second signal, or the end of
+//! the grace period, ends them. Accept failures (EMFILE, …) are waited out, not fatal.
+
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+
+/// SIGINT and SIGTERM (Ctrl-C and Ctrl-Break on Windows), each time one comes.
+pub struct Signals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Takes over SIGINT and SIGTERM for this process.
+    pub fn new() -> anyhow::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Signals { term: signal(SignalKind::terminate())?, int: signal(SignalKind::interrupt())? })
+        }
+        #[cfg(not(unix))]
+        Ok(Signals {})
+    }
+
+    /// The next signal.
+    pub async fn next(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Waits after a failed accept: 10 ms, doubling up to 1 s; back to 10 ms after a success.
+pub struct Backoff(Duration);
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(10);
+    const MOST: Duration = Duration::from_secs(1);
+
+    pub fn new() -> Backoff {
+        Backoff(Backoff::FIRST)
+    }
+
+    /// How long the next wait will be, then wait it.
+    pub async fn wait(&mut self) {
+        tokio::time::sleep(self.0).await;
+        self.0 = (self.0 * 2).min(Backoff::MOST);
+    }
+
+    pub fn current(&self) -> Duration {
+        self.0
+    }
+
+    pub fn reset(&mut self) {
+        self.0 = Backoff::FIRST;
+    }
+}
+
+/// Lets `tasks` (open connections) finish within `grace`; a second signal or the end of the
+/// grace period aborts the rest (their sockets close). Returns how many were cut.
+pub async fn drain<T: 'static>(
+    what: &str,
+    tasks: &mut JoinSet<T>,
+    grace: Duration,
+    signals: &mut Signals,
+) -> usize {
+    if tasks.is_empty() {
+        return 0;
+    }
+    eprintln!(
+        "{what}: stopping: the listener is closed; {} open connection(s) get {} s to finish (a second signal ends them now)",
+        tasks.len(),
+        grace.as_secs_f64()
+    );
+    let all_done = async { while tasks.join_next().await.is_some() {} };
+    tokio::select! {
+        () = all_done => return 0,
+        () = tokio::time::sleep(grace) => {}
+        () = signals.next() => {}
+    }
+    let cut = tasks.len();
+    tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
+    cut
+}
