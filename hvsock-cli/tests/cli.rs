@@ -84,6 +84,8 @@ fn bad_arguments_get_one_line_and_exit_2() {
             &["relay", "tcp:127.0.0.1:1", "tcp:127.0.0.1:2", "--max-conns", "2305843009213693952"][..],
             "--max-conns <N>",
         ),
+        (&["relay", "tcp:127.0.0.1:1", "tcp:127.0.0.1:2", "--count", "0"][..], "0 is not in 1.."),
+        (&["server", "--count", "0"][..], "0 is not in 1.."),
         // Untrusted text is escaped and cut, not echoed raw and whole.
         (&["connect", "tcp:[::1:80"][..], "is not a bracketed IPv6 address"),
         (&["client", "a\rb"][..], "`a\\rb` is not a VM"),

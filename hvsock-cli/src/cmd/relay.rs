@@ -57,7 +57,7 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
     pub grace: Duration,
     /// Exit after N connections have ended (for scripts)
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
     /// Log each connection (-v), and more (-vv)
     #[arg(short, long, action = clap::ArgAction::Count)]

@@ -35,7 +35,7 @@ pub struct Args {
     #[arg(value_name = "SERVICE", default_value = "19000")]
     pub service: Service,
     /// Exit after serving N connections
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
 }
 
