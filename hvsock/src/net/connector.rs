@@ -192,3 +192,41 @@ impl Connector {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A Windows build that does not know an HVSOCKET option refuses to set it, so a
+    /// connector sets only what its caller asked for — not even a default 0.
+    #[test]
+    #[cfg(windows)]
+    fn windows_options_are_set_only_when_asked() {
+        let plain = Connector::new();
+        assert_eq!((plain.high_vtl, plain.connected_suspend), (None, None));
+        let asked = Connector::new().high_vtl(false).connected_suspend(true);
+        assert_eq!((asked.high_vtl, asked.connected_suspend), (Some(false), Some(true)));
+    }
+
+    #[test]
+    fn one_retry_policy() {
+        use std::io::Error;
+        for kind in [
+            ErrorKind::ConnectionRefused,
+            ErrorKind::ConnectionReset,
+            ErrorKind::TimedOut,
+            ErrorKind::NotFound,
+        ] {
+            assert!(Connector::is_not_ready(&Error::from(kind)), "{kind:?}");
+        }
+        for kind in [ErrorKind::InvalidInput, ErrorKind::PermissionDenied, ErrorKind::AddrNotAvailable] {
+            assert!(!Connector::is_not_ready(&Error::from(kind)), "{kind:?}");
+        }
+        let mut tries = 0;
+        let r: io::Result<()> = Connector::new().retries(3).retry_wait(Duration::ZERO).retry(|| {
+            tries += 1;
+            Err(ErrorKind::ConnectionRefused.into())
+        });
+        assert_eq!((r.unwrap_err().kind(), tries), (ErrorKind::ConnectionRefused, 4));
+    }
+}
