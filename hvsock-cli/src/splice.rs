@@ -176,9 +176,12 @@ async fn pump(
             to.shutdown().await.map_err(write_err)?;
             return Ok(());
         }
+        // Every chunk read goes out now: stdout is line-buffered by std, and an interactive or
+        // binary protocol must not wait for a newline that may never come.
         match to.write_all(&buf[..n]).await {
+            Ok(()) => to.flush().await.map_err(write_err)?,
             Err(e) if stops_reading_ok && e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
-            r => r.map_err(write_err)?,
+            Err(e) => return Err(write_err(e)),
         }
         count.fetch_add(n as u64, Ordering::Relaxed);
         touch();

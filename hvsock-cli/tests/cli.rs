@@ -300,3 +300,58 @@ fn list_outside_the_lab_lists_or_names_the_module() {
         );
     }
 }
+
+/// Bytes without a newline reach stdout at once, both ways (TCP only: no VM socket here).
+#[test]
+fn stdout_gets_every_byte_without_waiting_for_a_newline() {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+
+    fn first_bytes(child: &mut std::process::Child, n: usize) -> Vec<u8> {
+        let mut out = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; n];
+            let r = out.read_exact(&mut buf).map(|()| buf);
+            let _ = tx.send(r);
+        });
+        let got = rx.recv_timeout(Duration::from_secs(3)).expect("nothing reached stdout in 3 s").unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        got
+    }
+
+    // listen: the peer's "abc" with no newline, and the connection left open
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut listen = Command::new(common::HVSOCK)
+        .args(["listen", &format!("tcp:127.0.0.1:{port}")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut peer = loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => break s,
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    };
+    peer.write_all(b"abc").unwrap();
+    assert_eq!(first_bytes(&mut listen, 3), b"abc");
+
+    // connect: the server's "xyz" with no newline
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let mut connect = Command::new(common::HVSOCK)
+        .args(["connect", &format!("tcp:127.0.0.1:{port}")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (mut s, _) = server.accept().unwrap();
+    s.write_all(b"xyz").unwrap();
+    assert_eq!(first_bytes(&mut connect, 3), b"xyz");
+}
