@@ -27,7 +27,28 @@ pub struct Conn {
     pub peer: String,
     /// A command that stops reading its stdin is done with input, not broken.
     pub stops_reading_ok: bool,
+    /// How our end-of-data is passed on (see [`HalfCloseMode`]).
+    pub half_close: HalfCloseMode,
 }
+
+/// When our end-of-data becomes a half-close of a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HalfCloseMode {
+    /// At once (TCP, vsock, Unix: the peer reads end-of-file and can still answer).
+    Now,
+    /// Once the peer has sent nothing for this long (or has closed). Hybrid vsock: real VMMs
+    /// (Firecracker, vhost-device-vsock) turn a host's half-close into SHUTDOWN of both
+    /// directions towards the guest, so whatever the guest had still to send would be lost.
+    /// Waiting for its answer to pause keeps every answer that starts and flows without a
+    /// pause that long; an upload the guest never answers still ends (the guest reads its
+    /// end-of-file a moment later).
+    AfterQuiet(Duration),
+    /// Never: the connection ends when the peer closes (ncat's --no-shutdown).
+    Never,
+}
+
+/// How long a hybrid peer must be quiet before our half-close reaches it.
+pub const HYBRID_QUIET: Duration = Duration::from_secs(1);
 
 impl Conn {
     /// A socket read and written through one `Arc` (see [`Shared`]).
@@ -45,6 +66,7 @@ impl Conn {
             resetter,
             peer,
             stops_reading_ok: false,
+            half_close: HalfCloseMode::Now,
         }
     }
 
@@ -56,7 +78,20 @@ impl Conn {
     #[cfg(unix)]
     fn unix(stream: tokio::net::UnixStream, peer: String) -> Conn {
         let (r, w) = stream.into_split();
-        Conn { reader: Box::new(r), writer: Box::new(w), resetter: None, peer, stops_reading_ok: false }
+        Conn {
+            reader: Box::new(r),
+            writer: Box::new(w),
+            resetter: None,
+            peer,
+            stops_reading_ok: false,
+            half_close: HalfCloseMode::Now,
+        }
+    }
+
+    /// A hybrid vsock connection: a Unix socket whose half-close a VMM turns into a close.
+    #[cfg(unix)]
+    fn hybrid(stream: tokio::net::UnixStream, peer: String) -> Conn {
+        Conn { half_close: HalfCloseMode::AfterQuiet(HYBRID_QUIET), ..Conn::unix(stream, peer) }
     }
 
     /// This process's standard input and output.
@@ -67,6 +102,7 @@ impl Conn {
             resetter: None,
             peer: "-".into(),
             stops_reading_ok: false,
+            half_close: HalfCloseMode::Now,
         }
     }
 
@@ -80,6 +116,7 @@ impl Conn {
             resetter: None,
             peer: what,
             stops_reading_ok: true,
+            half_close: HalfCloseMode::Now,
         }
     }
 }
@@ -139,6 +176,40 @@ impl AsyncWrite for Shared<tokio::net::TcpStream> {
     }
 }
 
+/// Whether our end-of-data half-closes a connection: at once, except to hybrid vsock, where
+/// it waits for the guest's answer to pause ([`HalfCloseMode::AfterQuiet`]).
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct HalfClose {
+    /// Half-close at once even to hybrid vsock (for VMMs that keep half-closes, like
+    /// `hvsock lab run --keep-half-close`)
+    #[arg(long, conflicts_with = "no_shutdown")]
+    pub shutdown: bool,
+    /// Never half-close a connection: at end-of-data keep it open until the peer closes
+    /// (ncat's --no-shutdown)
+    #[arg(long)]
+    pub no_shutdown: bool,
+}
+
+impl HalfClose {
+    /// Sets a network connection's half-close as asked.
+    pub fn apply(self, mut conn: Conn) -> Conn {
+        conn.half_close = match (self.shutdown, self.no_shutdown) {
+            (true, _) => HalfCloseMode::Now,
+            (_, true) => HalfCloseMode::Never,
+            _ => conn.half_close,
+        };
+        conn
+    }
+}
+
+/// The error for a connection that went quiet for the idle limit.
+pub fn idle(peer: &str, limit: Option<Duration>) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{peer}: no data either way for {} s; closed (is the VM behind it still running?)",
+        limit.unwrap_or_default().as_secs_f64()
+    )
+}
+
 /// Connects to an endpoint; VM sockets and hybrid vsock retry by the library's one policy
 /// (`Connector`), like `client --retries`.
 pub async fn connect(ep: &Endpoint, timeout: Duration, retries: u32) -> anyhow::Result<Conn> {
@@ -173,7 +244,7 @@ pub async fn connect(ep: &Endpoint, timeout: Duration, retries: u32) -> anyhow::
                 .connect_hybrid_async(path, *port)
                 .await
                 .map_err(|e| anyhow::anyhow!("{}: {e}", action()))?;
-            Conn::unix(stream, ep.to_string())
+            Conn::hybrid(stream, ep.to_string())
         }
         Endpoint::Stdio => Conn::stdio(),
         #[allow(unreachable_patterns)]
@@ -188,6 +259,9 @@ pub enum Listener {
     Tcp(tokio::net::TcpListener),
     #[cfg(unix)]
     Unix(tokio::net::UnixListener),
+    /// The guest's connections to the host's PORT, on `UDS_PATH_PORT`.
+    #[cfg(unix)]
+    Hybrid(tokio::net::UnixListener, Endpoint),
 }
 
 impl Listener {
@@ -215,8 +289,9 @@ impl Listener {
             ),
             // The guest's connections to host port PORT arrive at UDS_PATH_PORT.
             #[cfg(unix)]
-            Endpoint::Hybrid(path, port) => Listener::Unix(
+            Endpoint::Hybrid(path, port) => Listener::Hybrid(
                 hvsock::hybrid::tokio::listen(path, *port).map_err(|e| socket_error(action(), e))?,
+                ep.clone(),
             ),
             Endpoint::Stdio => {
                 anyhow::bail!("`-` cannot listen: give a vsock:, hv:, hybrid:, tcp: or unix: endpoint")
@@ -236,6 +311,12 @@ impl Listener {
                 let addr = l.local_addr()?;
                 format!("unix:{}", addr.as_pathname().map(|p| p.display().to_string()).unwrap_or_default())
             }
+            #[cfg(unix)]
+            Listener::Hybrid(l, ep) => {
+                let addr = l.local_addr()?;
+                let path = addr.as_pathname().map(|p| p.display().to_string()).unwrap_or_default();
+                format!("{ep} (the guest's connections to host port arrive at {path})")
+            }
         })
     }
 
@@ -253,6 +334,11 @@ impl Listener {
             Listener::Unix(l) => {
                 let (s, _) = l.accept().await?;
                 Conn::unix(s, "unix peer".to_string())
+            }
+            #[cfg(unix)]
+            Listener::Hybrid(l, ep) => {
+                let (s, _) = l.accept().await?;
+                Conn::hybrid(s, format!("the guest via {ep}"))
             }
         })
     }

@@ -1,12 +1,12 @@
 //! Joins two connections: both directions copied at once, end-of-file passed on as a
-//! half-close, an error on one side passed on as a reset of the other, an idle limit.
+//! half-close (where the receiving side takes one: see `Conn::half_close`), an error on one side passed on as a reset of the other, an idle limit.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::endpoints::{Conn, Reader, Writer};
+use crate::endpoints::{Conn, HalfCloseMode, Reader, Writer};
 
 const BUF: usize = 256 * 1024;
 /// How often a connection checks that its peers are still there (well inside the 8 s a
@@ -49,8 +49,29 @@ pub async fn splice(
     let (a_reset, b_reset) = (a.resetter, b.resetter);
     // Set once we have half-closed that side: its peer then rightly refuses our sends.
     let (a_write_closed, b_write_closed) = (AtomicBool::new(false), AtomicBool::new(false));
-    let forward = pump(a.reader, b.writer, b.stops_reading_ok, &counters.a_to_b, &touch, &b_write_closed);
-    let backward = pump(b.reader, a.writer, a.stops_reading_ok, &counters.b_to_a, &touch, &a_write_closed);
+    let (a_to_b, b_to_a) = (Flow::new(start), Flow::new(start));
+    let forward = pump(
+        a.reader,
+        b.writer,
+        b.stops_reading_ok,
+        b.half_close,
+        &counters.a_to_b,
+        &touch,
+        &b_write_closed,
+        &a_to_b,
+        &b_to_a,
+    );
+    let backward = pump(
+        b.reader,
+        a.writer,
+        a.stops_reading_ok,
+        a.half_close,
+        &counters.b_to_a,
+        &touch,
+        &a_write_closed,
+        &b_to_a,
+        &a_to_b,
+    );
     // A peer that went away while we were not reading from it (we were blocked writing to the
     // other side) is found by probing now and then.
     let gone = async {
@@ -157,14 +178,72 @@ enum Failed {
     Writer,
 }
 
-/// One direction: read until end-of-file, then half-close the writer.
+/// One direction's news, for the other direction's half-close: when data last came, and
+/// whether it has ended.
+struct Flow {
+    start: Instant,
+    last_ms: AtomicU64,
+    ended: AtomicBool,
+}
+
+impl Flow {
+    fn new(start: Instant) -> Flow {
+        Flow { start, last_ms: AtomicU64::new(0), ended: AtomicBool::new(false) }
+    }
+
+    fn moved(&self) {
+        self.last_ms.store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Returns once this direction has ended or been quiet for `quiet`.
+    async fn pause(&self, quiet: Duration) {
+        loop {
+            if self.ended.load(Ordering::Relaxed) {
+                return;
+            }
+            let since = self
+                .start
+                .elapsed()
+                .saturating_sub(Duration::from_millis(self.last_ms.load(Ordering::Relaxed)));
+            if since >= quiet {
+                return;
+            }
+            tokio::time::sleep(quiet - since).await;
+        }
+    }
+}
+
+/// One direction: read until end-of-file, then half-close the writer as its mode says.
+#[allow(clippy::too_many_arguments)]
 async fn pump(
     mut from: Reader,
     mut to: Writer,
     stops_reading_ok: bool,
+    half_close: HalfCloseMode,
     count: &AtomicU64,
     touch: &impl Fn(),
     to_closed: &AtomicBool,
+    this: &Flow,
+    back: &Flow,
+) -> Result<(), (String, Failed)> {
+    let result =
+        pump_until_end(&mut from, &mut to, stops_reading_ok, half_close, count, touch, to_closed, this, back)
+            .await;
+    this.ended.store(true, Ordering::Relaxed);
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn pump_until_end(
+    from: &mut Reader,
+    to: &mut Writer,
+    stops_reading_ok: bool,
+    half_close: HalfCloseMode,
+    count: &AtomicU64,
+    touch: &impl Fn(),
+    to_closed: &AtomicBool,
+    this: &Flow,
+    back: &Flow,
 ) -> Result<(), (String, Failed)> {
     let mut buf = vec![0u8; BUF];
     let write_err = |e: std::io::Error| (format!("write: {e}"), Failed::Writer);
@@ -172,10 +251,16 @@ async fn pump(
         let n = from.read(&mut buf).await.map_err(|e| (format!("read: {e}"), Failed::Reader))?;
         if n == 0 {
             to.flush().await.map_err(write_err)?;
+            match half_close {
+                HalfCloseMode::Never => return Ok(()), // `to` ends when its peer closes
+                HalfCloseMode::AfterQuiet(quiet) => back.pause(quiet).await,
+                HalfCloseMode::Now => {}
+            }
             to_closed.store(true, Ordering::Relaxed);
             to.shutdown().await.map_err(write_err)?;
             return Ok(());
         }
+        this.moved();
         // Every chunk read goes out now: stdout is line-buffered by std, and an interactive or
         // binary protocol must not wait for a newline that may never come.
         match to.write_all(&buf[..n]).await {

@@ -74,7 +74,10 @@ print('wrote', len(data), 'in', w, 'byte writes')";
 #[test]
 fn half_close_through_the_switch_every_way() {
     // Each --exec peer reads to end-of-file, then answers: only a half-close gets an answer.
-    let o = lab_scenario(
+    // Host -> guest that needs a switch that keeps half-closes (real VMMs do not) and
+    // `connect --shutdown`.
+    let o = common::lab_scenario_with(
+        &["--keep-half-close"],
         &[
             "$HVSOCK listen vsock:any:7100 --exec 'n=$(wc -c); echo \"host sent $n\"' &
              $HVSOCK listen vsock:any:7102 --exec 'n=$(wc -c); echo \"guest 4 sent $n\"' &
@@ -83,7 +86,7 @@ fn half_close_through_the_switch_every_way() {
             "printf 'from guest 4!' | $HVSOCK connect vsock:3:7102 --retries 100",
         ],
         &[
-            "printf 'from the host' | $HVSOCK connect hybrid:$HVSOCK_LAB_VM3:7100 --retries 100",
+            "printf 'from the host' | $HVSOCK connect hybrid:$HVSOCK_LAB_VM3:7100 --retries 100 --shutdown",
             "$HVSOCK listen hybrid:$HVSOCK_LAB_VM3:7101 --exec 'n=$(wc -c); echo \"guest 3 sent $n\"' 2>/dev/null",
         ],
     );
@@ -185,4 +188,40 @@ fn matrix_measures_the_seeds_experiment_cell_by_cell() {
         }
         assert_eq!(row["note"].as_str().unwrap().contains("EADDRNOTAVAIL"), bind_fails, "{row}");
     }
+}
+
+/// Hybrid vsock as Firecracker and vhost-device-vsock do it (the switch's default): the host's
+/// half-close reaches the guest as SHUTDOWN RCV|SEND, after which the guest can send nothing.
+/// `connect hybrid:` waits for the guest's answer to pause before it half-closes, so replies
+/// arrive whole; an upload still ends; `--shutdown` at once shows what was lost before.
+#[test]
+fn hybrid_keeps_replies_against_a_vmm_that_closes_both_ways() {
+    let (file, sum) = payload("1m", 1 << 20);
+    let o = lab_scenario(
+        &["$HVSOCK server any 19000 2>/dev/null &
+           $HVSOCK listen vsock:any:5000 --keep-open --exec cat 2>/dev/null &
+           $HVSOCK listen vsock:any:5001 > /tmp/$$.up; sha256sum < /tmp/$$.up"],
+        &["$HVSOCK lab wait 3:19000 3:5000 3:5001
+           echo World! | $HVSOCK connect hybrid:$HVSOCK_LAB_VM3:19000
+           echo hello | $HVSOCK connect hybrid:$HVSOCK_LAB_VM3:5000
+           $HVSOCK connect hybrid:$HVSOCK_LAB_VM3:5000 < FILE | sha256sum
+           $HVSOCK connect hybrid:$HVSOCK_LAB_VM3:5000 --shutdown < FILE | wc -c | xargs -I N sh -c '[ N -lt 1048576 ] && echo lost with --shutdown'
+           $HVSOCK connect hybrid:$HVSOCK_LAB_VM3:5001 < FILE; echo uploaded=$?"
+            .replace("FILE", &file)
+            .as_str()],
+    );
+    let out = stdout(&o);
+    assert_eq!(
+        lines_of(&out, "host 1"),
+        [
+            "Hello: World!".to_string(),
+            "hello".into(),
+            format!("{sum}  -"),
+            "lost with --shutdown".into(),
+            "uploaded=0".into()
+        ],
+        "{out}\n{}",
+        stderr(&o)
+    );
+    assert!(lines_of(&out, "guest 3").contains(&format!("{sum}  -")), "{out}");
 }

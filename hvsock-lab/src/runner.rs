@@ -112,13 +112,20 @@ pub struct Lab {
     pub(crate) timeout: Option<Duration>,
     memory_mib: u32,
     forward_stdin: bool,
+    pub(crate) keep_half_close: bool,
 }
 
 impl Lab {
     /// A lab whose guest init is `init`: an executable that calls
     /// [`init_if_guest`](crate::init_if_guest) first in `main`.
     pub fn new(init: impl Into<PathBuf>) -> Lab {
-        Lab { init: init.into(), timeout: None, memory_mib: 512, forward_stdin: false }
+        Lab {
+            init: init.into(),
+            timeout: None,
+            memory_mib: 512,
+            forward_stdin: false,
+            keep_half_close: false,
+        }
     }
 
     /// Kill the guest when it runs longer than this.
@@ -130,6 +137,14 @@ impl Lab {
     /// Guest memory (default 512 MiB; only what is touched is used).
     pub fn memory_mib(mut self, mib: u32) -> Lab {
         self.memory_mib = mib;
+        self
+    }
+
+    /// Let the switch pass a host's half-close to a guest as SHUTDOWN SEND alone. By default it
+    /// sends RCV|SEND, as Firecracker and vhost-device-vsock do, so that tests see what users
+    /// of those VMMs see: after the host's half-close the guest can send nothing.
+    pub fn keep_half_close(mut self, yes: bool) -> Lab {
+        self.keep_half_close = yes;
         self
     }
 

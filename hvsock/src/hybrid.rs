@@ -31,7 +31,7 @@ pub fn connect(uds: impl AsRef<Path>, port: u32, timeout: Option<Duration>) -> i
             .filter(|d| !d.is_zero())
             .ok_or_else(|| no_answer(port))
     };
-    let mut s = UnixStream::connect(uds.as_ref())?;
+    let mut s = UnixStream::connect(uds.as_ref()).map_err(|e| no_vmm(e, uds.as_ref()))?;
     s.set_write_timeout(Some(left()?))?;
     s.write_all(format!("CONNECT {port}\n").as_bytes()).map_err(|e| closed_early(e, port))?;
     let host_port = read_ok(port, |b| {
@@ -74,6 +74,16 @@ fn read_ok(port: u32, mut read: impl FnMut(&mut [u8]) -> io::Result<usize>) -> i
         }
     }
     parse_ok(&line)
+}
+
+/// The VM's socket is missing or nobody listens on it: its VMM is not running (yet).
+fn no_vmm(e: io::Error, uds: &Path) -> io::Error {
+    let why = match e.kind() {
+        io::ErrorKind::NotFound => "no such socket",
+        io::ErrorKind::ConnectionRefused => "a socket nobody listens on",
+        _ => return e,
+    };
+    io::Error::new(e.kind(), format!("no VMM is running at {} ({why}): is the VM started?", uds.display()))
 }
 
 fn no_answer(port: u32) -> io::Error {
@@ -206,7 +216,8 @@ pub mod tokio {
     ) -> io::Result<(UnixStream, u32)> {
         // One deadline for the whole exchange, as in the blocking flavour.
         let exchange = async {
-            let mut s = UnixStream::connect(uds).await?;
+            let mut s =
+                UnixStream::connect(uds.as_ref()).await.map_err(|e| super::no_vmm(e, uds.as_ref()))?;
             s.write_all(format!("CONNECT {port}\n").as_bytes())
                 .await
                 .map_err(|e| super::closed_early(e, port))?;
@@ -325,6 +336,11 @@ mod tests {
 
         let e = connect(_d.0.join("missing.sock"), 5000, None).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        assert!(e.to_string().contains("missing.sock (no such socket): is the VM started?"), "{e}");
+        drop(UnixListener::bind(_d.0.join("stale.sock")).unwrap());
+        let e = connect(_d.0.join("stale.sock"), 5000, None).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused);
+        assert!(e.to_string().contains("no VMM is running at"), "{e}");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::time::Duration;
 use hvsock::Endpoint;
 
 use crate::args::parse_secs;
-use crate::endpoints::{self, stdin_is_terminal, Conn};
+use crate::endpoints::{self, idle, stdin_is_terminal, Conn, HalfClose};
 use crate::splice::{splice, Counters, End};
 
 /// Connect to ENDPOINT and join it to stdin/stdout, like `ncat --vsock` / `socat - VSOCK-CONNECT`.
@@ -13,7 +13,9 @@ use crate::splice::{splice, Counters, End};
 /// Standard input goes to the socket; at its end the socket's write side is closed (the peer
 /// reads end-of-file) and the answer is still read. It ends, exit 0, when both directions have
 /// ended (a peer's half-close does not cut off the rest of our input); when stdin is a
-/// terminal, as soon as the peer closes.
+/// terminal, as soon as the peer closes. To hybrid vsock there is no half-close unless
+/// --shutdown: real VMMs turn it into a full close towards the guest and its reply would be
+/// lost; the connection ends when the guest closes.
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
 Examples:
@@ -28,9 +30,15 @@ pub struct Args {
     /// Seconds to wait for each connection attempt
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs, allow_negative_numbers = true)]
     pub timeout: Duration,
-    /// Try again this many times while nothing listens yet
+    /// Try again this many times while nothing listens yet (or the VM is still booting)
     #[arg(long, value_name = "N", default_value = "0")]
     pub retries: u32,
+    /// Close the connection after SECS with no data either way (a dead VM's VMM may keep its
+    /// socket open forever)
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub idle_timeout: Option<Duration>,
+    #[command(flatten)]
+    pub half_close: HalfClose,
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
@@ -39,12 +47,14 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     }
     let rt = endpoints::runtime()?;
     let result = rt.block_on(async {
-        let conn = endpoints::connect(&args.endpoint, args.timeout, args.retries).await?;
+        let conn =
+            args.half_close.apply(endpoints::connect(&args.endpoint, args.timeout, args.retries).await?);
         let peer = conn.peer.clone();
-        match splice(Conn::stdio(), conn, None, &Counters::default(), stdin_is_terminal()).await {
+        match splice(Conn::stdio(), conn, args.idle_timeout, &Counters::default(), stdin_is_terminal()).await
+        {
             End::Clean | End::PeerDone => Ok(0),
             End::Error(e) => Err(anyhow::anyhow!("{peer}: {e}")),
-            End::Idle => unreachable!("no idle limit"),
+            End::Idle => Err(idle(&peer, args.idle_timeout)),
         }
     });
     // stdin may still be blocked in a read (a terminal, an idle pipe): do not wait for it.

@@ -76,6 +76,10 @@ pub struct RunFlags {
     /// The same host VM as a service: started first, stopped at the end
     #[arg(long, value_name = "CMD")]
     pub vm_host_service: Option<String>,
+    /// Pass this machine's half-close on hybrid sockets to the guest as SHUTDOWN SEND alone
+    /// (by default RCV|SEND, as Firecracker and vhost-device-vsock do)
+    #[arg(long)]
+    pub keep_half_close: bool,
     /// A shell command on this machine, run while the VMs run (repeatable)
     #[arg(long, value_name = "CMD")]
     pub host: Vec<String>,
@@ -196,6 +200,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     if !run.flags.command.is_empty() {
         anyhow::bail!("give the guests' commands with --guest, not after `--`");
     }
+    lab = lab.keep_half_close(run.flags.keep_half_close);
     let mut scenario = hvsock_lab::Scenario::new();
     for (role, service, cmd) in run.participants {
         scenario = scenario.with(role, cmd, service);

@@ -4,7 +4,7 @@ use hvsock::Endpoint;
 use tokio::process::Command;
 
 use crate::args::parse_secs;
-use crate::endpoints::{self, stdin_is_terminal, Conn, Listener};
+use crate::endpoints::{self, stdin_is_terminal, Conn, HalfClose, Listener};
 use crate::splice::{splice, Counters, End};
 use crate::stopping::{drain, Backoff, Signals};
 
@@ -30,6 +30,11 @@ pub struct Args {
     /// Run CMD per connection with the connection as its stdin/stdout
     #[arg(long, short = 'e', value_name = "CMD")]
     pub exec: Option<String>,
+    /// Close a connection after SECS with no data either way
+    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
+    pub idle_timeout: Option<std::time::Duration>,
+    #[command(flatten)]
+    pub half_close: HalfClose,
     /// On SIGINT/SIGTERM, give open connections this long to finish (a second signal ends them)
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
     pub grace: std::time::Duration,
@@ -75,14 +80,16 @@ async fn serve(args: Args) -> anyhow::Result<u8> {
             }
         };
         backoff.reset();
+        let conn = args.half_close.apply(conn);
+        let idle = args.idle_timeout;
         match &args.exec {
             Some(cmd) => {
                 let cmd = cmd.clone();
-                tasks.spawn(async move { run_exec(conn, &cmd).await });
+                tasks.spawn(async move { run_exec(conn, &cmd, idle).await });
             }
             None => {
                 // stdin/stdout serve one connection at a time.
-                tasks.spawn(run_stdio(conn));
+                tasks.spawn(run_stdio(conn, idle));
                 tokio::select! {
                     Some(done) = tasks.join_next() => told(done, &mut failed),
                     () = signals.next() => { signalled = true; break 'serving }
@@ -107,16 +114,17 @@ async fn serve(args: Args) -> anyhow::Result<u8> {
 }
 
 /// One connection joined to our stdin/stdout.
-async fn run_stdio(conn: Conn) -> anyhow::Result<()> {
+async fn run_stdio(conn: Conn, idle: Option<std::time::Duration>) -> anyhow::Result<()> {
     let peer = conn.peer.clone();
-    match splice(Conn::stdio(), conn, None, &Counters::default(), stdin_is_terminal()).await {
+    match splice(Conn::stdio(), conn, idle, &Counters::default(), stdin_is_terminal()).await {
         End::Error(e) => anyhow::bail!("{peer}: {e}"),
+        End::Idle => Err(endpoints::idle(&peer, idle)),
         _ => Ok(()),
     }
 }
 
 /// CMD with the connection on its stdin/stdout; its stderr stays ours.
-async fn run_exec(conn: Conn, cmd: &str) -> anyhow::Result<()> {
+async fn run_exec(conn: Conn, cmd: &str, idle: Option<std::time::Duration>) -> anyhow::Result<()> {
     let mut child = shell(cmd)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -125,14 +133,15 @@ async fn run_exec(conn: Conn, cmd: &str) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot run `{cmd}`: {e}"))?;
     let peer = conn.peer.clone();
     let proc = Conn::child(&mut child, cmd.to_string());
-    let end = splice(conn, proc, None, &Counters::default(), false).await;
-    if matches!(end, End::Error(_)) {
+    let end = splice(conn, proc, idle, &Counters::default(), false).await;
+    if matches!(end, End::Error(_) | End::Idle) {
         // The connection is gone: so is the command's reason to run, with all it started.
         kill_group(&mut child);
     }
     let status = child.wait().await?;
     match end {
         End::Error(e) => anyhow::bail!("{peer}: {e}"),
+        End::Idle => Err(endpoints::idle(&peer, idle)),
         _ if !status.success() => anyhow::bail!("`{cmd}` for {peer} ended with {status}"),
         _ => Ok(()),
     }

@@ -12,7 +12,7 @@ use tracing::{info, warn};
 
 use crate::allowlist::Allowlist;
 use crate::args::parse_secs;
-use crate::endpoints::{self, Conn, Listener};
+use crate::endpoints::{self, Conn, HalfClose, Listener};
 use crate::splice::{splice, Counters, End};
 use crate::stopping::{drain, Backoff, Signals};
 
@@ -53,6 +53,8 @@ pub struct Args {
     /// Seconds to wait when connecting to TO
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs, allow_negative_numbers = true)]
     pub connect_timeout: Duration,
+    #[command(flatten)]
+    pub half_close: HalfClose,
     /// On SIGINT/SIGTERM, give open connections this long to finish (a second signal ends them)
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
     pub grace: Duration,
@@ -224,7 +226,13 @@ async fn serve(
         accepted += 1;
         let id = accepted;
         let (target, allow, summary, slots) = (target.clone(), allow.clone(), summary.clone(), slots.clone());
-        let (idle, connect_timeout) = (args.timeout, args.connect_timeout);
+        let settings = Settings {
+            wildcard,
+            idle: args.timeout,
+            connect_timeout: args.connect_timeout,
+            half_close: args.half_close,
+        };
+        let conn = args.half_close.apply(conn);
         tasks.spawn(async move {
             summary.connections.fetch_add(1, Ordering::Relaxed);
             let Some((conn, to)) = handshake(id, conn, &target, &allow, &summary).await else { return };
@@ -235,7 +243,7 @@ async fn serve(
                     slots.acquire_owned().await.expect("never closed")
                 }
             };
-            relay_one(id, conn, to, wildcard, &summary, idle, connect_timeout).await;
+            relay_one(id, conn, to, &summary, settings).await;
         });
         while tasks.try_join_next().is_some() {}
     }
@@ -277,19 +285,21 @@ async fn handshake(
     }
 }
 
-async fn relay_one(
-    id: u64,
-    mut conn: Conn,
-    to: Endpoint,
+/// What every relayed connection is handled with.
+#[derive(Clone, Copy)]
+struct Settings {
     wildcard: bool,
-    summary: &Summary,
     idle: Option<Duration>,
     connect_timeout: Duration,
-) {
+    half_close: HalfClose,
+}
+
+async fn relay_one(id: u64, mut conn: Conn, to: Endpoint, summary: &Summary, settings: Settings) {
+    let Settings { wildcard, idle, connect_timeout, half_close } = settings;
     let start = Instant::now();
     let from = conn.peer.clone();
     let upstream = match endpoints::connect(&to, connect_timeout, 0).await {
-        Ok(up) => up,
+        Ok(up) => half_close.apply(up),
         Err(e) => {
             warn!("conn {id} from {from}: {e:#}");
             summary.failed.fetch_add(1, Ordering::Relaxed);

@@ -74,8 +74,13 @@ pub mod traffic;
 
 /// `hvsock lab run --guest G... --host H...`; `$HVSOCK` is the binary under test everywhere.
 pub fn lab_scenario(guests: &[&str], hosts: &[&str]) -> Output {
+    lab_scenario_with(&[], guests, hosts)
+}
+
+/// [`lab_scenario`] with more `lab run` flags.
+pub fn lab_scenario_with(flags: &[&str], guests: &[&str], hosts: &[&str]) -> Output {
     let mut cmd = Command::new(HVSOCK);
-    cmd.args(["lab", "run", "--timeout", "120"]);
+    cmd.args(["lab", "run", "--timeout", "120"]).args(flags);
     for g in guests {
         cmd.arg("--guest").arg(format!("set -eu; {g}"));
     }

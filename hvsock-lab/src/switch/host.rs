@@ -44,6 +44,8 @@ pub struct HostConn {
     uds_write_shut: bool,
     /// The Unix side sent its end-of-file; the guest has been told.
     uds_eof: bool,
+    /// Tell the guest a host half-close as SHUTDOWN SEND only; real VMMs send RCV|SEND.
+    pub keep_half_close: bool,
 }
 
 /// What a pump asks of the switch.
@@ -73,6 +75,7 @@ impl HostConn {
             guest_done_receiving: false,
             uds_write_shut: false,
             uds_eof: false,
+            keep_half_close: false,
         }
     }
 
@@ -191,7 +194,9 @@ impl HostConn {
                 Ok(0) => {
                     self.uds_eof = true;
                     let mut h = self.header(OP_SHUTDOWN);
-                    h.flags = SHUTDOWN_SEND;
+                    // Firecracker and vhost-device-vsock turn the host's half-close into
+                    // SHUTDOWN of both directions: the guest can send no more after it.
+                    h.flags = if self.keep_half_close { SHUTDOWN_SEND } else { SHUTDOWN_SEND | SHUTDOWN_RCV };
                     out.push(Packet::control(h));
                 }
                 Ok(n) => {

@@ -49,8 +49,10 @@ pub struct Switch {
 }
 
 impl Switch {
-    /// Listens for guests `cids` in `dir` and serves them on a thread of its own.
-    pub fn start(dir: &Path, cids: &[u32]) -> io::Result<Switch> {
+    /// Listens for guests `cids` in `dir` and serves them on a thread of its own. A host's
+    /// half-close reaches a guest as real VMMs send it (SHUTDOWN RCV|SEND: the guest can
+    /// send no more), or with `keep_half_close` as SHUTDOWN SEND alone.
+    pub fn start(dir: &Path, cids: &[u32], keep_half_close: bool) -> io::Result<Switch> {
         let mut guests = BTreeMap::new();
         for &cid in cids {
             let vhost = UnixListener::bind(vhost_path(dir, cid))?;
@@ -68,6 +70,7 @@ impl Switch {
                 pending: Vec::new(),
                 between: HashSet::new(),
                 next_port: 1 << 30,
+                keep_half_close,
             };
             while !flag.load(Ordering::Relaxed) {
                 core.turn();
@@ -111,6 +114,7 @@ struct Core {
     /// Guest-to-guest connections, (cid, port, cid, port) lowest end first, for teardown.
     between: HashSet<(u64, u32, u64, u32)>,
     next_port: u32,
+    keep_half_close: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -294,6 +298,7 @@ impl Core {
                 Ok(uds) => {
                     let mut conn =
                         HostConn::new(cid, pkt.hdr.src_port, pkt.hdr.dst_port, uds, State::Established);
+                    conn.keep_half_close = self.keep_half_close;
                     let response = conn.header(OP_RESPONSE);
                     out.push(Packet::control(response));
                     conn.on_guest_packet(
@@ -355,7 +360,8 @@ impl Core {
         let uds = p.uds.try_clone().ok()?;
         let host_port = self.next_port;
         self.next_port = self.next_port.wrapping_add(1).max(1 << 30);
-        let conn = HostConn::new(cid, port, host_port, uds, State::Connecting).with_early(early);
+        let mut conn = HostConn::new(cid, port, host_port, uds, State::Connecting).with_early(early);
+        conn.keep_half_close = self.keep_half_close;
         self.send(Packet::control(conn.header(OP_REQUEST)));
         self.conns.insert((cid, port, host_port), conn);
         Some(i)
