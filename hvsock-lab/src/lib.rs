@@ -36,6 +36,8 @@ mod spec;
 #[cfg(target_os = "linux")]
 pub mod switch;
 #[cfg(target_os = "linux")]
+mod vhost_proxy;
+#[cfg(target_os = "linux")]
 mod xstate_shim;
 
 #[cfg(target_os = "linux")]

@@ -113,6 +113,7 @@ pub struct Lab {
     memory_mib: u32,
     forward_stdin: bool,
     pub(crate) keep_half_close: bool,
+    backend: Option<PathBuf>,
 }
 
 impl Lab {
@@ -125,6 +126,7 @@ impl Lab {
             memory_mib: 512,
             forward_stdin: false,
             keep_half_close: false,
+            backend: None,
         }
     }
 
@@ -148,6 +150,14 @@ impl Lab {
         self
     }
 
+    /// Give [`Lab::run`]'s guest a virtio-vsock device from a third-party vhost-user backend
+    /// listening at `socket` (vhost-device-vsock's `--socket`), through a control-plane proxy
+    /// that fixes UML 6.1's quirks; the guest's CID and host side are the backend's.
+    pub fn vhost_user_backend(mut self, socket: impl Into<PathBuf>) -> Lab {
+        self.backend = Some(socket.into());
+        self
+    }
+
     /// Give the command this process's standard input (by default it reads end-of-file).
     pub fn forward_stdin(mut self, yes: bool) -> Lab {
         self.forward_stdin = yes;
@@ -160,7 +170,7 @@ impl Lab {
     /// (the error names where they are kept).
     pub fn run(&self, argv: &[OsString]) -> Result<i32, LabError> {
         let uml = find_uml()?;
-        let modules = find_modules(&uml, &MODULES)?;
+        let modules = find_modules(&uml, if self.backend.is_some() { &DEVICE_MODULES } else { &MODULES })?;
         let dir = make_dir()?;
         match self.run_in(&uml, &dir, argv, modules) {
             // The console names the directory already.
@@ -193,7 +203,13 @@ impl Lab {
             File::create(files.stdin_dir.join(STDIN_END))
                 .map_err(io_err("cannot close the guest's stdin"))?;
         }
-        let child = self.boot(uml, dir, &files, &[])?;
+        let mut extra = Vec::new();
+        if let Some(backend) = &self.backend {
+            let proxy = crate::vhost_proxy::VhostProxy::start(&dir.join("vhost-proxy.sock"), backend)
+                .map_err(io_err(format!("cannot start the vhost-user proxy for {}", backend.display())))?;
+            extra.push(format!("virtio_uml.device={}:19", proxy.path().display()));
+        }
+        let child = self.boot(uml, dir, &files, &extra)?;
         let out = Tail::open(&files.stdout, Box::new(io::stdout()))?;
         let err = Tail::open(&files.stderr, Box::new(io::stderr()))?;
         let mut members = [Member::new("guest".into(), false, child, vec![out, err], Some(files))];

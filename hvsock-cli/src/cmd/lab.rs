@@ -76,6 +76,11 @@ pub struct RunFlags {
     /// The same host VM as a service: started first, stopped at the end
     #[arg(long, value_name = "CMD")]
     pub vm_host_service: Option<String>,
+    /// Give the single guest (`-- CMD`) its vsock device from a third-party vhost-user backend
+    /// listening at PATH (e.g. vhost-device-vsock --socket PATH), through a proxy that fixes
+    /// UML 6.1's control-message quirks
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["guest", "guest_service", "vm_host", "vm_host_service"])]
+    pub vhost_user: Option<std::path::PathBuf>,
     /// Pass this machine's half-close on hybrid sockets to the guest as SHUTDOWN SEND alone
     /// (by default RCV|SEND, as Firecracker and vhost-device-vsock do)
     #[arg(long)]
@@ -191,6 +196,9 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         lab = lab.timeout(t);
     }
     hvsock_lab::stop_on_signals();
+    if let Some(backend) = &run.flags.vhost_user {
+        lab = lab.vhost_user_backend(backend);
+    }
     if run.participants.is_empty() {
         return Ok(match lab.run(&run.flags.command) {
             Ok(code) => exit_code(code),

@@ -301,7 +301,7 @@ fn signal(ring: &mut Ring) {
 }
 
 /// Reads exactly `buf.len()` bytes, collecting the fds that arrive with them.
-fn recv_with_fds(sock: &UnixStream, buf: &mut [u8]) -> io::Result<Vec<OwnedFd>> {
+pub(crate) fn recv_with_fds(sock: &UnixStream, buf: &mut [u8]) -> io::Result<Vec<OwnedFd>> {
     let mut fds = Vec::new();
     let mut got = 0;
     while got < buf.len() {

@@ -13,7 +13,7 @@
 //! Per guest CID: `vhost-<cid>.sock` (the device, for UML's `virtio_uml.device=`) and
 //! `vm<cid>.sock` (the hybrid socket) in the switch's directory.
 
-mod device;
+pub(crate) mod device;
 mod host;
 mod packet;
 

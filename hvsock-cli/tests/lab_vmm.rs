@@ -1,0 +1,180 @@
+//! hvsock against a real VMM backend: rust-vmm's vhost-device-vsock 0.3.0 (built from
+//! crates.io) serving a lab guest through the lab's vhost-user proxy, this machine on its
+//! hybrid Unix socket. Its own test suite is never run: it connects to CID 1 on this machine.
+#![cfg(target_os = "linux")] // the lab is a Linux guest
+
+mod common;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{stdout, HVSOCK};
+
+/// vhost-device-vsock 0.3.0, built once into our target directory.
+fn backend_binary() -> PathBuf {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("vhost-device-vsock");
+    let bin = root.join("bin/vhost-device-vsock");
+    if !bin.is_file() {
+        let o = Command::new(env!("CARGO"))
+            .args(["install", "--quiet", "--locked", "vhost-device-vsock", "--version", "=0.3.0", "--root"])
+            .arg(&root)
+            .env_remove("RUSTFLAGS")
+            .output()
+            .expect("run cargo install");
+        assert!(
+            o.status.success(),
+            "cannot build vhost-device-vsock: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    bin
+}
+
+/// Kills what it holds when the test ends, passing or not.
+struct Reaper(Vec<Child>);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    let mut child = Command::new("sha256sum").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let data = bytes.to_vec();
+    let writer = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &data));
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_string()
+}
+
+/// `hvsock ARGS` on this machine with `input` on stdin; its output.
+fn hvsock_with(args: &[&str], input: &[u8]) -> std::process::Output {
+    let mut child = Command::new(HVSOCK)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let data = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = std::io::Write::write_all(&mut stdin, &data);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
+#[test]
+fn hybrid_endpoints_work_against_vhost_device_vsock() {
+    let backend = backend_binary();
+    let dir = std::env::temp_dir().join(format!("hvsock-vmm-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (vhost, vm) = (dir.join("vhost.sock"), dir.join("vm.sock"));
+    let mut reaper = Reaper(Vec::new());
+    reaper.0.push(
+        Command::new(&backend)
+            .args(["--guest-cid", "3", "--socket"])
+            .arg(&vhost)
+            .arg("--uds-path")
+            .arg(&vm)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let start = Instant::now();
+    while !vhost.exists() {
+        assert!(start.elapsed() < Duration::from_secs(10), "the backend never made its socket");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let hybrid = |port: u32| format!("hybrid:{}:{port}", vm.display());
+    let payload: Vec<u8> = common::traffic::data(64 << 20, 64 << 20);
+    let sum = sha256(&payload);
+    std::fs::write(dir.join("payload"), &payload).unwrap();
+
+    // A client started before the guest boots: the backend closes its connections without
+    // reading CONNECT until then, which --retries must wait out.
+    let early = std::thread::spawn({
+        let target = hybrid(19000);
+        move || hvsock_with(&["connect", &target, "--retries", "300"], b"World!")
+    });
+    // The guest: the seed server, an echo, an upload sink; it powers off when told.
+    let done = dir.join("poweroff");
+    let script = format!(
+        "$HVSOCK server any 19000 >/dev/null 2>&1 &
+         $HVSOCK listen vsock:any:5000 --keep-open --exec cat 2>/dev/null &
+         $HVSOCK listen vsock:any:5001 > /tmp/upload.$$ 2>/dev/null && sha256sum < /tmp/upload.$$ > {dir}/upload.sum &
+         until ls {dir} | grep -q poweroff; do sleep 0.1; done",
+        dir = dir.display()
+    );
+    reaper.0.push(
+        Command::new(HVSOCK)
+            .args(["lab", "run", "--timeout", "300", "--vhost-user"])
+            .arg(&vhost)
+            .args(["--", "sh", "-c", &script])
+            .env("HVSOCK", HVSOCK)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+
+    let o = early.join().unwrap();
+    assert_eq!(stdout(&o), "Hello: World!", "{}", common::stderr(&o));
+    let o = hvsock_with(&["connect", &hybrid(5000), "--retries", "100"], b"hello\n");
+    assert_eq!(stdout(&o), "hello\n", "{}", common::stderr(&o));
+    let o = hvsock_with(&["connect", &hybrid(5000)], &payload);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    assert_eq!((o.stdout.len(), sha256(&o.stdout)), (payload.len(), sum.clone()), "the 64 MiB echo");
+    // An upload the guest never answers still ends, whole.
+    let o = hvsock_with(&["connect", &hybrid(5001), "--retries", "100"], &payload);
+    assert!(o.status.success(), "{}", common::stderr(&o));
+    let upload = dir.join("upload.sum");
+    let start = Instant::now();
+    while std::fs::read_to_string(&upload).map_or(true, |s| s.is_empty()) {
+        assert!(start.elapsed() < Duration::from_secs(30), "the guest never finished the upload");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(std::fs::read_to_string(&upload).unwrap().trim(), format!("{sum}  -"));
+
+    // The guest powers off in the middle of a connection: the backend keeps its socket
+    // open, so the connection ends by its idle limit, with one line saying why.
+    let mut mid = Command::new(HVSOCK)
+        .args(["connect", &hybrid(5000), "--idle-timeout", "3"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Its stdin stays open: only the guest's end or the idle limit can end it.
+    let mut stdin = mid.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, b"are you there?\n").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::write(&done, b"").unwrap();
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = mid.try_wait().unwrap() {
+            break status;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "still connected to a powered-off VM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    drop(stdin);
+    let mut err = String::new();
+    std::io::Read::read_to_string(mid.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("no data either way for 3 s") || err.contains(&hybrid(5000)), "{err}");
+    println!("after the power-off: {err}");
+    drop(reaper);
+    let _ = std::fs::remove_dir_all(&dir);
+}
