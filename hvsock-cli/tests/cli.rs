@@ -355,3 +355,31 @@ fn stdout_gets_every_byte_without_waiting_for_a_newline() {
     s.write_all(b"xyz").unwrap();
     assert_eq!(first_bytes(&mut connect, 3), b"xyz");
 }
+
+/// `listen hybrid:` says what it is (Unix sockets only: nothing here touches vsock).
+#[test]
+#[cfg(target_os = "linux")]
+fn listen_hybrid_names_itself_hybrid() {
+    use std::io::Read;
+    let dir = std::env::temp_dir().join(format!("hvsock-listen-name-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let vm = dir.join("vm.sock");
+    let mut child = std::process::Command::new(common::HVSOCK)
+        .args(["listen", &format!("hybrid:{}:5000", vm.display())])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    while err.read(&mut b).unwrap() == 1 && b[0] != b'\n' {
+        line.push(b[0]);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = String::from_utf8(line).unwrap();
+    assert!(line.starts_with(&format!("listening on hybrid:{}:5000 (", vm.display())), "{line}");
+    assert!(line.contains("vm.sock_5000"), "{line}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
