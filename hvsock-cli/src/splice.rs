@@ -53,24 +53,28 @@ pub async fn splice(
     let forward = pump(
         a.reader,
         b.writer,
-        b.stops_reading_ok,
-        b.half_close,
-        &counters.a_to_b,
+        Way {
+            stops_reading_ok: b.stops_reading_ok,
+            half_close: b.half_close,
+            count: &counters.a_to_b,
+            to_closed: &b_write_closed,
+            this: &a_to_b,
+            back: &b_to_a,
+        },
         &touch,
-        &b_write_closed,
-        &a_to_b,
-        &b_to_a,
     );
     let backward = pump(
         b.reader,
         a.writer,
-        a.stops_reading_ok,
-        a.half_close,
-        &counters.b_to_a,
+        Way {
+            stops_reading_ok: a.stops_reading_ok,
+            half_close: a.half_close,
+            count: &counters.b_to_a,
+            to_closed: &a_write_closed,
+            this: &b_to_a,
+            back: &a_to_b,
+        },
         &touch,
-        &a_write_closed,
-        &b_to_a,
-        &a_to_b,
     );
     // A peer that went away while we were not reading from it (we were blocked writing to the
     // other side) is found by probing now and then.
@@ -213,38 +217,36 @@ impl Flow {
     }
 }
 
+/// What one direction needs to know and tell.
+struct Way<'a> {
+    stops_reading_ok: bool,
+    half_close: HalfCloseMode,
+    count: &'a AtomicU64,
+    /// Set when we half-close the receiving side.
+    to_closed: &'a AtomicBool,
+    /// This direction's news, and the opposite one's.
+    this: &'a Flow,
+    back: &'a Flow,
+}
+
+/// Marks a direction ended however its pump returns.
+struct Ended<'a>(&'a Flow);
+
+impl Drop for Ended<'_> {
+    fn drop(&mut self) {
+        self.0.ended.store(true, Ordering::Relaxed);
+    }
+}
+
 /// One direction: read until end-of-file, then half-close the writer as its mode says.
-#[allow(clippy::too_many_arguments)]
 async fn pump(
     mut from: Reader,
     mut to: Writer,
-    stops_reading_ok: bool,
-    half_close: HalfCloseMode,
-    count: &AtomicU64,
+    way: Way<'_>,
     touch: &impl Fn(),
-    to_closed: &AtomicBool,
-    this: &Flow,
-    back: &Flow,
 ) -> Result<(), (String, Failed)> {
-    let result =
-        pump_until_end(&mut from, &mut to, stops_reading_ok, half_close, count, touch, to_closed, this, back)
-            .await;
-    this.ended.store(true, Ordering::Relaxed);
-    result
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn pump_until_end(
-    from: &mut Reader,
-    to: &mut Writer,
-    stops_reading_ok: bool,
-    half_close: HalfCloseMode,
-    count: &AtomicU64,
-    touch: &impl Fn(),
-    to_closed: &AtomicBool,
-    this: &Flow,
-    back: &Flow,
-) -> Result<(), (String, Failed)> {
+    let Way { stops_reading_ok, half_close, count, to_closed, this, back } = way;
+    let _ended = Ended(this);
     let mut buf = vec![0u8; BUF];
     let write_err = |e: std::io::Error| (format!("write: {e}"), Failed::Writer);
     loop {
