@@ -37,6 +37,16 @@ const PROTOCOL_F_BACKEND_REQ: u64 = 1 << 5;
 const PROTOCOL_F_CONFIG: u64 = 1 << 9;
 const VRING_NOFD: u64 = 0x100;
 
+/// Regions a SET_MEM_TABLE may carry (vhost-user's own limit).
+const MAX_REGIONS: usize = 8;
+/// The device's config space: virtio_vsock_config is 8 bytes; no frontend asks past a page.
+const CONFIG_SPACE: usize = 256;
+
+/// A control message the device will not act on: the device closes, the switch goes on.
+fn bad(what: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("bad vhost-user message: {what}"))
+}
+
 pub const RX: usize = 0;
 pub const TX: usize = 1;
 pub const EVENT: usize = 2;
@@ -125,6 +135,9 @@ impl Device {
             SET_MEM_TABLE => {
                 // UML sends room for two regions and says how many it filled.
                 let n = u32_at(0) as usize;
+                if n == 0 || n > MAX_REGIONS || payload.len() < 8 + 32 * n {
+                    return Err(bad(format!("SET_MEM_TABLE with {n} regions in {} bytes", payload.len())));
+                }
                 let mut ranges = Vec::new();
                 self.regions.clear();
                 for i in 0..n {
@@ -176,6 +189,12 @@ impl Device {
             GET_CONFIG => {
                 // virtio_vsock_config: le64 guest_cid.
                 let (offset, len) = (u32_at(0) as usize, u32_at(4) as usize);
+                if payload.len() < 12 || offset.checked_add(len).is_none_or(|end| end > CONFIG_SPACE) {
+                    return Err(bad(format!(
+                        "GET_CONFIG of {len} bytes at {offset} in {} bytes",
+                        payload.len()
+                    )));
+                }
                 let mut config = vec![0u8; offset + len];
                 let cid = self.cid.to_le_bytes();
                 for (i, b) in config.iter_mut().enumerate().take(8) {
@@ -343,4 +362,50 @@ pub(crate) fn recv_with_fds(sock: &UnixStream, buf: &mut [u8]) -> io::Result<Vec
         }
     }
     Ok(fds)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(request: u32, payload: &[u8]) -> Vec<u8> {
+        let mut m = request.to_le_bytes().to_vec();
+        m.extend_from_slice(&VERSION.to_le_bytes());
+        m.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        m.extend_from_slice(payload);
+        m
+    }
+
+    /// A frontend's bad numbers close the device with an error; they never panic the switch
+    /// or make it allocate what the frontend asked for.
+    #[test]
+    fn bad_control_messages_are_errors() {
+        let config = |offset: u32, len: u32| [offset.to_le_bytes(), len.to_le_bytes(), [0; 4]].concat();
+        for bad in [
+            message(GET_CONFIG, &config(u32::MAX, 16)),
+            message(GET_CONFIG, &config(0, 1 << 30)),
+            message(GET_CONFIG, &[1, 2, 3]),
+            message(SET_MEM_TABLE, &[0xff, 0xff, 0, 0, 0, 0, 0, 0]),
+            message(SET_MEM_TABLE, &[1, 0, 0, 0, 0, 0, 0, 0]),
+            message(GET_FEATURES, &vec![0; 5000]),
+        ] {
+            let (ours, theirs) = UnixStream::pair().unwrap();
+            let mut dev = Device::new(3, ours);
+            (&theirs).write_all(&bad).unwrap();
+            assert_eq!(dev.handle_control().unwrap_err().kind(), io::ErrorKind::InvalidData);
+        }
+    }
+
+    #[test]
+    fn get_config_answers_the_cid() {
+        let (ours, theirs) = UnixStream::pair().unwrap();
+        let mut dev = Device::new(7, ours);
+        (&theirs)
+            .write_all(&message(GET_CONFIG, &[[0u8; 4], 8u32.to_le_bytes(), [0; 4], [0; 4], [0; 4]].concat()))
+            .unwrap();
+        dev.handle_control().unwrap();
+        let mut reply = [0u8; 12 + 12 + 8];
+        (&theirs).read_exact(&mut reply).unwrap();
+        assert_eq!(&reply[24..32], &7u64.to_le_bytes());
+    }
 }

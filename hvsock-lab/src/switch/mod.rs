@@ -67,7 +67,8 @@ impl Switch {
             let mut core = Core {
                 guests,
                 conns: HashMap::new(),
-                pending: Vec::new(),
+                pending: HashMap::new(),
+                next_pending: 0,
                 between: HashSet::new(),
                 next_port: 1 << 30,
                 keep_half_close,
@@ -110,7 +111,10 @@ type ConnKey = (u64, u32, u32);
 struct Core {
     guests: BTreeMap<u64, Guest>,
     conns: HashMap<ConnKey, HostConn>,
-    pending: Vec<Pending>,
+    /// Keyed by a stable id: a guest leaving mid-round removes entries that later poll
+    /// results of the same round still name.
+    pending: HashMap<u64, Pending>,
+    next_pending: u64,
     /// Guest-to-guest connections, (cid, port, cid, port) lowest end first, for teardown.
     between: HashSet<(u64, u32, u64, u32)>,
     next_port: u32,
@@ -123,7 +127,7 @@ enum Tag {
     Control(u64),
     Kick(u64, usize),
     UdsListen(u64),
-    Pending(usize),
+    Pending(u64),
     Conn(ConnKey),
 }
 
@@ -150,8 +154,8 @@ impl Core {
                 }
             }
         }
-        for (i, p) in self.pending.iter().enumerate() {
-            add(p.uds.as_raw_fd(), libc::POLLIN, Tag::Pending(i));
+        for (&id, p) in &self.pending {
+            add(p.uds.as_raw_fd(), libc::POLLIN, Tag::Pending(id));
         }
         for (key, c) in &self.conns {
             let events = if c.wants_read() { libc::POLLIN } else { 0 }
@@ -180,16 +184,9 @@ impl Core {
         }
         // Handshakes that finished, failed or timed out leave the pending list.
         let now = Instant::now();
-        for (i, p) in self.pending.iter().enumerate() {
-            if now.duration_since(p.since) > Duration::from_secs(10) {
-                pending_done.push(i);
-            }
-        }
-        pending_done.sort_unstable();
-        pending_done.dedup();
-        for i in pending_done.into_iter().rev() {
-            self.pending.remove(i);
-        }
+        self.pending.retain(|id, p| {
+            !pending_done.contains(id) && now.duration_since(p.since) <= Duration::from_secs(10)
+        });
         for g in self.guests.values_mut() {
             if let Some(dev) = &mut g.dev {
                 dev.flush_rx();
@@ -332,14 +329,16 @@ impl Core {
         let g = &self.guests[&cid];
         while let Ok((uds, _)) = g.uds.accept() {
             if uds.set_nonblocking(true).is_ok() {
-                self.pending.push(Pending { cid, uds, line: Vec::new(), since: Instant::now() });
+                self.next_pending += 1;
+                self.pending
+                    .insert(self.next_pending, Pending { cid, uds, line: Vec::new(), since: Instant::now() });
             }
         }
     }
 
     /// Reads the host's `CONNECT <port>\n`; `Some(i)` when entry `i` is finished with.
-    fn read_connect_line(&mut self, i: usize) -> Option<usize> {
-        let p = &mut self.pending[i];
+    fn read_connect_line(&mut self, i: u64) -> Option<u64> {
+        let p = self.pending.get_mut(&i)?; // gone with its guest earlier in this round
         let mut buf = [0u8; 512];
         match p.uds.read(&mut buf) {
             Ok(0) => return Some(i),
@@ -373,7 +372,7 @@ impl Core {
             g.dev = None;
         }
         self.conns.retain(|k, _| k.0 != cid);
-        self.pending.retain(|p| p.cid != cid);
+        self.pending.retain(|_, p| p.cid != cid);
         let dead: Vec<_> = self.between.iter().copied().filter(|k| k.0 == cid || k.2 == cid).collect();
         for k in dead {
             self.between.remove(&k);
