@@ -42,12 +42,14 @@ pub enum HalfCloseMode {
     /// Waiting for its answer to pause keeps every answer that starts and flows without a
     /// pause that long; an upload the guest never answers still ends (the guest reads its
     /// end-of-file a moment later).
+    #[cfg_attr(not(unix), allow(dead_code))] // hybrid vsock is Unix only
     AfterQuiet(Duration),
     /// Never: the connection ends when the peer closes (ncat's --no-shutdown).
     Never,
 }
 
 /// How long a hybrid peer must be quiet before our half-close reaches it.
+#[cfg(unix)]
 pub const HYBRID_QUIET: Duration = Duration::from_secs(1);
 
 impl Conn {

@@ -14,7 +14,7 @@ pub struct Args {
 
 #[derive(clap::Subcommand, Debug)]
 pub enum LabCommand {
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     Wait(WaitArgs),
 }
 
@@ -182,7 +182,7 @@ fn parse_target(s: &str) -> Result<TargetArg, String> {
 #[cfg(target_os = "linux")]
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let run = match args.command {
-        LabCommand::Run(run) => run,
+        LabCommand::Run(run) => *run,
         LabCommand::Wait(wait) => {
             for target in wait.targets {
                 hvsock_lab::wait_listening(target, wait.timeout)?;
