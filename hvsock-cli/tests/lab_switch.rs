@@ -225,3 +225,50 @@ fn hybrid_keeps_replies_against_a_vmm_that_closes_both_ways() {
     );
     assert!(lines_of(&out, "guest 3").contains(&format!("{sum}  -")), "{out}");
 }
+
+/// One host listener whose backlog is full must not stall the switch: the guest connecting
+/// to it is refused at once, and everyone else goes on.
+#[test]
+fn a_full_host_listener_stalls_no_one() {
+    let filler = "python3 -c '
+import os, socket, time
+p = os.environ[\"HVSOCK_LAB_VM3\"] + \"_7500\"
+s = socket.socket(socket.AF_UNIX); s.bind(p); s.listen(0)
+held = []
+for _ in range(4):
+    c = socket.socket(socket.AF_UNIX); c.setblocking(False)
+    try: c.connect(p)
+    except OSError: pass
+    held.append(c)
+time.sleep(120)'";
+    let o = std::process::Command::new(common::HVSOCK)
+        .args(["lab", "run", "--timeout", "120"])
+        .args(["--host-service", filler])
+        .args([
+            "--host-service",
+            "$HVSOCK listen hybrid:$HVSOCK_LAB_VM3:7501 --keep-open --exec 'printf \"Hello: \"; cat'",
+        ])
+        .args([
+            "--guest",
+            "$HVSOCK lab wait 2:7500 2:7501
+             s=$(date +%s)
+             $HVSOCK client parent 7500 --timeout 3 2>&1 | head -1
+             $HVSOCK client parent 7501 --timeout 3 | tail -1
+             echo \"in time $(( $(date +%s) - s < 5 ))\"",
+        ])
+        .env("HVSOCK", common::HVSOCK)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_ok(&o);
+    assert_eq!(
+        lines_of(&stdout(&o), "guest 3"),
+        [
+            "hvsock: cannot connect to vsock:2:7500: nothing is listening there (os error 104)",
+            "Hello: World!",
+            "in time 1",
+        ],
+        "{}",
+        stdout(&o)
+    );
+}

@@ -291,7 +291,7 @@ impl Core {
             }
         } else if pkt.hdr.op == OP_REQUEST {
             let path = format!("{}_{}", self.guests[&cid].uds_path.display(), pkt.hdr.dst_port);
-            match UnixStream::connect(&path).and_then(|s| s.set_nonblocking(true).map(|()| s)) {
+            match connect_now(Path::new(&path)) {
                 Ok(uds) => {
                     let mut conn =
                         HostConn::new(cid, pkt.hdr.src_port, pkt.hdr.dst_port, uds, State::Established);
@@ -388,4 +388,14 @@ impl Core {
             }));
         }
     }
+}
+
+/// Connects to a host listener without ever waiting on it: the switch serves every guest from
+/// one thread, and one host listener whose backlog is full must not stall them all. A full
+/// backlog (EAGAIN) is a refusal, as nothing listening is: the guest sees a reset and may retry.
+fn connect_now(path: &Path) -> io::Result<UnixStream> {
+    let socket = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)?;
+    socket.set_nonblocking(true)?;
+    socket.connect(&socket2::SockAddr::unix(path)?)?;
+    Ok(UnixStream::from(std::os::fd::OwnedFd::from(socket)))
 }
