@@ -166,6 +166,8 @@ PY
         sleep 0.5; kill -9 $c
         i=0; while kill -0 "$(cat $T/pid)" 2>/dev/null && [ $i -lt 90 ]; do sleep 0.1; i=$((i+1)); done
         kill -0 "$(cat $T/pid)" 2>/dev/null && echo "exec command left running" || echo "exec command ended"
+        # its error line follows the kill: give it a moment
+        i=0; until grep -q 'went away' $T/listen || [ $i -ge 90 ]; do sleep 0.1; i=$((i+1)); done
         grep -o 'went away (closed both ways)' $T/listen
         "#,
     );
