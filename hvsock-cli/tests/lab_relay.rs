@@ -212,10 +212,10 @@ fn relay_and_listen_stop_on_signals_with_a_grace_period() {
         s=$(date +%s); rc=0; wait $r || rc=$?; echo "relay exit $rc quickly $(( $(date +%s) - s < 5 ))"
 
         # listen -k --exec: the same
-        $HVSOCK listen vsock:any:7310 --keep-open --exec 'sleep 30' --grace 60 2>$T/listen & l=$!
+        $HVSOCK listen vsock:any:7310 --keep-open --exec "touch $T/served; sleep 30" --grace 60 2>$T/listen & l=$!
         $HVSOCK lab wait 7310
         sleep 30 | $HVSOCK connect vsock:lo:7310 >/dev/null 2>&1 &
-        sleep 0.5
+        until [ -e $T/served ]; do sleep 0.02; done
         kill -TERM $l; until grep -q "stopping" $T/listen; do sleep 0.02; done
         refused vsock:lo:7310
         kill -TERM $l

@@ -62,7 +62,7 @@ fn a_timeout_report_names_every_participant() {
             ("--guest-service", "exit 0"),
             ("--host", "sleep 600"),
         ],
-        "8",
+        "20",
     );
     assert_eq!(o.status.code(), Some(101), "{}", stderr(&o));
     let err = stderr(&o);
@@ -71,7 +71,7 @@ fn a_timeout_report_names_every_participant() {
         "lab: guest 4 exited 101",
         "lab: guest 5 exited 0",
         "lab: host 1 still running at the timeout, killed",
-        "hvsock: lab: guest 4 failed first (exited 101); at the 8 s timeout still running: guest 3, host 1",
+        "hvsock: lab: guest 4 failed first (exited 101); at the 20 s timeout still running: guest 3, host 1",
     ] {
         assert!(err.contains(line), "{line}: {err}");
     }
