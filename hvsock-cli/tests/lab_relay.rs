@@ -153,7 +153,8 @@ PY
         $HVSOCK relay vsock:any:7100 tcp:127.0.0.1:7101 -v 2>$T/relay &
         $HVSOCK lab wait 7100
         $HVSOCK connect vsock:lo:7100 </dev/zero >/dev/null 2>&1 & c=$!
-        sleep 0.5; kill -9 $c
+        until grep -q ' open' $T/relay; do sleep 0.02; done
+        sleep 0.3; kill -9 $c
         wait $up
         cat $T/up
         grep -o 'went away (closed both ways) before the other side had finished' $T/relay
