@@ -18,6 +18,15 @@ pub enum LabCommand {
     Wait(WaitArgs),
 }
 
+/// `lab run`: its flags, and every participant in command-line order.
+#[derive(Debug)]
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // read by the Linux lab only
+pub struct RunArgs {
+    pub flags: RunFlags,
+    /// Every participant, in command-line order: (role, service, command).
+    pub participants: Vec<(hvsock_lab::Role, bool, String)>,
+}
+
 /// Run CMD in a fresh guest, with vsock and the loopback transport (CID 1) loaded; or, with
 /// --guest and friends, several VMs on a vsock switch.
 ///
@@ -40,14 +49,6 @@ pub enum LabCommand {
 /// status is that of the participant that failed first (124 if the timeout hit first, 125 if
 /// a guest died, 128+N when a signal N stopped the lab). The lab's files are removed after
 /// the run, or kept and named when a guest died or the run timed out.
-#[derive(Debug)]
-#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // read by the Linux lab only
-pub struct RunArgs {
-    pub flags: RunFlags,
-    /// Every participant, in command-line order: (role, service, command).
-    pub participants: Vec<(hvsock_lab::Role, bool, String)>,
-}
-
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
 Examples:
