@@ -1,6 +1,7 @@
-//! How a server (`relay`, `listen`) stops and stays up: the first SIGINT/SIGTERM closes its
-//! listener at once and gives open connections a grace period; a second signal, or the end of
-//! the grace period, ends them. Accept failures (EMFILE, …) are waited out, not fatal.
+//! How a server (`relay`, `listen`, `server`) stops and stays up: the first SIGINT/SIGTERM
+//! closes its listener at once and gives open connections a grace period; a second signal, or
+//! the end of the grace period, ends them. Accept failures (EMFILE, …) are waited out, not
+//! fatal, and the descriptor limit is raised first so that they are rare.
 
 use std::time::Duration;
 
@@ -90,4 +91,19 @@ pub async fn drain<T: 'static>(
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
     cut
+}
+
+/// Raises this process's soft limit on open descriptors to its hard limit: a relayed
+/// connection holds four (two sockets and their reset handles), and the usual soft limit of
+/// 1024 would refuse clients long before the machine runs out (nginx and socat do the same).
+pub fn raise_fd_limit() {
+    #[cfg(unix)]
+    // SAFETY: getrlimit/setrlimit read and write one struct we own.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
 }

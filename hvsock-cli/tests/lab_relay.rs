@@ -279,3 +279,34 @@ fn accept_failures_and_silent_clients_do_not_stop_service() {
          OK\nping answered in time: 1\n"
     );
 }
+
+/// Each relayed connection holds four descriptors; a soft limit far below what the machine
+/// allows must not refuse clients: servers raise it to the hard limit.
+#[test]
+fn many_connections_under_a_low_soft_fd_limit() {
+    let o = common::lab_sh(
+        r#"
+        ulimit -S -n 64
+        tcp_listening() { grep -q ":$(printf %04X $1) 00000000:0000 0A" /proc/net/tcp; }
+        $HVSOCK listen tcp:127.0.0.1:7601 --keep-open --exec cat 2>/dev/null &
+        $HVSOCK relay vsock:any:7600 tcp:127.0.0.1:7601 2>/dev/null &
+        until tcp_listening 7601; do sleep 0.02; done
+        $HVSOCK lab wait 7600
+        python3 -c '
+import socket
+held = []
+for i in range(60):
+    s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM); s.settimeout(20)
+    s.connect((1, 7600)); s.sendall(b"x"); held.append(s)
+served = 0
+for s in held:
+    try:
+        served += s.recv(1) == b"x"
+    except OSError:
+        pass
+print("served", served, "of", len(held))'
+        "#,
+    );
+    assert_ok(&o);
+    assert_eq!(stdout(&o), "served 60 of 60\n");
+}

@@ -41,6 +41,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
+    crate::stopping::raise_fd_limit();
     let rt = endpoints::runtime()?;
     let result = rt.block_on(serve(args));
     rt.shutdown_background();

@@ -125,6 +125,7 @@ struct Summary {
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
+    crate::stopping::raise_fd_limit();
     let level = match args.verbose {
         0 => tracing::Level::WARN,
         1 => tracing::Level::INFO,

@@ -40,6 +40,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
+    crate::stopping::raise_fd_limit();
     let addr = (args.vm, args.service).to_socket_addr(Role::Bind)?;
     let listener = Listener::bind(addr).map_err(|e| socket_error(format!("cannot listen on {addr}"), e))?;
     let local = listener.local_addr().context("cannot read the listening address")?;
