@@ -82,10 +82,10 @@ pub async fn splice(
         loop {
             tokio::time::sleep(GONE_PROBE).await;
             if !a_write_closed.load(Ordering::Relaxed) && peer_gone(a_reset.as_ref()) {
-                return (a.peer.clone(), Side::B);
+                return (went_away(&a.peer), Side::B);
             }
             if !b_write_closed.load(Ordering::Relaxed) && peer_gone(b_reset.as_ref()) {
-                return (b.peer.clone(), Side::A);
+                return (went_away(&b.peer), Side::A);
             }
         }
     };
@@ -100,7 +100,7 @@ pub async fn splice(
                     f_done = Some(());
                     // A's end of data may be A gone altogether, with B still to be heard.
                     if b_done.is_none() && peer_gone(a_reset.as_ref()) {
-                        return Err((format!("{} went away (closed both ways) before the other side had finished", a.peer), Side::B));
+                        return Err((went_away(&a.peer), Side::B));
                     }
                 }
                 r = &mut backward, if b_done.is_none() => {
@@ -108,7 +108,7 @@ pub async fn splice(
                     b_done = Some(());
                     if stop_when_b_ends { return Ok(true); }
                     if f_done.is_none() && peer_gone(b_reset.as_ref()) {
-                        return Err((format!("{} went away (closed both ways) before the other side had finished", b.peer), Side::A));
+                        return Err((went_away(&b.peer), Side::A));
                     }
                 }
             }
@@ -126,33 +126,31 @@ pub async fn splice(
         }
     };
     let end = tokio::select! {
-        r = both => match r {
-            Ok(false) => End::Clean,
-            Ok(true) => End::PeerDone,
-            Err((e, reset)) => {
-                // The side that did not fail learns of it as a reset, not as a clean end.
-                let target = if reset == Side::A { &a_reset } else { &b_reset };
-                if let Some(s) = target {
-                    let _ = s.set_linger(Some(Duration::ZERO));
-                }
-                End::Error(e)
-            }
-        },
-        (who, reset) = gone => {
-            let target = if reset == Side::A { &a_reset } else { &b_reset };
-            if let Some(s) = target {
-                let _ = s.set_linger(Some(Duration::ZERO));
-            }
-            End::Error(format!("{who} went away (closed both ways) before the other side had finished"))
-        }
+        r = both => r,
+        failure = gone => Err(failure),
         () = watchdog => {
             for s in [&a_reset, &b_reset].into_iter().flatten() {
                 let _ = s.set_linger(Some(Duration::ZERO));
             }
-            End::Idle
+            return End::Idle;
         }
     };
-    end
+    match end {
+        Ok(false) => End::Clean,
+        Ok(true) => End::PeerDone,
+        Err((e, reset)) => {
+            // The side that did not fail learns of it as a reset, not as a clean end.
+            let target = if reset == Side::A { &a_reset } else { &b_reset };
+            if let Some(s) = target {
+                let _ = s.set_linger(Some(Duration::ZERO));
+            }
+            End::Error(e)
+        }
+    }
+}
+
+fn went_away(peer: &str) -> String {
+    format!("{peer} went away (closed both ways) before the other side had finished")
 }
 
 /// Whether the socket's peer has closed both directions, not just its sending one. A vsock
