@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use tokio::task::JoinSet;
+use tokio::task::{JoinError, JoinSet};
+
+use crate::endpoints::{Conn, Listener};
 
 /// SIGINT and SIGTERM (Ctrl-C and Ctrl-Break on Windows), each time one comes.
 pub struct Signals {
@@ -65,14 +67,53 @@ impl Backoff {
     }
 }
 
-/// Lets `tasks` (open connections) finish within `grace`; a second signal or the end of the
-/// grace period aborts the rest (their sockets close). Returns how many were cut.
+/// The next connection, or `None` once a signal has come. A failed accept (EMFILE, …) is told
+/// through `tell` with the wait ahead, and waited out.
+pub async fn accept_until_signal(
+    listener: &Listener,
+    signals: &mut Signals,
+    backoff: &mut Backoff,
+    tell: impl Fn(&std::io::Error, Duration),
+) -> Option<Conn> {
+    loop {
+        let conn = tokio::select! {
+            c = listener.accept() => c,
+            () = signals.next() => return None,
+        };
+        match conn {
+            Ok(conn) => {
+                backoff.reset();
+                return Some(conn);
+            }
+            Err(e) => {
+                tell(&e, backoff.current());
+                tokio::select! {
+                    () = backoff.wait() => {}
+                    () = signals.next() => return None,
+                }
+            }
+        }
+    }
+}
+
+/// After the listener is closed: open connections (`tasks`) run to their end, each told to
+/// `on_done` — until a signal, unless one already came (`signalled`) — and then get `grace`;
+/// a (further) signal or the end of the grace period aborts the rest (their sockets close).
+/// Returns how many were cut.
 pub async fn drain<T: 'static>(
     what: &str,
     tasks: &mut JoinSet<T>,
     grace: Duration,
     signals: &mut Signals,
+    signalled: bool,
+    mut on_done: impl FnMut(Result<T, JoinError>),
 ) -> usize {
+    if !signalled && !tasks.is_empty() {
+        tokio::select! {
+            () = async { while let Some(done) = tasks.join_next().await { on_done(done) } } => {}
+            () = signals.next() => {}
+        }
+    }
     if tasks.is_empty() {
         return 0;
     }

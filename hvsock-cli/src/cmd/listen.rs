@@ -6,7 +6,7 @@ use tokio::process::Command;
 use crate::args::parse_secs;
 use crate::endpoints::{self, stdin_is_terminal, Conn, HalfClose, Listener};
 use crate::splice::{splice, Counters, End};
-use crate::stopping::{drain, Backoff, Signals};
+use crate::stopping::{accept_until_signal, drain, Backoff, Signals};
 
 /// Listen on ENDPOINT and join the connection to stdin/stdout, like `ncat --vsock -l`.
 ///
@@ -64,23 +64,16 @@ async fn serve(args: Args) -> anyhow::Result<u8> {
     };
     'serving: loop {
         // A finished connection's error is told as soon as it ends.
+        let tell = |e: &std::io::Error, wait: std::time::Duration| {
+            eprintln!("hvsock: accept failed: {e}; trying again in {} ms", wait.as_millis())
+        };
         let conn = tokio::select! {
-            conn = listener.accept() => conn,
+            conn = accept_until_signal(&listener, &mut signals, &mut backoff, tell) => match conn {
+                Some(conn) => conn,
+                None => { signalled = true; break }
+            },
             Some(done) = tasks.join_next(), if !tasks.is_empty() => { told(done, &mut failed); continue }
-            () = signals.next() => { signalled = true; break }
         };
-        let conn = match conn {
-            Ok(conn) => conn,
-            Err(e) => {
-                // EMFILE and the like pass: wait, then take the next one.
-                eprintln!("hvsock: accept failed: {e}; trying again in {} ms", backoff.current().as_millis());
-                tokio::select! {
-                    () = backoff.wait() => continue,
-                    () = signals.next() => { signalled = true; break }
-                }
-            }
-        };
-        backoff.reset();
         let conn = args.half_close.apply(conn);
         let idle = args.idle_timeout;
         match &args.exec {
@@ -104,13 +97,9 @@ async fn serve(args: Args) -> anyhow::Result<u8> {
     // Stop taking connections at once; open ones get the grace period after a signal, or run
     // to their end (a one-shot listen) until a signal starts it.
     drop(listener);
-    if !signalled && !tasks.is_empty() {
-        tokio::select! {
-            () = async { while let Some(done) = tasks.join_next().await { told(done, &mut failed) } } => {}
-            () = signals.next() => {}
-        }
-    }
-    let cut = drain("listen", &mut tasks, args.grace, &mut signals).await;
+    let cut =
+        drain("listen", &mut tasks, args.grace, &mut signals, signalled, |done| told(done, &mut failed))
+            .await;
     Ok(if failed || cut > 0 { 1 } else { 0 })
 }
 

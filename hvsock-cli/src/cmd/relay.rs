@@ -14,7 +14,7 @@ use crate::allowlist::Allowlist;
 use crate::args::parse_secs;
 use crate::endpoints::{self, Conn, HalfClose, Listener};
 use crate::splice::{splice, Counters, End};
-use crate::stopping::{drain, Backoff, Signals};
+use crate::stopping::{accept_until_signal, drain, Backoff, Signals};
 
 /// Forward each connection accepted on FROM to TO, both ways at once (vsock-proxy's and
 /// socat's job, many connections at a time).
@@ -209,21 +209,13 @@ async fn serve(
             p = gate.clone().acquire_owned() => p.expect("never closed"),
             () = signals.next() => { signalled = true; break }
         };
-        let conn = tokio::select! {
-            c = listener.accept() => c,
-            () = signals.next() => { signalled = true; break }
+        let tell = |e: &std::io::Error, wait: Duration| {
+            warn!("accept failed: {e}; trying again in {} ms", wait.as_millis())
         };
-        let conn = match conn {
-            Ok(conn) => conn,
-            Err(e) => {
-                warn!("accept failed: {e}; trying again in {} ms", backoff.current().as_millis());
-                tokio::select! {
-                    () = backoff.wait() => continue,
-                    () = signals.next() => { signalled = true; break }
-                }
-            }
+        let Some(conn) = accept_until_signal(&listener, &mut signals, &mut backoff, tell).await else {
+            signalled = true;
+            break;
         };
-        backoff.reset();
         accepted += 1;
         let id = accepted;
         let (target, allow, summary, slots) = (target.clone(), allow.clone(), summary.clone(), slots.clone());
@@ -251,13 +243,7 @@ async fn serve(
     // Stop taking connections at once; let the open ones finish (after a signal: for the grace
     // period; after --count: until a signal starts it).
     drop(listener);
-    if !signalled {
-        tokio::select! {
-            () = async { while tasks.join_next().await.is_some() {} } => {}
-            () = signals.next() => {}
-        }
-    }
-    let cut = drain("relay", &mut tasks, args.grace, &mut signals).await;
+    let cut = drain("relay", &mut tasks, args.grace, &mut signals, signalled, drop).await;
     summary.failed.fetch_add(cut as u64, Ordering::Relaxed);
     Ok(if cut == 0 { 0 } else { 1 })
 }
