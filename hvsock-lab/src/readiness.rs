@@ -65,6 +65,9 @@ pub enum WaitError {
     },
 }
 
+/// Whether the target listens yet (or why it never will).
+type Check = Box<dyn Fn() -> Result<bool, WaitError>>;
+
 /// Waits until something listens on `target`, for at most `timeout`.
 ///
 /// In a lab guest, `PORT`, `1:PORT` and the guest's own CID look at this guest. Anywhere in a
@@ -82,7 +85,7 @@ pub fn wait_listening(target: Target, timeout: Duration) -> Result<(), WaitError
     let own_cid = std::env::var("HVSOCK_LAB_CID").ok().and_then(|c| c.parse::<u32>().ok());
     let here = in_guest && (target.cid.is_none() || target.cid == Some(1) || target.cid == own_cid);
     let deadline = Instant::now() + timeout;
-    let check: Box<dyn Fn() -> Result<bool, WaitError>> = if here {
+    let check: Check = if here {
         let port = target.port;
         Box::new(move || {
             let table = hvsock::diag::table()
@@ -103,26 +106,20 @@ pub fn wait_listening(target: Target, timeout: Duration) -> Result<(), WaitError
         let guest = dir.join(format!("guest{cid}"));
         let listening = guest.join("listening");
         if cid == 2 && !guest.is_dir() {
-            return hybrid_host_check(&dir, target, own_cid, timeout);
-        }
-        if !listening.is_dir() {
+            hybrid_host_check(dir, target, own_cid)?
+        } else if !listening.is_dir() {
             return Err(WaitError::NoSuchGuest(format!("{target}: this lab has no guest with CID {cid}")));
+        } else {
+            let name = target.port.to_string();
+            let port = target.port;
+            Box::new(move || {
+                let found = dir_has(&listening, &name);
+                if !found && dir_has(&guest, "status") {
+                    return Err(WaitError::Ended { cid, port });
+                }
+                Ok(found)
+            })
         }
-        let name = std::ffi::OsString::from(target.port.to_string());
-        let port = target.port;
-        Box::new(move || {
-            // A listing always asks the host; a lookup of one name may be answered from a
-            // guest's cache of names that did not exist a moment ago.
-            let found = std::fs::read_dir(&listening)
-                .map(|rd| rd.flatten().any(|e| e.file_name() == name))
-                .unwrap_or(false);
-            if !found
-                && std::fs::read_dir(&guest).is_ok_and(|rd| rd.flatten().any(|e| e.file_name() == "status"))
-            {
-                return Err(WaitError::Ended { cid, port });
-            }
-            Ok(found)
-        })
     };
     loop {
         if check()? {
@@ -137,26 +134,18 @@ pub fn wait_listening(target: Target, timeout: Duration) -> Result<(), WaitError
 
 /// From guest `own_cid` of a lab without a VM host: the host listens on PORT once its Unix
 /// socket `vm<cid>.sock_PORT` exists.
-fn hybrid_host_check(
-    dir: &std::path::Path,
-    target: Target,
-    own_cid: Option<u32>,
-    timeout: Duration,
-) -> Result<(), WaitError> {
+fn hybrid_host_check(dir: PathBuf, target: Target, own_cid: Option<u32>) -> Result<Check, WaitError> {
     let Some(own) = own_cid else {
         return Err(WaitError::NoSuchGuest(format!(
             "{target}: this lab has no VM host; from a guest, 2:PORT waits for the hybrid host's socket"
         )));
     };
-    let name = std::ffi::OsString::from(format!("vm{own}.sock_{}", target.port));
-    let deadline = Instant::now() + timeout;
-    loop {
-        if std::fs::read_dir(dir).is_ok_and(|rd| rd.flatten().any(|e| e.file_name() == name)) {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(WaitError::TimedOut { target, after: timeout });
-        }
-        thread::sleep(Duration::from_millis(5));
-    }
+    let name = format!("vm{own}.sock_{}", target.port);
+    Ok(Box::new(move || Ok(dir_has(&dir, &name))))
+}
+
+/// Whether `dir` holds `name`. A listing always asks the host; a lookup of one name may be
+/// answered from a guest's cache of names that did not exist a moment ago.
+fn dir_has(dir: &std::path::Path, name: &str) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|rd| rd.flatten().any(|e| e.file_name() == name))
 }
