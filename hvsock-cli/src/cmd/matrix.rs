@@ -124,20 +124,19 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
 
     // The hybrid host: guest A's servers; guest A's own clients; guest B's and the host's
     // clients; guest A against the host's Unix-socket server through `parent`.
+    // Everyone else waits for guest A's servers that can bind.
+    let wait_for_a = format!(
+        "{h} lab wait {}\n",
+        listening.split(' ').map(|p| format!("3:{p}")).collect::<Vec<_>>().join(" ")
+    );
     let mut guest_a = servers(h, &GUEST_ROWS);
     guest_a += &format!("{h} lab wait {listening}\n");
     guest_a += &tries(h, &GUEST_ROWS, "lo", "a-lo");
     guest_a += &tries(h, &GUEST_ROWS, "3", "a-own");
     guest_a +=
         &cell(&format!("{h} client parent 8300 --timeout 2 --retries 50 --retry-wait 0.1"), 8300, "a-parent");
-    let guest_b = format!(
-        "{h} lab wait {}\n",
-        listening.split(' ').map(|p| format!("3:{p}")).collect::<Vec<_>>().join(" ")
-    ) + &tries(h, &GUEST_ROWS, "3", "b-a");
-    let mut host = format!(
-        "{h} lab wait {}\n",
-        listening.split(' ').map(|p| format!("3:{p}")).collect::<Vec<_>>().join(" ")
-    );
+    let guest_b = wait_for_a.clone() + &tries(h, &GUEST_ROWS, "3", "b-a");
+    let mut host = wait_for_a.clone();
     for r in &GUEST_ROWS {
         host += &cell(
             &format!("echo World! | {h} connect hybrid:$HVSOCK_LAB_VM3:{} --timeout 2", r.port),
@@ -160,10 +159,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         "{h} lab wait {}\n",
         KVM_ROWS.iter().map(|r| r.port.to_string()).collect::<Vec<_>>().join(" ")
     );
-    vm_host += &format!(
-        "{h} lab wait {}\n",
-        listening.split(' ').map(|p| format!("3:{p}")).collect::<Vec<_>>().join(" ")
-    );
+    vm_host += &wait_for_a;
     vm_host += &tries(h, &GUEST_ROWS, "3", "kvm-a");
     vm_host += &tries(h, &KVM_ROWS, "lo", "h-lo");
     vm_host += &tries(h, &KVM_ROWS, "2", "h-own");
