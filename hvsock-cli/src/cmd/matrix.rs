@@ -133,8 +133,8 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     guest_a += &format!("{h} lab wait {listening}\n");
     guest_a += &tries(h, &GUEST_ROWS, "lo", "a-lo");
     guest_a += &tries(h, &GUEST_ROWS, "3", "a-own");
-    guest_a +=
-        &cell(&format!("{h} client parent 8300 --timeout 2 --retries 50 --retry-wait 0.1"), 8300, "a-parent");
+    guest_a += &format!("{h} lab wait 2:8300\n");
+    guest_a += &cell(&format!("{h} client parent 8300 --timeout 2"), 8300, "a-parent");
     let guest_b = wait_for_a.clone() + &tries(h, &GUEST_ROWS, "3", "b-a");
     let mut host = wait_for_a.clone();
     for r in &GUEST_ROWS {
