@@ -42,25 +42,10 @@ impl Drop for Reaper {
     }
 }
 
-fn sha256(bytes: &[u8]) -> String {
-    let mut child = Command::new("sha256sum").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let data = bytes.to_vec();
-    let writer = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &data));
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap().unwrap();
-    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_string()
-}
-
-/// `hvsock ARGS` on this machine with `input` on stdin; its output.
-fn hvsock_with(args: &[&str], input: &[u8]) -> std::process::Output {
-    let mut child = Command::new(HVSOCK)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+/// Runs `cmd` with `input` on its stdin (written from a thread, so a full pipe cannot
+/// deadlock against its output); what it printed.
+fn run_with_input(mut cmd: Command, input: &[u8]) -> std::process::Output {
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut stdin = child.stdin.take().unwrap();
     let data = input.to_vec();
     let writer = std::thread::spawn(move || {
@@ -69,6 +54,18 @@ fn hvsock_with(args: &[&str], input: &[u8]) -> std::process::Output {
     let out = child.wait_with_output().unwrap();
     writer.join().unwrap();
     out
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    let out = run_with_input(Command::new("sha256sum"), bytes);
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_string()
+}
+
+/// `hvsock ARGS` on this machine with `input` on stdin; its output.
+fn hvsock_with(args: &[&str], input: &[u8]) -> std::process::Output {
+    let mut cmd = Command::new(HVSOCK);
+    cmd.args(args);
+    run_with_input(cmd, input)
 }
 
 #[test]
