@@ -5,8 +5,10 @@ mod args;
 mod cmd;
 mod diagnose;
 mod endpoints;
+mod logging;
 mod splice;
 mod stopping;
+mod wildcard;
 
 use std::process::ExitCode;
 

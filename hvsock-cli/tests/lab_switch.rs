@@ -272,3 +272,26 @@ time.sleep(120)'";
         stdout(&o)
     );
 }
+
+/// With -v the switch says why a connection died: here a guest's connection to a host port
+/// nothing listens on, and a guest's connection to a CID no guest has.
+#[test]
+fn the_switch_says_why_it_reset_a_connection() {
+    let o = common::lab_scenario_with(
+        &["-v"],
+        &["if $HVSOCK connect vsock:2:7777 </dev/null; then echo reached; fi
+           if $HVSOCK connect vsock:9:7778 </dev/null; then echo reached; fi
+           echo done"],
+        &[],
+    );
+    assert_ok(&o);
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert_eq!(lines_of(&out, "guest 3"), ["done"], "{out}");
+    assert!(err.contains("switch: guest 3 connecting to the host's port 7777: "), "{err}");
+    assert!(err.contains("/vm3.sock_7777: "), "{err}");
+    assert!(err.contains("switch: guest 3 port ") && err.contains(": no guest 9 to reach: reset"), "{err}");
+    // Without -v, the lab says nothing of it.
+    let quiet = common::lab_scenario_with(&[], &["$HVSOCK connect vsock:2:7777 </dev/null || true"], &[]);
+    assert_ok(&quiet);
+    assert!(!stderr(&quiet).contains("switch:"), "{}", stderr(&quiet));
+}

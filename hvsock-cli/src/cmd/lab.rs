@@ -86,6 +86,9 @@ pub struct RunFlags {
     /// (by default RCV|SEND, as Firecracker and vhost-device-vsock do)
     #[arg(long)]
     pub keep_half_close: bool,
+    /// Say why the vsock switch reset or held back a connection (-v; -vv for every line)
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
     /// A shell command on this machine, run while the VMs run (repeatable)
     #[arg(long, value_name = "CMD")]
     pub host: Vec<String>,
@@ -191,6 +194,8 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             return Ok(0);
         }
     };
+    // The switch's reasons are debug lines: one -v shows them.
+    crate::logging::init(run.flags.verbose.saturating_add(1));
     let exe = std::env::current_exe()?;
     let mut lab = hvsock_lab::Lab::new(exe).forward_stdin(true);
     if let Some(t) = run.flags.timeout {

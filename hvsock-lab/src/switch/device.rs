@@ -79,7 +79,13 @@ pub struct Device {
     /// UML drops the device when this pipe closes: held, never used.
     _backend_req: Option<OwnedFd>,
     /// Packets for this guest that its RX queue has had no room for yet.
-    pub rx_pending: VecDeque<Packet>,
+    rx_pending: VecDeque<Packet>,
+    /// What `rx_pending` holds, counting each packet's header: the figure the switch bounds.
+    rx_bytes: usize,
+    /// Payload bytes of the front packet already written to earlier RX buffers.
+    rx_front_sent: usize,
+    /// Chains taken from the TX queue since the guest was last told.
+    tx_used: bool,
 }
 
 impl Device {
@@ -92,7 +98,21 @@ impl Device {
             rings: Default::default(),
             _backend_req: None,
             rx_pending: VecDeque::new(),
+            rx_bytes: 0,
+            rx_front_sent: 0,
+            tx_used: false,
         }
+    }
+
+    /// Queues a packet for the guest's RX buffers.
+    pub fn queue(&mut self, pkt: Packet) {
+        self.rx_bytes += pkt.queued_size();
+        self.rx_pending.push_back(pkt);
+    }
+
+    /// Bytes waiting for the guest's RX buffers, headers included.
+    pub fn queued_bytes(&self) -> usize {
+        self.rx_bytes
     }
 
     pub fn ctl_fd(&self) -> RawFd {
@@ -249,25 +269,31 @@ impl Device {
         Ok(())
     }
 
-    /// Every packet the guest has queued for sending.
-    pub fn take_tx(&mut self) -> Vec<Packet> {
-        let (Some(mem), Some(q)) = (self.mem.as_ref(), self.rings[TX].queue.as_mut()) else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        let mut used = false;
+    /// The next packet the guest has queued for sending; chains that are not well-formed
+    /// packets are consumed and skipped. Call [`Device::tx_done`] after a batch.
+    pub fn pop_tx(&mut self) -> Option<Packet> {
+        let (mem, q) = (self.mem.as_ref()?, self.rings[TX].queue.as_mut()?);
         while let Some(mut chain) = q.pop_descriptor_chain(mem) {
             let head = chain.head_index();
-            if let Some(p) = Packet::from_tx(mem, &mut chain) {
-                out.push(p);
-            }
+            let pkt = Packet::from_tx(mem, &mut chain);
             let _ = q.add_used(mem, head, 0);
-            used = true;
+            self.tx_used = true;
+            match pkt {
+                Some(p) => return Some(p),
+                None => tracing::debug!(
+                    "switch: guest {}: dropped a TX chain that is not a vsock packet",
+                    self.cid
+                ),
+            }
         }
-        if used {
+        None
+    }
+
+    /// Tells the guest its TX buffers are free again.
+    pub fn tx_done(&mut self) {
+        if std::mem::take(&mut self.tx_used) {
             signal(&mut self.rings[TX]);
         }
-        out
     }
 
     /// Moves pending packets into the guest's RX buffers, splitting payloads to what each
@@ -275,16 +301,18 @@ impl Device {
     pub fn flush_rx(&mut self) {
         let (Some(mem), Some(q)) = (self.mem.as_ref(), self.rings[RX].queue.as_mut()) else { return };
         let mut used = false;
-        while let Some(front) = self.rx_pending.front_mut() {
+        while let Some(front) = self.rx_pending.front() {
             let Some(mut chain) = q.pop_descriptor_chain(mem) else { break };
             let head = chain.head_index();
-            match front.write_rx(mem, &mut chain) {
+            match front.write_rx(self.rx_front_sent, mem, &mut chain) {
                 Some((len, taken)) => {
                     let _ = q.add_used(mem, head, len);
-                    if taken < front.data.len() {
-                        front.data.drain(..taken);
-                    } else {
-                        self.rx_pending.pop_front();
+                    self.rx_front_sent += taken;
+                    if self.rx_front_sent == front.data.len() {
+                        self.rx_front_sent = 0;
+                        if let Some(done) = self.rx_pending.pop_front() {
+                            self.rx_bytes -= done.queued_size();
+                        }
                     }
                 }
                 None => {
@@ -407,5 +435,85 @@ mod tests {
         let mut reply = [0u8; 12 + 12 + 8];
         (&theirs).read_exact(&mut reply).unwrap();
         assert_eq!(&reply[24..32], &7u64.to_le_bytes());
+    }
+
+    use super::super::fake_guest::FakeGuest;
+    use super::super::packet::{Header, OP_RW, TYPE_STREAM};
+
+    fn rw(len: usize) -> Packet {
+        let hdr = Header {
+            src_cid: 2,
+            dst_cid: 3,
+            src_port: 1024,
+            dst_port: 5000,
+            type_: TYPE_STREAM,
+            op: OP_RW,
+            flags: 0,
+            buf_alloc: 262144,
+            fwd_cnt: 77,
+        };
+        Packet { hdr, data: (0..len).map(|i| (i * 7 % 251) as u8).collect() }
+    }
+
+    /// UML 6.1 sets the device up with a 72-byte SET_MEM_TABLE and one region; after that
+    /// the guest's packets come out of TX whole, header fields and payload as sent.
+    #[test]
+    fn takes_packets_from_tx_as_uml_sets_it_up() {
+        let (mut dev, mut guest) = FakeGuest::new(3);
+        let sent = [rw(0), rw(1), rw(65536)];
+        for p in &sent {
+            guest.transmit(&Packet { hdr: Header { src_cid: 3, dst_cid: 2, ..p.hdr }, ..p.clone() });
+        }
+        for p in &sent {
+            let got = dev.pop_tx().expect("a packet");
+            assert_eq!(got.hdr, Header { src_cid: 3, dst_cid: 2, ..p.hdr });
+            assert_eq!(got.data, p.data);
+        }
+        assert!(dev.pop_tx().is_none());
+        dev.tx_done();
+        assert_eq!(guest.signals(TX), 1, "the guest is told once per batch");
+    }
+
+    /// A payload larger than an RX buffer is split over several, each fragment under the
+    /// packet's header with its own length; what does not fit waits for the next buffers.
+    #[test]
+    fn splits_payloads_over_rx_buffers_in_order() {
+        let (mut dev, mut guest) = FakeGuest::new(3);
+        let big = rw(250);
+        dev.queue(big.clone());
+        dev.queue(rw(0));
+        assert_eq!(dev.queued_bytes(), 44 + 250 + 44);
+        guest.post_rx(44 + 100);
+        guest.post_rx(44 + 100);
+        dev.flush_rx();
+        let got = guest.received();
+        assert_eq!(got.iter().map(|p| p.data.len()).collect::<Vec<_>>(), [100, 100]);
+        assert!(got.iter().all(|p| p.hdr == big.hdr));
+        assert_eq!(dev.queued_bytes(), 44 + 250 + 44, "a packet counts until its last byte leaves");
+        guest.post_rx(44 + 100);
+        guest.post_rx(44 + 100);
+        dev.flush_rx();
+        let rest = guest.received();
+        assert_eq!(rest.iter().map(|p| p.data.len()).collect::<Vec<_>>(), [50, 0]);
+        let whole: Vec<u8> = got.iter().chain(&rest[..1]).flat_map(|p| p.data.clone()).collect();
+        assert_eq!(whole, big.data);
+        assert_eq!(dev.queued_bytes(), 0);
+        assert!(guest.signals(RX) > 0);
+    }
+
+    /// An RX buffer too small for a header is handed back unused; the packet waits.
+    #[test]
+    fn an_rx_buffer_without_room_for_a_header_is_skipped() {
+        let (mut dev, mut guest) = FakeGuest::new(3);
+        dev.queue(rw(10));
+        guest.post_rx(20);
+        dev.flush_rx();
+        assert_eq!(dev.queued_bytes(), 44 + 10);
+        guest.post_rx(44 + 64);
+        dev.flush_rx();
+        let got = guest.received();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].data, rw(10).data);
+        assert_eq!(dev.queued_bytes(), 0);
     }
 }

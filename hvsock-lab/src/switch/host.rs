@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
 
 use super::packet::*;
 
@@ -12,6 +13,10 @@ use super::packet::*;
 pub const BUF_ALLOC: u32 = 256 * 1024;
 /// Tell the guest about freed room at least this often.
 const CREDIT_STEP: u32 = 64 * 1024;
+/// How long a host-initiated connection waits for the guest's answer. A guest answers at once
+/// (RESPONSE, or RST when nothing listens); only a stopped or hung guest takes longer, and the
+/// host client must not wait on it for ever.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(PartialEq, Eq, Debug, Clone, Copy)]
 pub enum State {
@@ -26,6 +31,8 @@ pub struct HostConn {
     pub host_port: u32,
     pub uds: UnixStream,
     pub state: State,
+    /// When the connection was made (the deadline of `Connecting` counts from it).
+    since: Instant,
     /// Bytes for the Unix socket before any data: the handshake's `OK <port>\n`.
     preface: Vec<u8>,
     /// Data from the guest not yet written to the Unix socket.
@@ -63,6 +70,7 @@ impl HostConn {
             host_port,
             uds,
             state,
+            since: Instant::now(),
             preface: Vec::new(),
             to_uds: VecDeque::new(),
             early: Vec::new(),
@@ -98,8 +106,21 @@ impl HostConn {
         }
     }
 
+    /// What the guest can take now: its buffer less what is in flight. The counters wrap
+    /// (they are u32 byte counts for the connection's whole life).
     fn credit(&self) -> u32 {
         self.peer_buf_alloc.saturating_sub(self.tx_cnt.wrapping_sub(self.peer_fwd_cnt))
+    }
+
+    /// A host-initiated connection the guest has not answered within [`CONNECT_TIMEOUT`].
+    pub fn connect_expired(&self, now: Instant) -> bool {
+        self.state == State::Connecting && now.duration_since(self.since) > CONNECT_TIMEOUT
+    }
+
+    /// Gives up on the connection: the guest gets a reset, the Unix side is closed by the
+    /// caller dropping it.
+    pub fn abort(&mut self, out: &mut Vec<Packet>) -> Verdict {
+        self.reset(out)
     }
 
     /// Wants to read its Unix socket now.
@@ -128,6 +149,12 @@ impl HostConn {
             OP_RW => {
                 if self.to_uds.len() + pkt.data.len() > BUF_ALLOC as usize {
                     // More than the credit we gave: the guest broke the protocol.
+                    tracing::debug!(
+                        "switch: guest {} port {} sent past its credit to the host's port {}: reset",
+                        self.cid,
+                        self.guest_port,
+                        self.host_port
+                    );
                     out.push(Packet::control(self.header(OP_RST)));
                     return Verdict::Close;
                 }
@@ -144,11 +171,14 @@ impl HostConn {
             OP_RST => return Verdict::Close,
             _ => {}
         }
-        self.pump(out)
+        // The guest's own queue has room, or the switch would not be reading its packets; the
+        // switch bounds its reply by one packet past the limit.
+        self.pump(MAX_PAYLOAD as usize + PKT_HEADER_SIZE + 1, out)
     }
 
-    /// Moves what can move now: guest data to the Unix socket, Unix data to the guest.
-    pub fn pump(&mut self, out: &mut Vec<Packet>) -> Verdict {
+    /// Moves what can move now: guest data to the Unix socket, and Unix data to the guest up
+    /// to `room` bytes of packets (what the guest's queue in the switch has left).
+    pub fn pump(&mut self, mut room: usize, out: &mut Vec<Packet>) -> Verdict {
         // Towards the Unix socket.
         while !self.preface.is_empty() {
             match self.uds.write(&self.preface) {
@@ -188,9 +218,9 @@ impl HostConn {
         }
         // Towards the guest, as far as its credit goes.
         let mut buf = [0u8; MAX_PAYLOAD as usize];
-        while self.wants_read() {
-            let room = (self.credit() as usize).min(buf.len());
-            match self.uds.read(&mut buf[..room]) {
+        while room > PKT_HEADER_SIZE && self.wants_read() {
+            let take = (self.credit() as usize).min(buf.len()).min(room - PKT_HEADER_SIZE);
+            match self.uds.read(&mut buf[..take]) {
                 Ok(0) => {
                     self.uds_eof = true;
                     let mut h = self.header(OP_SHUTDOWN);
@@ -201,6 +231,7 @@ impl HostConn {
                 }
                 Ok(n) => {
                     self.tx_cnt = self.tx_cnt.wrapping_add(n as u32);
+                    room -= PKT_HEADER_SIZE + n;
                     out.push(Packet { hdr: self.header(OP_RW), data: buf[..n].to_vec() });
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -213,5 +244,158 @@ impl HostConn {
     fn reset(&mut self, out: &mut Vec<Packet>) -> Verdict {
         out.push(Packet::control(self.header(OP_RST)));
         Verdict::Close
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROOM: usize = usize::MAX;
+
+    /// A guest-initiated connection to a host listener, established; the test holds the
+    /// host's end.
+    fn established() -> (HostConn, UnixStream) {
+        let (ours, host) = UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        host.set_nonblocking(true).unwrap();
+        (HostConn::new(3, 1024, 5000, ours, State::Established), host)
+    }
+
+    fn from_guest(c: &HostConn, op: u16, flags: u32, buf_alloc: u32, fwd_cnt: u32, data: &[u8]) -> Packet {
+        let mut hdr = c.header(op);
+        (hdr.src_cid, hdr.dst_cid, hdr.src_port, hdr.dst_port) = (c.cid, 2, c.guest_port, c.host_port);
+        hdr.flags = flags;
+        hdr.buf_alloc = buf_alloc;
+        hdr.fwd_cnt = fwd_cnt;
+        Packet { hdr, data: data.to_vec() }
+    }
+
+    fn ops(out: &[Packet]) -> Vec<u16> {
+        out.iter().map(|p| p.hdr.op).collect()
+    }
+
+    fn read_all(host: &mut UnixStream) -> Vec<u8> {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 65536];
+        while let Ok(n) = host.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        got
+    }
+
+    #[test]
+    fn guest_data_reaches_the_host_and_its_credit_comes_back() {
+        let (mut c, mut host) = established();
+        let mut out = Vec::new();
+        let p = from_guest(&c, OP_RW, 0, 4096, 0, b"hello");
+        assert!(matches!(c.on_guest_packet(p, &mut out), Verdict::Keep));
+        assert_eq!(read_all(&mut host), b"hello");
+        // Written out at once, so the guest hears of the freed room at once.
+        assert_eq!(ops(&out), [OP_CREDIT_UPDATE]);
+        assert_eq!((out[0].hdr.fwd_cnt, out[0].hdr.buf_alloc), (5, BUF_ALLOC));
+    }
+
+    #[test]
+    fn a_guest_sending_past_the_offered_buffer_is_reset() {
+        let (mut c, _host) = established();
+        let mut out = Vec::new();
+        let p = from_guest(&c, OP_RW, 0, 4096, 0, &vec![0; BUF_ALLOC as usize + 1]);
+        assert!(matches!(c.on_guest_packet(p, &mut out), Verdict::Close));
+        assert_eq!(ops(&out), [OP_RST]);
+    }
+
+    /// Host data goes to the guest only as far as the guest's credit goes, and as far as
+    /// the switch's queue for the guest has room.
+    #[test]
+    fn host_data_stays_within_the_guests_credit_and_the_queues_room() {
+        let (mut c, mut host) = established();
+        host.write_all(&[7u8; 10_000]).unwrap();
+        let mut out = Vec::new();
+        c.on_guest_packet(from_guest(&c, OP_CREDIT_UPDATE, 0, 3000, 0, b""), &mut out);
+        assert_eq!(out.iter().map(|p| p.data.len()).sum::<usize>(), 3000);
+        out.clear();
+        // The guest read 1000: 1000 more, no further.
+        c.on_guest_packet(from_guest(&c, OP_CREDIT_UPDATE, 0, 3000, 1000, b""), &mut out);
+        assert_eq!(out.iter().map(|p| p.data.len()).sum::<usize>(), 1000);
+        out.clear();
+        c.peer_buf_alloc = 1 << 30;
+        assert!(matches!(c.pump(PKT_HEADER_SIZE + 100, &mut out), Verdict::Keep));
+        assert_eq!(out.iter().map(|p| p.data.len()).collect::<Vec<_>>(), [100]);
+        out.clear();
+        c.pump(ROOM, &mut out);
+        assert_eq!(out.iter().map(|p| p.data.len()).sum::<usize>(), 10_000 - 4100);
+    }
+
+    /// The counters are u32 for the connection's life; credit is right across their wrap.
+    #[test]
+    fn credit_to_the_guest_holds_across_counter_wrap() {
+        let (mut c, mut host) = established();
+        c.tx_cnt = u32::MAX - 9; // nearly 4 GiB sent ...
+        host.write_all(&[1u8; 100]).unwrap();
+        let mut out = Vec::new();
+        // ... of which the guest has taken all but 10, with a 30-byte buffer: 20 more.
+        c.on_guest_packet(from_guest(&c, OP_CREDIT_UPDATE, 0, 30, u32::MAX - 19, b""), &mut out);
+        assert_eq!(out.iter().map(|p| p.data.len()).sum::<usize>(), 20);
+        assert_eq!(c.tx_cnt, 10);
+    }
+
+    #[test]
+    fn the_hosts_half_close_reaches_the_guest_as_real_vmms_send_it() {
+        for (keep, flags) in [(false, SHUTDOWN_SEND | SHUTDOWN_RCV), (true, SHUTDOWN_SEND)] {
+            let (mut c, host) = established();
+            c.keep_half_close = keep;
+            host.shutdown(Shutdown::Write).unwrap();
+            let mut out = Vec::new();
+            c.on_guest_packet(from_guest(&c, OP_CREDIT_UPDATE, 0, 4096, 0, b""), &mut out);
+            assert_eq!(ops(&out), [OP_SHUTDOWN]);
+            assert_eq!(out[0].hdr.flags, flags);
+        }
+    }
+
+    /// The guest's close: SHUTDOWN of both directions; the host sees end of file after the
+    /// data, and the guest gets the RST that completes its close.
+    #[test]
+    fn the_guests_close_ends_the_connection_after_its_data() {
+        let (mut c, mut host) = established();
+        let mut out = Vec::new();
+        c.on_guest_packet(from_guest(&c, OP_RW, 0, 4096, 0, b"last"), &mut out);
+        out.clear();
+        let shut = from_guest(&c, OP_SHUTDOWN, SHUTDOWN_SEND | SHUTDOWN_RCV, 4096, 0, b"");
+        assert!(matches!(c.on_guest_packet(shut, &mut out), Verdict::Close));
+        assert_eq!(ops(&out), [OP_RST]);
+        assert_eq!(read_all(&mut host), b"last"); // then end of file
+    }
+
+    /// Host-initiated: nothing reaches the host before the guest answers; then `OK <port>`
+    /// and the bytes that came with the CONNECT line go to the guest first.
+    #[test]
+    fn a_host_initiated_connection_answers_ok_then_carries_early_bytes() {
+        let (ours, mut host) = UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        host.set_nonblocking(true).unwrap();
+        let mut c = HostConn::new(3, 5000, 1 << 30, ours, State::Connecting).with_early(b"early".to_vec());
+        assert!(!c.wants_read() && !c.wants_write());
+        let mut out = Vec::new();
+        c.on_guest_packet(from_guest(&c, OP_RESPONSE, 0, 4096, 0, b""), &mut out);
+        assert_eq!(c.state, State::Established);
+        assert_eq!(ops(&out), [OP_RW]);
+        assert_eq!(out[0].data, b"early");
+        assert_eq!(read_all(&mut host), format!("OK {}\n", 1 << 30).as_bytes());
+    }
+
+    #[test]
+    fn a_connection_the_guest_does_not_answer_expires() {
+        let (ours, _host) = UnixStream::pair().unwrap();
+        let c = HostConn::new(3, 5000, 1 << 30, ours, State::Connecting);
+        let now = Instant::now();
+        assert!(!c.connect_expired(now));
+        assert!(c.connect_expired(now + CONNECT_TIMEOUT + Duration::from_millis(1)));
+        let (ours, _host) = UnixStream::pair().unwrap();
+        let c = HostConn::new(3, 5000, 1 << 30, ours, State::Established);
+        assert!(!c.connect_expired(now + CONNECT_TIMEOUT * 2));
     }
 }

@@ -10,14 +10,28 @@
 //!   the stream — the hybrid-vsock convention of Firecracker and Cloud Hypervisor;
 //! - a guest that goes away takes its connections with it: its peers get resets.
 //!
+//! One guest cannot take the switch down for the others: a bad control message closes only
+//! its device; a guest that sends past its peer's credit gets its connection reset; each
+//! guest's queue of packets waiting for its RX buffers is bounded ([`RX_QUEUE_LIMIT`]) — when
+//! it is full, the switch stops reading that guest's TX queue and holds back any sender's
+//! packet for it (as vhost-vsock stops a guest's TX while replies for it are queued), and
+//! reads no more host data for it; host-initiated connections the guest does not answer
+//! end after [`CONNECT_TIMEOUT`], or as soon as their host client leaves. Each such decision
+//! is logged at debug level (`hvsock lab run -v`).
+//!
 //! Per guest CID: `vhost-<cid>.sock` (the device, for UML's `virtio_uml.device=`) and
 //! `vm<cid>.sock` (the hybrid socket) in the switch's directory.
 
+mod between;
 pub(crate) mod device;
+#[cfg(any(test, fuzzing))]
+mod fake_guest;
+#[cfg(fuzzing)]
+pub mod fuzzing;
 mod host;
 mod packet;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -27,9 +41,19 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use between::Between;
 use device::{Device, EVENT, RX, TX};
+pub use host::CONNECT_TIMEOUT;
 use host::{HostConn, State, Verdict};
 use packet::*;
+
+/// The most a guest's queue in the switch holds (payload and headers) before the switch
+/// makes senders wait. Honest senders stay within the credit the guest offered; this bounds
+/// what a guest that stops taking packets can make the switch keep.
+pub const RX_QUEUE_LIMIT: usize = 16 << 20;
+
+/// How long a host connection may take to send its `CONNECT <port>` line.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The device socket UML connects to for guest `cid`.
 pub fn vhost_path(dir: &Path, cid: u32) -> PathBuf {
@@ -55,26 +79,14 @@ impl Switch {
     pub fn start(dir: &Path, cids: &[u32], keep_half_close: bool) -> io::Result<Switch> {
         let mut guests = BTreeMap::new();
         for &cid in cids {
-            let vhost = UnixListener::bind(vhost_path(dir, cid))?;
-            let uds_path = uds_path(dir, cid);
-            let uds = UnixListener::bind(&uds_path)?;
-            uds.set_nonblocking(true)?;
-            guests.insert(cid as u64, Guest { vhost, uds, uds_path, dev: None });
+            guests.insert(cid as u64, Guest::bind(dir, cid)?);
         }
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new().name("vsock-switch".into()).spawn(move || {
-            let mut core = Core {
-                guests,
-                conns: HashMap::new(),
-                pending: HashMap::new(),
-                next_pending: 0,
-                between: HashSet::new(),
-                next_port: 1 << 30,
-                keep_half_close,
-            };
+            let mut core = Core::new(guests, keep_half_close);
             while !flag.load(Ordering::Relaxed) {
-                core.turn();
+                core.turn(100);
             }
         })?;
         Ok(Switch { stop, thread: Some(thread) })
@@ -95,6 +107,33 @@ struct Guest {
     uds: UnixListener,
     uds_path: PathBuf,
     dev: Option<Device>,
+    /// A packet from this guest whose destination's queue was full: it goes first, and the
+    /// guest's TX queue is not read until it has gone.
+    held: Option<Packet>,
+    /// This guest's TX queue was left unread (its own queue was full, or a packet is held):
+    /// read it again once there is room, without waiting for a kick.
+    tx_stalled: bool,
+}
+
+impl Guest {
+    /// Guest `cid`'s two listening sockets in `dir`.
+    fn bind(dir: &Path, cid: u32) -> io::Result<Guest> {
+        let vhost = UnixListener::bind(vhost_path(dir, cid))?;
+        let uds_path = uds_path(dir, cid);
+        let uds = UnixListener::bind(&uds_path)?;
+        uds.set_nonblocking(true)?;
+        Ok(Guest { vhost, uds, uds_path, dev: None, held: None, tx_stalled: false })
+    }
+}
+
+/// Where a packet from a guest goes.
+#[derive(PartialEq, Eq, Clone, Copy)]
+enum Dest {
+    /// This machine's hybrid side (CID 2 without a VM host, or a connection already open there).
+    HybridHost,
+    Guest(u64),
+    /// No one: the sender gets a reset.
+    Nowhere,
 }
 
 /// A host connection that has not sent its `CONNECT <port>` line yet.
@@ -115,10 +154,13 @@ struct Core {
     /// results of the same round still name.
     pending: HashMap<u64, Pending>,
     next_pending: u64,
-    /// Guest-to-guest connections, (cid, port, cid, port) lowest end first, for teardown.
-    between: HashSet<(u64, u32, u64, u32)>,
+    /// Guest-to-guest connections, (cid, port, cid, port) lowest end first: their credit,
+    /// and their ends for teardown.
+    between: HashMap<(u64, u32, u64, u32), Between>,
     next_port: u32,
     keep_half_close: bool,
+    /// [`RX_QUEUE_LIMIT`]; smaller in tests.
+    rx_limit: usize,
 }
 
 #[derive(Clone, Copy)]
@@ -132,8 +174,21 @@ enum Tag {
 }
 
 impl Core {
-    /// One round: wait for something to happen (at most 100 ms), then handle it.
-    fn turn(&mut self) {
+    fn new(guests: BTreeMap<u64, Guest>, keep_half_close: bool) -> Core {
+        Core {
+            guests,
+            conns: HashMap::new(),
+            pending: HashMap::new(),
+            next_pending: 0,
+            between: HashMap::new(),
+            next_port: 1 << 30,
+            keep_half_close,
+            rx_limit: RX_QUEUE_LIMIT,
+        }
+    }
+
+    /// One round: wait for something to happen (at most `wait_ms`), then handle it.
+    fn turn(&mut self, wait_ms: i32) {
         let mut fds: Vec<libc::pollfd> = Vec::new();
         let mut tags: Vec<Tag> = Vec::new();
         let mut add = |fd: RawFd, events: i16, tag: Tag| {
@@ -158,38 +213,91 @@ impl Core {
             add(p.uds.as_raw_fd(), libc::POLLIN, Tag::Pending(id));
         }
         for (key, c) in &self.conns {
-            let events = if c.wants_read() { libc::POLLIN } else { 0 }
+            let events = if c.wants_read() && self.has_room(c.cid) { libc::POLLIN } else { 0 }
                 | if c.wants_write() { libc::POLLOUT } else { 0 };
-            if events != 0 {
+            // Connecting: no events, but poll reports a host client that hangs up.
+            if events != 0 || c.state == State::Connecting {
                 add(c.uds.as_raw_fd(), events, Tag::Conn(*key));
             }
         }
         // SAFETY: fds is a valid array of pollfd for the call.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 100) };
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, wait_ms) };
         if n < 0 {
             return;
         }
         let ready: Vec<(Tag, i16)> =
             fds.iter().zip(&tags).filter(|(f, _)| f.revents != 0).map(|(f, t)| (*t, f.revents)).collect();
         let mut pending_done = Vec::new();
-        for (tag, _) in ready {
+        for (tag, revents) in ready {
             match tag {
                 Tag::VhostListen(cid) => self.accept_device(cid),
                 Tag::Control(cid) => self.control(cid),
                 Tag::Kick(cid, ring) => self.kick(cid, ring),
                 Tag::UdsListen(cid) => self.accept_host(cid),
                 Tag::Pending(i) => pending_done.extend(self.read_connect_line(i)),
-                Tag::Conn(key) => self.pump(key),
+                Tag::Conn(key) => self.pump(key, revents),
             }
         }
         // Handshakes that finished, failed or timed out leave the pending list.
         let now = Instant::now();
         self.pending.retain(|id, p| {
-            !pending_done.contains(id) && now.duration_since(p.since) <= Duration::from_secs(10)
+            let expired = now.duration_since(p.since) > HANDSHAKE_TIMEOUT;
+            if expired {
+                tracing::debug!(
+                    "switch: guest {}: a host connection sent no CONNECT line in time: closed",
+                    p.cid
+                );
+            }
+            !pending_done.contains(id) && !expired
         });
+        self.expire_connecting(now);
         for g in self.guests.values_mut() {
             if let Some(dev) = &mut g.dev {
                 dev.flush_rx();
+            }
+        }
+        // Room may have come back for a guest whose sending was stopped.
+        let stalled: Vec<u64> = self.guests.iter().filter(|(_, g)| g.tx_stalled).map(|(&c, _)| c).collect();
+        for cid in stalled {
+            self.drain_tx(cid);
+        }
+    }
+
+    /// What guest `cid`'s queue in the switch takes before it is full ([`RX_QUEUE_LIMIT`]).
+    fn room(&self, cid: u64) -> usize {
+        self.guests
+            .get(&cid)
+            .and_then(|g| g.dev.as_ref())
+            .map_or(0, |d| self.rx_limit.saturating_sub(d.queued_bytes()))
+    }
+
+    fn has_room(&self, cid: u64) -> bool {
+        self.room(cid) > 0
+    }
+
+    /// Host-initiated connections the guest has not answered in time: the host client is
+    /// closed, the guest told to forget the request.
+    fn expire_connecting(&mut self, now: Instant) {
+        let late: Vec<ConnKey> =
+            self.conns.iter().filter(|(_, c)| c.connect_expired(now)).map(|(k, _)| *k).collect();
+        for key in late {
+            tracing::debug!(
+                "switch: guest {} did not answer a host connection to its port {} within {:?}: closed",
+                key.0,
+                key.1,
+                CONNECT_TIMEOUT
+            );
+            self.abort(key);
+        }
+    }
+
+    /// Drops a host connection, with a reset for the guest.
+    fn abort(&mut self, key: ConnKey) {
+        if let Some(mut conn) = self.conns.remove(&key) {
+            let mut out = Vec::new();
+            conn.abort(&mut out);
+            for p in out {
+                self.send(p);
             }
         }
     }
@@ -203,7 +311,10 @@ impl Core {
 
     fn control(&mut self, cid: u64) {
         let dev = self.guests.get_mut(&cid).and_then(|g| g.dev.as_mut()).expect("known device");
-        if dev.handle_control().is_err() {
+        if let Err(e) = dev.handle_control() {
+            if e.kind() == io::ErrorKind::InvalidData {
+                tracing::debug!("switch: guest {cid}'s device: {e}: closed");
+            }
             self.guest_gone(cid);
         }
     }
@@ -212,20 +323,60 @@ impl Core {
         let Some(dev) = self.guests.get_mut(&cid).and_then(|g| g.dev.as_mut()) else { return };
         dev.drain_kick(ring);
         match ring {
-            TX => {
-                for pkt in dev.take_tx() {
-                    self.route(cid, pkt);
-                }
-            }
+            TX => self.drain_tx(cid),
             RX => dev.flush_rx(),
             // Event-queue buffers are for transport resets, which the switch never sends.
             _ => {}
         }
     }
 
+    /// Routes what guest `cid` has sent, as far as there is room where it goes.
+    fn drain_tx(&mut self, cid: u64) {
+        loop {
+            let Some(g) = self.guests.get_mut(&cid) else { return };
+            let Some(dev) = g.dev.as_mut() else { return };
+            // Replies to a guest go to its own queue: while that is full, it waits.
+            let own_room = dev.queued_bytes() < self.rx_limit;
+            let pkt = match g.held.take() {
+                Some(p) => p,
+                None if !own_room => {
+                    if !g.tx_stalled {
+                        tracing::debug!(
+                            "switch: guest {cid} takes no packets and its queue is full: its sending waits"
+                        );
+                    }
+                    g.tx_stalled = true;
+                    break;
+                }
+                None => match dev.pop_tx() {
+                    Some(p) => p,
+                    None => {
+                        g.tx_stalled = false;
+                        break;
+                    }
+                },
+            };
+            if let Dest::Guest(dst) = self.dest(cid, &pkt.hdr) {
+                if !self.has_room(dst) {
+                    let g = self.guests.get_mut(&cid).expect("known guest");
+                    if !g.tx_stalled {
+                        tracing::debug!("switch: guest {dst} takes no packets and its queue is full: guest {cid}'s sending waits");
+                    }
+                    g.held = Some(pkt);
+                    g.tx_stalled = true;
+                    break;
+                }
+            }
+            self.route(cid, pkt);
+        }
+        if let Some(dev) = self.guests.get_mut(&cid).and_then(|g| g.dev.as_mut()) {
+            dev.tx_done();
+        }
+    }
+
     fn send(&mut self, pkt: Packet) {
         if let Some(dev) = self.guests.get_mut(&pkt.hdr.dst_cid).and_then(|g| g.dev.as_mut()) {
-            dev.rx_pending.push_back(pkt);
+            dev.queue(pkt);
         }
     }
 
@@ -246,39 +397,77 @@ impl Core {
         }));
     }
 
-    fn route(&mut self, from: u64, pkt: Packet) {
-        if pkt.hdr.src_cid != from {
-            return; // a guest may only speak for itself
+    /// Where a packet from guest `from` goes. CID 2 is this machine's hybrid side, unless a VM
+    /// host (a guest with CID 2) is in the lab: then only the hybrid connections already open
+    /// stay here.
+    fn dest(&self, from: u64, h: &Header) -> Dest {
+        if h.dst_cid == 2
+            && (!self.guests.contains_key(&2) || self.conns.contains_key(&(from, h.src_port, h.dst_port)))
+        {
+            Dest::HybridHost
+        } else if h.dst_cid != from && self.guests.get(&h.dst_cid).is_some_and(|g| g.dev.is_some()) {
+            Dest::Guest(h.dst_cid)
+        } else {
+            Dest::Nowhere
         }
-        if pkt.hdr.type_ != TYPE_STREAM {
+    }
+
+    fn route(&mut self, from: u64, pkt: Packet) {
+        let h = pkt.hdr;
+        if h.src_cid != from {
+            tracing::debug!("switch: guest {from} sent a packet as CID {}: dropped", h.src_cid);
+            return;
+        }
+        if h.type_ != TYPE_STREAM {
+            tracing::debug!(
+                "switch: guest {from} port {}: socket type {} is not offered: reset",
+                h.src_port,
+                h.type_
+            );
             return self.reset_for(&pkt);
         }
-        let h = &pkt.hdr;
-        // CID 2 is this machine's hybrid side, unless a VM host (a guest with CID 2) is in the
-        // lab: then only the hybrid connections already open stay here.
-        let to_hybrid_host = h.dst_cid == 2
-            && (!self.guests.contains_key(&2) || self.conns.contains_key(&(from, h.src_port, h.dst_port)));
-        match pkt.hdr.dst_cid {
-            _ if to_hybrid_host => self.towards_host(from, pkt),
-            dst if dst != from && self.guests.get(&dst).is_some_and(|g| g.dev.is_some()) => {
-                let h = &pkt.hdr;
-                let key = if (h.src_cid, h.src_port) < (h.dst_cid, h.dst_port) {
-                    (h.src_cid, h.src_port, h.dst_cid, h.dst_port)
-                } else {
-                    (h.dst_cid, h.dst_port, h.src_cid, h.src_port)
+        match self.dest(from, &h) {
+            Dest::HybridHost => self.towards_host(from, pkt),
+            Dest::Guest(_) => {
+                let key = between::key(&h);
+                if h.op == OP_REQUEST {
+                    // A new connection, perhaps on the ports of an old one: counters from 0.
+                    self.between.insert(key, Between::default());
+                }
+                let conn = self.between.get_mut(&key);
+                let Some(conn) = conn else {
+                    // Not a connection we carried: the guests sort it out (a reset is answered
+                    // with nothing, anything else with a reset), as on a wire.
+                    return self.send(pkt);
                 };
-                match h.op {
-                    OP_REQUEST => {
-                        self.between.insert(key);
-                    }
-                    OP_RST => {
-                        self.between.remove(&key);
-                    }
-                    _ => {}
+                if let Err(credit) = conn.pass(&pkt) {
+                    tracing::debug!(
+                        "switch: guest {from} port {} sent {} bytes to {}:{} past its credit of {credit}: reset",
+                        h.src_port,
+                        pkt.data.len(),
+                        h.dst_cid,
+                        h.dst_port
+                    );
+                    self.between.remove(&key);
+                    self.reset_for(&pkt);
+                    self.send(Packet::control(Header { op: OP_RST, flags: 0, ..h }));
+                    return;
+                }
+                if h.op == OP_RST {
+                    self.between.remove(&key);
                 }
                 self.send(pkt);
             }
-            _ => self.reset_for(&pkt),
+            Dest::Nowhere => {
+                if h.op != OP_RST {
+                    tracing::debug!(
+                        "switch: guest {from} port {}: no guest {} to reach: reset",
+                        h.src_port,
+                        h.dst_cid
+                    );
+                }
+                self.reset_for(&pkt);
+            }
         }
     }
 
@@ -304,7 +493,13 @@ impl Core {
                     );
                     self.conns.insert(key, conn);
                 }
-                Err(_) => self.reset_for(&pkt),
+                Err(e) => {
+                    tracing::debug!(
+                        "switch: guest {cid} connecting to the host's port {}: {path}: {e}: reset",
+                        pkt.hdr.dst_port
+                    );
+                    self.reset_for(&pkt);
+                }
             }
         } else {
             self.reset_for(&pkt);
@@ -314,10 +509,19 @@ impl Core {
         }
     }
 
-    fn pump(&mut self, key: ConnKey) {
+    fn pump(&mut self, key: ConnKey, revents: i16) {
+        let room = self.room(key.0);
         let Some(conn) = self.conns.get_mut(&key) else { return };
+        if conn.state == State::Connecting && revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+            tracing::debug!(
+                "switch: the host client connecting to guest {} port {} left before the guest answered",
+                key.0,
+                key.1
+            );
+            return self.abort(key);
+        }
         let mut out = Vec::new();
-        if let Verdict::Close = conn.pump(&mut out) {
+        if let Verdict::Close = conn.pump(room, &mut out) {
             self.conns.remove(&key);
         }
         for p in out {
@@ -347,13 +551,26 @@ impl Core {
             Err(_) => return Some(i),
         }
         let Some(end) = p.line.iter().position(|&b| b == b'\n') else {
-            return (p.line.len() > 64).then_some(i); // no line in 64 bytes: garbage
+            let garbage = p.line.len() > 64;
+            if garbage {
+                tracing::debug!(
+                    "switch: guest {}: a host connection sent no line in 64 bytes: closed",
+                    p.cid
+                );
+            }
+            return garbage.then_some(i);
         };
         let line = String::from_utf8_lossy(&p.line[..end]).trim_end_matches('\r').to_string();
         let early = p.line[end + 1..].to_vec();
         let port = line.strip_prefix("CONNECT ").and_then(|n| n.trim().parse::<u32>().ok());
         let (Some(port), true) = (port, self.guests[&p.cid].dev.is_some()) else {
-            return Some(i); // garbled, or no guest behind it: close, as Firecracker does
+            // Garbled, or no guest behind it: close, as Firecracker does.
+            tracing::debug!(
+                "switch: guest {}: host connection sent `{}`: closed",
+                p.cid,
+                hvsock::Printable::new(&line)
+            );
+            return Some(i);
         };
         let cid = p.cid;
         let uds = p.uds.try_clone().ok()?;
@@ -368,12 +585,21 @@ impl Core {
 
     /// A guest went away: its host connections close, its guest peers get resets.
     fn guest_gone(&mut self, cid: u64) {
+        tracing::debug!("switch: guest {cid} is gone: its connections are reset");
         if let Some(g) = self.guests.get_mut(&cid) {
             g.dev = None;
+            g.held = None;
+            g.tx_stalled = false;
+        }
+        // Its packets held back by other guests go nowhere now.
+        for g in self.guests.values_mut() {
+            if g.held.as_ref().is_some_and(|p| p.hdr.dst_cid == cid) {
+                g.held = None;
+            }
         }
         self.conns.retain(|k, _| k.0 != cid);
         self.pending.retain(|_, p| p.cid != cid);
-        let dead: Vec<_> = self.between.iter().copied().filter(|k| k.0 == cid || k.2 == cid).collect();
+        let dead: Vec<_> = self.between.keys().copied().filter(|k| k.0 == cid || k.2 == cid).collect();
         for k in dead {
             self.between.remove(&k);
             let (peer, peer_port, gone_port) = if k.0 == cid { (k.2, k.3, k.1) } else { (k.0, k.1, k.3) };
@@ -398,4 +624,141 @@ fn connect_now(path: &Path) -> io::Result<UnixStream> {
     socket.set_nonblocking(true)?;
     socket.connect(&socket2::SockAddr::unix(path)?)?;
     Ok(UnixStream::from(std::os::fd::OwnedFd::from(socket)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fake_guest::Rig;
+    use super::*;
+    use std::io::Write;
+
+    fn pkt(from: (u64, u32), to: (u64, u32), op: u16, buf_alloc: u32, data: Vec<u8>) -> Packet {
+        let hdr = Header {
+            src_cid: from.0,
+            src_port: from.1,
+            dst_cid: to.0,
+            dst_port: to.1,
+            type_: TYPE_STREAM,
+            op,
+            flags: 0,
+            buf_alloc,
+            fwd_cnt: 0,
+        };
+        Packet { hdr, data }
+    }
+
+    const A: (u64, u32) = (3, 1025);
+    const B: (u64, u32) = (4, 5000);
+
+    /// The host client of a connection the guest has not answered goes away: the switch
+    /// forgets the connection and tells the guest, instead of keeping it for ever.
+    #[test]
+    fn a_host_client_leaving_before_the_guest_answers_is_noticed() {
+        let mut b = Rig::new(&[3]);
+        let host = b.host_connects(3, 5000);
+        let got = b.receive(3, 1);
+        assert_eq!(got.iter().map(|p| p.hdr.op).collect::<Vec<_>>(), [OP_REQUEST]);
+        drop(host);
+        b.core.turn(100);
+        assert!(b.core.conns.is_empty(), "the connection is forgotten");
+        let got = b.receive(3, 1);
+        assert_eq!(got.iter().map(|p| (p.hdr.op, p.hdr.dst_port)).collect::<Vec<_>>(), [(OP_RST, 5000)]);
+    }
+
+    /// A guest that never answers a host's connection: after the deadline the host client
+    /// is closed and the guest told to forget the request.
+    #[test]
+    fn a_host_connection_the_guest_never_answers_ends_at_the_deadline() {
+        let mut b = Rig::new(&[3]);
+        let mut host = b.host_connects(3, 5000);
+        b.core.turn(100);
+        assert_eq!(b.core.conns.len(), 1, "still waiting for the guest");
+        b.core.expire_connecting(Instant::now() + CONNECT_TIMEOUT + Duration::from_millis(1));
+        assert!(b.core.conns.is_empty());
+        let mut rest = Vec::new();
+        host.read_to_end(&mut rest).unwrap();
+        assert!(rest.is_empty(), "the host client sees end of file, no OK");
+        let ops: Vec<u16> = b.receive(3, 2).iter().map(|p| p.hdr.op).collect();
+        assert_eq!(ops, [OP_REQUEST, OP_RST]);
+    }
+
+    /// A guest that sends another guest more than it offered: the connection is reset at
+    /// both ends and the excess never reaches the receiver.
+    #[test]
+    fn a_guest_sending_past_its_peers_credit_is_reset() {
+        let mut b = Rig::new(&[3, 4]);
+        b.transmit(3, pkt(A, B, OP_REQUEST, 4096, vec![]));
+        b.transmit(4, pkt(B, A, OP_RESPONSE, 1000, vec![]));
+        b.transmit(3, pkt(A, B, OP_RW, 4096, vec![1; 600]));
+        b.transmit(3, pkt(A, B, OP_RW, 4096, vec![2; 401]));
+        let to_b: Vec<(u16, usize)> = b.receive(4, 8).iter().map(|p| (p.hdr.op, p.data.len())).collect();
+        assert_eq!(to_b, [(OP_REQUEST, 0), (OP_RW, 600), (OP_RST, 0)]);
+        let to_a: Vec<u16> = b.receive(3, 8).iter().map(|p| p.hdr.op).collect();
+        assert_eq!(to_a, [OP_RESPONSE, OP_RST]);
+        assert!(b.core.between.is_empty());
+    }
+
+    /// A guest that posts no RX buffers (while offering plenty of credit): the switch keeps
+    /// at most its limit (and one packet) for it, holds the sender back instead of growing,
+    /// and once buffers come everything arrives in order, nothing lost.
+    #[test]
+    fn a_guest_that_takes_no_packets_holds_senders_back_without_growing() {
+        let mut b = Rig::new(&[3, 4]);
+        b.core.rx_limit = 4096;
+        b.transmit(3, pkt(A, B, OP_REQUEST, 4096, vec![]));
+        b.transmit(4, pkt(B, A, OP_RESPONSE, 1 << 30, vec![]));
+        let sent: Vec<u8> = (0..6000u32).map(|i| (i % 253) as u8).collect();
+        for chunk in sent.chunks(1000) {
+            b.guest(3).transmit(&pkt(A, B, OP_RW, 4096, chunk.to_vec()));
+        }
+        b.core.kick(3, TX);
+        assert!(b.queued(4) <= 4096 + 44 + 1000, "queue for 4 bounded: {}", b.queued(4));
+        assert!(b.core.guests[&3].tx_stalled, "guest 3's sending waits");
+        let mut got = Vec::new();
+        for _ in 0..10 {
+            got.extend(b.receive(4, 4));
+            b.core.turn(100);
+        }
+        assert_eq!(got[0].hdr.op, OP_REQUEST);
+        let data: Vec<u8> = got[1..].iter().flat_map(|p| p.data.clone()).collect();
+        assert_eq!(data, sent);
+        assert!(!b.core.guests[&3].tx_stalled);
+        assert_eq!(b.queued(4), 0);
+    }
+
+    /// Host data for a guest that posts no RX buffers: the switch stops reading the host's
+    /// socket when the guest's queue is full (the host's writes block), and resumes after.
+    #[test]
+    fn host_data_waits_for_a_guest_that_takes_no_packets() {
+        let mut b = Rig::new(&[3]);
+        b.core.rx_limit = 4096;
+        let mut host = b.host_connects(3, 5000);
+        let request = b.receive(3, 1).pop().unwrap();
+        let (h, g) = ((request.hdr.src_cid, request.hdr.src_port), (3, 5000));
+        b.transmit(3, pkt(g, h, OP_RESPONSE, 1 << 30, vec![]));
+        let sent: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let writer = {
+            let sent = sent.clone();
+            let mut host = host.try_clone().unwrap();
+            std::thread::spawn(move || host.write_all(&sent).unwrap())
+        };
+        for _ in 0..5 {
+            b.core.turn(100);
+        }
+        assert!(b.queued(3) <= 4096 + 44 + 65536, "queue for 3 bounded: {}", b.queued(3));
+        let mut data = Vec::new();
+        while data.len() < sent.len() {
+            for p in b.receive(3, 16) {
+                if p.hdr.op == OP_RW {
+                    data.extend(p.data);
+                }
+            }
+            b.core.turn(100);
+        }
+        writer.join().unwrap();
+        assert_eq!(data, sent);
+        let mut ok = [0u8; 14];
+        host.read_exact(&mut ok).unwrap();
+        assert_eq!(&ok, b"OK 1073741824\n");
+    }
 }

@@ -2,7 +2,8 @@
 //! guest's TX chain and written (split if need be) into a guest's RX chains.
 
 use virtio_queue::DescriptorChain;
-use virtio_vsock::packet::{VsockPacket, PKT_HEADER_SIZE};
+use virtio_vsock::packet::VsockPacket;
+pub use virtio_vsock::packet::PKT_HEADER_SIZE;
 use vm_memory::{Bytes, GuestMemoryMmap};
 
 pub const OP_REQUEST: u16 = 1;
@@ -43,6 +44,11 @@ impl Packet {
         Packet { hdr, data: Vec::new() }
     }
 
+    /// What this packet costs a guest's RX queue in the switch: payload and header.
+    pub fn queued_size(&self) -> usize {
+        PKT_HEADER_SIZE + self.data.len()
+    }
+
     /// Reads a TX chain; `None` for a chain that is not a well-formed packet.
     pub fn from_tx<C>(mem: &GuestMemoryMmap, chain: &mut DescriptorChain<C>) -> Option<Packet>
     where
@@ -70,9 +76,15 @@ impl Packet {
         })
     }
 
-    /// Writes as much of this packet as the RX chain holds; returns the bytes used in the
-    /// chain and the payload bytes taken (the caller keeps the rest for the next chain).
-    pub fn write_rx<C>(&self, mem: &GuestMemoryMmap, chain: &mut DescriptorChain<C>) -> Option<(u32, usize)>
+    /// Writes the payload from byte `from` on, as much as the RX chain holds, under this
+    /// packet's header; returns the bytes used in the chain and the payload bytes taken (the
+    /// caller keeps the rest for the next chain). `None`: the chain cannot hold a packet.
+    pub fn write_rx<C>(
+        &self,
+        from: usize,
+        mem: &GuestMemoryMmap,
+        chain: &mut DescriptorChain<C>,
+    ) -> Option<(u32, usize)>
     where
         C: std::ops::Deref,
         C::Target: vm_memory::GuestMemory,
@@ -80,9 +92,10 @@ impl Packet {
         let mut pkt = VsockPacket::from_rx_virtq_chain(mem, chain, MAX_PAYLOAD).ok()?;
         pkt.header_slice().write_slice(&[0u8; PKT_HEADER_SIZE], 0).ok()?;
         let room = pkt.data_slice().map_or(0, |s| s.len());
-        let take = self.data.len().min(room);
+        let rest = self.data.get(from..)?;
+        let take = rest.len().min(room);
         if take > 0 {
-            pkt.data_slice()?.write_slice(&self.data[..take], 0).ok()?;
+            pkt.data_slice()?.write_slice(&rest[..take], 0).ok()?;
         }
         let h = &self.hdr;
         pkt.set_src_cid(h.src_cid)
