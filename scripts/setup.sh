@@ -20,6 +20,8 @@ command -v socat >/dev/null 2>&1 || need="$need socat"
 # The distribution's own Python: the tests run its vsock tests (and its test package's).
 [ -x /usr/bin/python3 ] || need="$need python3"
 command -v cc >/dev/null 2>&1 || need="$need gcc libc6-dev"
+# libFuzzer (scripts/fuzz.sh) is C++
+command -v c++ >/dev/null 2>&1 || need="$need g++"
 if ! command -v cargo >/dev/null 2>&1; then
     # Debian 12's security updates carry a current Rust as rustc-web/cargo-web.
     if apt-cache show cargo-web >/dev/null 2>&1; then need="$need rustc-web cargo-web"; else need="$need cargo"; fi

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Every test: unit, CLI, and the lab tests that run real vsock inside a User-Mode Linux guest;
-# then the Windows build checked and tested under wine. Installs what it needs first.
+# a short run of every fuzzer; then the Windows build checked and tested under wine. Installs
+# what it needs first.
 set -eu
 cd "$(dirname "$0")/.."
 t0=$(date +%s)
@@ -8,6 +9,8 @@ scripts/setup.sh
 cargo build --workspace --all-targets
 cargo test --workspace
 t1=$(date +%s)
-scripts/windows-check.sh
+scripts/fuzz.sh --seconds 6
 t2=$(date +%s)
-echo "test: linux part $((t1 - t0)) s, windows part $((t2 - t1)) s"
+scripts/windows-check.sh
+t3=$(date +%s)
+echo "test: linux part $((t1 - t0)) s, fuzzing $((t2 - t1)) s, windows part $((t3 - t2)) s"

@@ -119,25 +119,30 @@ fn read_file(path: &Path) -> anyhow::Result<Vec<Entry>> {
         );
     }
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    parse_file(&text, ext).with_context(|| format!("allow file {}", path.display()))
+}
+
+/// The entries of an allow file's text; `ext` (`toml`, `yaml`, `yml`, or anything else: YAML
+/// then TOML) says how to read it.
+pub fn parse_file(text: &str, ext: &str) -> anyhow::Result<Vec<Entry>> {
     let parsed: Result<File, String> = match ext {
-        "toml" => toml::from_str(&text).map_err(|e| e.to_string()),
-        "yaml" | "yml" => serde_yaml_ng::from_str(&text).map_err(|e| e.to_string()),
-        _ => serde_yaml_ng::from_str(&text).or_else(|_| toml::from_str(&text)).map_err(|e| e.to_string()),
+        "toml" => toml::from_str(text).map_err(|e| e.to_string()),
+        "yaml" | "yml" => serde_yaml_ng::from_str(text).map_err(|e| e.to_string()),
+        _ => serde_yaml_ng::from_str(text).or_else(|_| toml::from_str(text)).map_err(|e| e.to_string()),
     };
     let file = parsed.map_err(|e| {
         anyhow::anyhow!(
-            "allow file {}: {} (expected an `allowlist` of \"HOST:PORT\" or {{address, port}})",
-            path.display(),
-            e.lines().next().unwrap_or("")
+            "{} (expected an `allowlist` of \"HOST:PORT\" or {{address, port}})",
+            Printable::new(e.lines().next().unwrap_or("")).limit(200)
         )
     })?;
     file.allowlist
         .into_iter()
         .map(|item| match item {
             Item::Text(s) => Entry::parse(&s),
-            Item::Map { address, port } => Entry::new(&address, port).with_context(|| {
-                format!("allow file {}: entry `{}`", path.display(), Printable::new(&address))
-            }),
+            Item::Map { address, port } => {
+                Entry::new(&address, port).with_context(|| format!("entry `{}`", Printable::new(&address)))
+            }
         })
         .collect()
 }
@@ -180,7 +185,8 @@ mod tests {
         let e = Allowlist::new(&["localhost:http".into()], None).unwrap_err().to_string();
         assert_eq!(e, "allow entry `localhost:http`: `http` is not a port number");
         let bad = file("bad.yaml", "allowed: [1, 2]\n");
-        let e = Allowlist::new(&[], Some(&bad)).unwrap_err().to_string();
+        let e = format!("{:#}", Allowlist::new(&[], Some(&bad)).unwrap_err());
+        assert!(e.starts_with(&format!("allow file {}: ", bad.display())), "{e}");
         assert!(e.contains("expected an `allowlist`"), "{e}");
         let e = Allowlist::new(&[], Some(Path::new("/nonexistent/allow.yaml"))).unwrap_err().to_string();
         assert!(e.starts_with("cannot read allow file /nonexistent/allow.yaml"), "{e}");

@@ -133,14 +133,14 @@ fn dump() -> io::Result<Vec<SocketEntry>> {
 
 /// Where a batch of netlink messages left the dump.
 #[derive(Debug, PartialEq, Eq)]
-enum Batch {
+pub(crate) enum Batch {
     More,
     Done,
 }
 
 /// Takes the sockets out of one `recv`'s worth of netlink messages. Every length is checked
 /// against what arrived: a short or malformed message is an error, never a panic.
-fn messages(mut msgs: &[u8], out: &mut Vec<SocketEntry>) -> io::Result<Batch> {
+pub(crate) fn messages(mut msgs: &[u8], out: &mut Vec<SocketEntry>) -> io::Result<Batch> {
     let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("netlink: {what}"));
     let i32_at = |body: &[u8]| body.get(0..4).map(|b| i32::from_ne_bytes(b.try_into().unwrap()));
     while !msgs.is_empty() {

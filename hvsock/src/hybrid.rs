@@ -113,7 +113,7 @@ fn refused(port: u32) -> io::Error {
     )
 }
 
-fn parse_ok(line: &[u8]) -> io::Result<u32> {
+pub(crate) fn parse_ok(line: &[u8]) -> io::Result<u32> {
     let text = String::from_utf8_lossy(line);
     text.trim_end_matches('\r')
         .strip_prefix("OK ")

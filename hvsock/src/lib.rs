@@ -42,6 +42,25 @@ mod sys;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 
+/// The parsers of outside input that are not public API, for the fuzzers under `fuzz/`
+/// (built with `--cfg fuzzing`).
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    /// A VMM's answer to `CONNECT <port>`: the line without its newline.
+    #[cfg(unix)]
+    pub fn hybrid_ok_line(line: &[u8]) -> std::io::Result<u32> {
+        crate::hybrid::parse_ok(line)
+    }
+
+    /// A kernel's reply to a vsock_diag dump: one buffer of netlink messages.
+    #[cfg(target_os = "linux")]
+    pub fn diag_reply(msgs: &[u8]) -> std::io::Result<usize> {
+        let mut out = Vec::new();
+        crate::diag::messages(msgs, &mut out).map(|_| out.len())
+    }
+}
+
 pub use addr::{
     AddrError, Endpoint, HvAddr, Role, Service, ServiceId, SocketAddr, ToSocketAddr, Vm, VmId, VsockAddr,
 };

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hvsock::{Endpoint, Printable, Role, ToSocketAddr};
+use hvsock::{Endpoint, Role, ToSocketAddr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
@@ -15,6 +15,7 @@ use crate::args::parse_secs;
 use crate::endpoints::{self, Conn, HalfClose, Listener};
 use crate::splice::{splice, Counters, End};
 use crate::stopping::{accept_until_signal, drain, Backoff, Signals};
+use crate::wildcard::{Target, MAX_LINE};
 
 /// Forward each connection accepted on FROM to TO, both ways at once (vsock-proxy's and
 /// socat's job, many connections at a time).
@@ -66,56 +67,6 @@ pub struct Args {
     pub verbose: u8,
 }
 
-/// What TO means for one client.
-enum Target {
-    Fixed(Endpoint),
-    /// `kind`, then host and port where `None` is a `*`.
-    Wildcard {
-        kind: String,
-        host: Option<String>,
-        port: Option<String>,
-    },
-}
-
-impl Target {
-    fn parse(to: &str) -> anyhow::Result<Target> {
-        if !to.contains('*') {
-            return Ok(Target::Fixed(to.parse()?));
-        }
-        let bad = |why: &str| anyhow::anyhow!("TO `{to}`: {why}");
-        let (kind, rest) = to.split_once(':').ok_or_else(|| bad("expected KIND:HOST:PORT"))?;
-        let (host, port) = rest.rsplit_once(':').ok_or_else(|| bad("expected KIND:HOST:PORT"))?;
-        if !["tcp", "vsock", "hv"].contains(&kind) {
-            return Err(bad("wildcards work for tcp:, vsock: and hv: targets"));
-        }
-        let part = |p: &str| (p != "*").then(|| p.to_string());
-        let target = Target::Wildcard { kind: kind.into(), host: part(host), port: part(port) };
-        // The filled-in form must parse: check it now with placeholders.
-        target.fill(host.replace('*', "1").as_str(), port.replace('*', "1").as_str()).map_err(|e| bad(&e))?;
-        Ok(target)
-    }
-
-    /// The endpoint a client's `CONNECT host:port` asks for, if TO allows it.
-    fn fill(&self, host: &str, port: &str) -> Result<Endpoint, String> {
-        let Target::Wildcard { kind, host: fixed_host, port: fixed_port } = self else { unreachable!() };
-        if fixed_host.as_deref().is_some_and(|h| !h.eq_ignore_ascii_case(host)) {
-            return Err(format!(
-                "host {host} is not the relay's {}",
-                fixed_host.as_deref().unwrap_or_default()
-            ));
-        }
-        if fixed_port.as_deref().is_some_and(|p| p != port) {
-            return Err(format!(
-                "port {port} is not the relay's {}",
-                fixed_port.as_deref().unwrap_or_default()
-            ));
-        }
-        let host =
-            if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host.to_string() };
-        format!("{kind}:{host}:{port}").parse::<Endpoint>().map_err(|e| e.to_string())
-    }
-}
-
 #[derive(Default)]
 struct Summary {
     connections: AtomicU64,
@@ -126,18 +77,7 @@ struct Summary {
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
     crate::stopping::raise_fd_limit();
-    let level = match args.verbose {
-        0 => tracing::Level::WARN,
-        1 => tracing::Level::INFO,
-        _ => tracing::Level::DEBUG,
-    };
-    use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .init();
+    crate::logging::init(args.verbose);
     let target = Arc::new(Target::parse(&args.to)?);
     // What can never be connected to fails now, not once per client.
     if let Target::Fixed(ep) = &*target {
@@ -336,29 +276,13 @@ async fn requested(conn: &mut Conn, target: &Target, allow: &Allowlist) -> Resul
                 return Ok(());
             }
             line.push(b);
-            if line.len() > 512 {
-                return Err("CONNECT line longer than 512 bytes".to_string());
+            if line.len() > MAX_LINE {
+                return Err(format!("CONNECT line longer than {MAX_LINE} bytes"));
             }
         }
     };
     tokio::time::timeout(Duration::from_secs(10), read)
         .await
         .map_err(|_| "no CONNECT line in 10 s".to_string())??;
-    // Everything of the client's that reaches a log line or an ERR answer is escaped and cut:
-    // a CR or newline in it must not forge a log entry or a protocol line.
-    let line = String::from_utf8_lossy(&line);
-    let line = line.trim_end_matches('\r');
-    let shown = Printable::new(line).limit(120);
-    let request = line
-        .strip_prefix("CONNECT ")
-        .ok_or_else(|| format!("expected `CONNECT HOST:PORT`, got `{shown}`"))?;
-    let (host, port) =
-        request.rsplit_once(':').ok_or_else(|| format!("expected `CONNECT HOST:PORT`, got `{shown}`"))?;
-    let port_num: u32 = port.parse().map_err(|_| format!("`{}` is not a port", Printable::new(port)))?;
-    if !allow.allows(host, port_num) {
-        return Err(format!("{}:{port_num} is not on the allowlist", Printable::new(host)));
-    }
-    target
-        .fill(host.trim_start_matches('[').trim_end_matches(']'), port)
-        .map_err(|e| Printable::new(&e).limit(200).to_string())
+    target.request(&line, allow)
 }

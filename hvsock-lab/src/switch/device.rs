@@ -110,6 +110,13 @@ impl Device {
         self.rx_pending.push_back(pkt);
     }
 
+    /// Drops every packet waiting for the guest.
+    #[cfg(fuzzing)]
+    pub fn clear_rx(&mut self) {
+        self.rx_pending.clear();
+        (self.rx_bytes, self.rx_front_sent) = (0, 0);
+    }
+
     /// Bytes waiting for the guest's RX buffers, headers included.
     pub fn queued_bytes(&self) -> usize {
         self.rx_bytes

@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{Read, Write};
+#[cfg(test)]
+use std::io::Read;
+use std::io::Write;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -14,9 +16,11 @@ use vm_memory::{Address, Bytes, FileOffset, GuestAddress, GuestMemoryMmap};
 
 use super::device::{Device, RX, TX};
 use super::packet::{Header, Packet};
-use super::{uds_path, Core, Guest};
+#[cfg(test)]
+use super::uds_path;
+use super::{Core, Guest};
 
-const MEM_SIZE: usize = 16 << 20;
+const MEM_SIZE: usize = 1 << 20;
 pub const QUEUE_SIZE: u16 = 16;
 const VRING_DESC_F_NEXT: u16 = 1;
 const VRING_DESC_F_WRITE: u16 = 2;
@@ -95,6 +99,45 @@ pub fn send_message(ctl: &UnixStream, request: u32, payload: &[u8], fds: &[RawFd
 impl FakeGuest {
     /// A device for guest `cid`, set up the way UML 6.1 sets one up.
     pub fn new(cid: u64) -> (Device, FakeGuest) {
+        let (mut dev, mut guest) = FakeGuest::with_memory(cid);
+        for q in 0..3usize {
+            let base = ring_base(q);
+            guest.send(
+                &mut dev,
+                8,
+                &[(q as u32).to_le_bytes(), u32::from(QUEUE_SIZE).to_le_bytes()].concat(),
+                &[],
+            );
+            let addr: Vec<u8> = [q as u64, base, base + 0x2000, base + 0x1000, 0]
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect();
+            guest.send(&mut dev, 9, &addr, &[]);
+            let (kick, call) = (eventfd(), eventfd());
+            guest.send(&mut dev, 13, &(q as u64).to_le_bytes(), &[call.as_raw_fd()]);
+            guest.send(&mut dev, 12, &(q as u64).to_le_bytes(), &[kick.as_raw_fd()]);
+            guest.kicks.push(kick);
+            guest.calls.push(call);
+        }
+        (dev, guest)
+    }
+
+    /// Starts every queue afresh, empty, at index 0 (as a guest driver that resets its
+    /// device does): for the next fuzz input on the same device.
+    #[cfg(fuzzing)]
+    pub fn restart(&mut self, dev: &mut Device) {
+        for q in 0..3usize {
+            self.mem.write_slice(&[0u8; 0x4000], GuestAddress(ring_base(q))).unwrap();
+            self.rings[q] = Ring { next_desc: 0, avail_idx: 0, used_seen: 0 };
+            self.send(dev, 10, &[(q as u32).to_le_bytes(), [0; 4]].concat(), &[]);
+            let kick = self.kicks[q].as_raw_fd();
+            self.send(dev, 12, &(q as u64).to_le_bytes(), &[kick]);
+        }
+        self.rx_out = 0;
+    }
+
+    /// A device for guest `cid` that has its memory table and nothing else yet.
+    pub fn with_memory(cid: u64) -> (Device, FakeGuest) {
         let (ours, theirs) = UnixStream::pair().unwrap();
         let mut dev = Device::new(cid, ours);
         let file = memfd(MEM_SIZE);
@@ -121,25 +164,6 @@ impl FakeGuest {
         }
         table.resize(72, 0);
         guest.send(&mut dev, 5, &table, &[file.as_raw_fd()]);
-        for q in 0..3usize {
-            let base = ring_base(q);
-            guest.send(
-                &mut dev,
-                8,
-                &[(q as u32).to_le_bytes(), u32::from(QUEUE_SIZE).to_le_bytes()].concat(),
-                &[],
-            );
-            let addr: Vec<u8> = [q as u64, base, base + 0x2000, base + 0x1000, 0]
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect();
-            guest.send(&mut dev, 9, &addr, &[]);
-            let (kick, call) = (eventfd(), eventfd());
-            guest.send(&mut dev, 13, &(q as u64).to_le_bytes(), &[call.as_raw_fd()]);
-            guest.send(&mut dev, 12, &(q as u64).to_le_bytes(), &[kick.as_raw_fd()]);
-            guest.kicks.push(kick);
-            guest.calls.push(call);
-        }
         (dev, guest)
     }
 
@@ -256,6 +280,7 @@ impl FakeGuest {
     }
 
     /// How many times the device has signalled queue `q` (and clears the count).
+    #[cfg(test)]
     pub fn signals(&mut self, q: usize) -> u64 {
         let mut n = [0u8; 8];
         match (&self.calls[q]).read(&mut n) {
@@ -353,6 +378,23 @@ impl Rig {
     }
 
     /// A host client that has sent `CONNECT port` to guest `cid`, its request passed on.
+    /// Forgets every connection and queued packet, for the next fuzz input on the same rig.
+    #[cfg(fuzzing)]
+    pub fn reset(&mut self) {
+        self.core.conns.clear();
+        self.core.pending.clear();
+        self.core.between.clear();
+        for (cid, g) in self.core.guests.iter_mut() {
+            g.held = None;
+            g.tx_stalled = false;
+            if let Some(dev) = &mut g.dev {
+                dev.clear_rx();
+                self.guests.get_mut(cid).unwrap().restart(dev);
+            }
+        }
+    }
+
+    #[cfg(test)]
     pub fn host_connects(&mut self, cid: u64, port: u32) -> UnixStream {
         let mut host = UnixStream::connect(uds_path(&self.dir, cid as u32)).unwrap();
         writeln!(host, "CONNECT {port}").unwrap();

@@ -2,15 +2,18 @@
 //! arbitrary control messages, arbitrary TX descriptor chains, and a switch fed arbitrary
 //! packets from two guests. Anything but a clean return is a fault.
 
+use std::cell::RefCell;
 use std::io::Write;
 use std::net::Shutdown;
 
+use super::device::Device;
 use super::fake_guest::{FakeGuest, Rig};
 use super::packet::{Header, Packet, PKT_HEADER_SIZE};
 
 /// `data` as the frontend's control messages, to a device set up as UML sets one up.
 pub fn vhost_user(data: &[u8]) {
-    let (mut dev, guest) = FakeGuest::new(3);
+    // Memory comes with descriptors, which a fuzzer cannot send: the table is set already.
+    let (mut dev, guest) = FakeGuest::with_memory(3);
     let mut ctl = guest.control_socket();
     ctl.write_all(data).unwrap();
     ctl.shutdown(Shutdown::Write).unwrap();
@@ -20,17 +23,29 @@ pub fn vhost_user(data: &[u8]) {
 
 /// `data` as the guest's TX queue: descriptor table, available ring and buffer memory.
 pub fn tx_chains(data: &[u8]) {
-    let (mut dev, mut guest) = FakeGuest::new(3);
-    guest.raw_tx(data);
-    while dev.pop_tx().is_some() {}
-    dev.tx_done();
+    // One device for every input (setting one up costs more than a run), its queues
+    // restarted for each.
+    thread_local!(static DEVICE: RefCell<(Device, FakeGuest)> = RefCell::new(FakeGuest::new(3)));
+    DEVICE.with_borrow_mut(|(dev, guest)| {
+        guest.restart(dev);
+        guest.raw_tx(data);
+        while dev.pop_tx().is_some() {}
+        dev.tx_done();
+    });
 }
 
 /// `data` as a run of steps between two guests (3 and 4) and the switch: packets with
 /// arbitrary headers and payloads, RX buffers offered, rounds of the switch.
 pub fn switch_packets(data: &[u8]) {
-    let mut rig = Rig::new(&[3, 4]);
-    rig.core.rx_limit = 8192;
+    thread_local!(static RIG: RefCell<Rig> = RefCell::new(Rig::new(&[3, 4])));
+    RIG.with_borrow_mut(|rig| {
+        rig.reset();
+        rig.core.rx_limit = 8192;
+        run_steps(rig, data);
+    });
+}
+
+fn run_steps(rig: &mut Rig, data: &[u8]) {
     let mut rest = data;
     while let Some((&step, tail)) = rest.split_first() {
         rest = tail;
