@@ -46,6 +46,12 @@ pub async fn splice(
     let start = Instant::now();
     let last = AtomicU64::new(0);
     let touch = || last.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    // A side that is a socket and takes our half-close learns from it that its peer's data
+    // has ended, and, if it sends on, is reset by the failed write: as TCP tells a peer of a
+    // closed socket. Only a side that cannot be told so (a command, or --no-shutdown) is
+    // ended at once when its peer is gone, or it might wait for ever.
+    let told_by_eof = |c: &Conn| c.resetter.is_some() && c.half_close != HalfCloseMode::Never;
+    let (a_told, b_told) = (told_by_eof(&a), told_by_eof(&b));
     let (a_reset, b_reset) = (a.resetter, b.resetter);
     // Set once we have half-closed that side: its peer then rightly refuses our sends.
     let (a_write_closed, b_write_closed) = (AtomicBool::new(false), AtomicBool::new(false));
@@ -76,15 +82,25 @@ pub async fn splice(
         },
         &touch,
     );
-    // A peer that went away while we were not reading from it (we were blocked writing to the
-    // other side) is found by probing now and then.
+    // A peer that went away, while the other side (one that cannot be told by end-of-file:
+    // a command) still runs, is found by probing now and then: the connection ends once the
+    // gone peer's data has all been delivered, or has stopped moving (the command no longer
+    // reads it). Not before: a peer that sends and closes at once has not failed.
     let gone = async {
         loop {
             tokio::time::sleep(GONE_PROBE).await;
-            if !a_write_closed.load(Ordering::Relaxed) && peer_gone(a_reset.as_ref()) {
+            if !b_told
+                && a_to_b.delivered_or_stuck(GONE_PROBE)
+                && !a_write_closed.load(Ordering::Relaxed)
+                && peer_gone(a_reset.as_ref())
+            {
                 return (went_away(&a.peer), Side::B);
             }
-            if !b_write_closed.load(Ordering::Relaxed) && peer_gone(b_reset.as_ref()) {
+            if !a_told
+                && b_to_a.delivered_or_stuck(GONE_PROBE)
+                && !b_write_closed.load(Ordering::Relaxed)
+                && peer_gone(b_reset.as_ref())
+            {
                 return (went_away(&b.peer), Side::A);
             }
         }
@@ -96,18 +112,25 @@ pub async fn splice(
             tokio::select! {
                 r = &mut forward, if f_done.is_none() => {
                     // A->B: a read error is A's failure, a write error B's.
-                    if let Err((e, failed)) = r { return Err((e, if failed == Failed::Reader { Side::B } else { Side::A })); }
+                    if let Err((e, failed)) = r {
+                        let e = if failed == Failed::Writer && peer_gone(b_reset.as_ref()) { went_away(&b.peer) } else { e };
+                        return Err((e, if failed == Failed::Reader { Side::B } else { Side::A }));
+                    }
                     f_done = Some(());
                     // A's end of data may be A gone altogether, with B still to be heard.
-                    if b_done.is_none() && peer_gone(a_reset.as_ref()) {
+                    if b_done.is_none() && !b_told && peer_gone(a_reset.as_ref()) {
                         return Err((went_away(&a.peer), Side::B));
                     }
                 }
                 r = &mut backward, if b_done.is_none() => {
-                    if let Err((e, failed)) = r { return Err((e, if failed == Failed::Reader { Side::A } else { Side::B })); }
+                    if let Err((e, failed)) = r {
+                        // A write refused by a peer that closed both ways: say so.
+                        let e = if failed == Failed::Writer && peer_gone(a_reset.as_ref()) { went_away(&a.peer) } else { e };
+                        return Err((e, if failed == Failed::Reader { Side::A } else { Side::B }));
+                    }
                     b_done = Some(());
                     if stop_when_b_ends { return Ok(true); }
-                    if f_done.is_none() && peer_gone(b_reset.as_ref()) {
+                    if f_done.is_none() && !a_told && peer_gone(b_reset.as_ref()) {
                         return Err((went_away(&b.peer), Side::A));
                     }
                 }
@@ -195,6 +218,16 @@ impl Flow {
 
     fn moved(&self) {
         self.last_ms.store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// This direction has ended, or has moved nothing for `quiet`.
+    fn delivered_or_stuck(&self, quiet: Duration) -> bool {
+        self.ended.load(Ordering::Relaxed)
+            || self
+                .start
+                .elapsed()
+                .saturating_sub(Duration::from_millis(self.last_ms.load(Ordering::Relaxed)))
+                >= quiet
     }
 
     /// Returns once this direction has ended or been quiet for `quiet`.

@@ -310,3 +310,45 @@ print("served", served, "of", len(held))'
     assert_ok(&o);
     assert_eq!(stdout(&o), "served 60 of 60\n");
 }
+
+/// A server that answers and closes at once (HTTP/1.0's way) is not a failure: the relayed
+/// client, still open and reading at its own pace, gets the whole answer and then end of
+/// file — no reset, which would throw away what it had not read yet. Found by bench/soak.sh.
+#[test]
+fn a_server_that_answers_and_closes_at_once_loses_nothing() {
+    let o = common::lab_sh(
+        r#"
+        cat > $T/server.py <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+s.bind((socket.VMADDR_CID_ANY, 7201)); s.listen()
+open(sys.argv[1], "w").close()
+c, _ = s.accept()
+c.recv(100)
+c.sendall(bytes(range(256)) * 16384)  # 4 MiB
+c.close()
+PY
+        cat > $T/client.py <<'PY'
+import hashlib, socket, sys, time
+c = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+c.sendall(b"GET\n")
+time.sleep(3)  # past the relay's 2 s probe, with most of the answer unread
+got = bytearray()
+try:
+    while b := c.recv(65536):
+        got += b
+    print(len(got), hashlib.sha256(got).hexdigest() == hashlib.sha256(bytes(range(256)) * 16384).hexdigest())
+except OSError as e:
+    print(len(got), e)
+PY
+        python3 $T/server.py $T/ready &
+        until [ -e $T/ready ]; do sleep 0.02; done
+        $HVSOCK relay tcp:127.0.0.1:7200 vsock:lo:7201 -v 2>$T/relay &
+        until grep -q listening $T/relay; do sleep 0.02; done
+        python3 $T/client.py 7200
+        grep -c 'went away' $T/relay || true
+        "#,
+    );
+    assert_ok(&o);
+    assert_eq!(stdout(&o), "4194304 True\n0\n");
+}
