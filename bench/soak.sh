@@ -21,9 +21,13 @@ per=$((conns / 5))
 chaos="--kill-rate 0.05 --max-size $max --deadline 900"
 # Waits for a file another participant creates (the guests share this machine's /tmp).
 await="await() { while [ ! -e \"\$1\" ]; do sleep 0.2; done; }"
-# `fds PID` and `mem PID`: descriptor count; resident and peak memory in KiB.
+# `fds PID`: descriptor count. `mem PID`: peak and current resident memory, and the anonymous
+# part of it, in KiB (the switch maps the guests' memory: the pages it touches count as its
+# resident memory but are the guests'; its own is the anonymous part). `sample PID FILE`
+# records the anonymous part every 0.2 s until the clients are done.
 probe="fds() { ls /proc/\$1/fd | wc -l; }
-mem() { awk '/^VmRSS|^VmHWM/ { printf \"%s \", \$2 }' /proc/\$1/status; }"
+mem() { awk '/^VmRSS|^VmHWM|^RssAnon/ { printf \"%s \", \$2 }' /proc/\$1/status; }
+sample() { while [ ! -e $d/clients-done ]; do awk '/^RssAnon/ { print \$2 }' /proc/\$1/status >> \$2; sleep 0.2; done; }"
 
 "$h" lab run --timeout 1800 \
     --guest "$await; $probe
@@ -40,6 +44,7 @@ mem() { awk '/^VmRSS|^VmHWM/ { printf \"%s \", \$2 }' /proc/\$1/status; }"
         await $d/ready3; await $d/ready-host
         sleep 0.5
         echo \"\$(fds \$rpid) \$(mem \$rpid)\" > $d/relay-start
+        sample \$rpid $d/relay-anon &
         $soak client --tcp 127.0.0.1:7100 --conns $per --concurrency $per --half-close-rate 0.3 $chaos --seed 11 \
             --name 'tcp -> relay -> vsock (guest 4 -> guest 3)' > $d/c1.json &
         c1=\$!
@@ -72,6 +77,7 @@ mem() { awk '/^VmRSS|^VmHWM/ { printf \"%s \", \$2 }' /proc/\$1/status; }"
         while [ ! -S \${HVSOCK_LAB_VM4}_7200 ]; do sleep 0.2; done; touch $d/ready-host
         await $d/ready3
         echo \"\$(fds \$PPID) \$(mem \$PPID)\" > $d/switch-start
+        sample \$PPID $d/switch-anon &
         $soak client --hybrid \$HVSOCK_LAB_VM3:7000 --conns $per --concurrency $per $chaos --seed 15 \
             --name 'host -> guest 3 (hybrid CONNECT)' > $d/c4.json
         await $d/g4-done; await $d/g5-off
@@ -125,8 +131,10 @@ for who, name in [("relay (guest 4)", "relay"), ("switch (lab process)", "switch
     a, b = nums(f"{name}-start"), nums(f"{name}-end")
     if not a or not b:
         print(f"{who}: no figures"); bad += 1; continue
-    # mem prints VmHWM (peak) then VmRSS, in KiB.
-    print(f"{who:22} fds {a[0]} -> {b[0]};  RSS start {a[2] / 1024:.1f} MB, peak {b[1] / 1024:.1f} MB, "
+    # mem prints VmHWM (peak), VmRSS, RssAnon, in KiB.
+    anon = nums(f"{name}-anon") or [0]
+    print(f"{who:22} fds {a[0]} -> {b[0]};  own memory (anonymous) start {a[3] / 1024:.1f} MB, "
+          f"peak {max(anon) / 1024:.1f} MB, end {b[3] / 1024:.1f} MB;  all resident: peak {b[1] / 1024:.1f} MB, "
           f"end {b[2] / 1024:.1f} MB")
     bad += b[0] > a[0]  # a descriptor left behind
 print("result:", "PASS" if bad == 0 else f"FAIL ({bad} problems)")

@@ -35,8 +35,13 @@ pub struct HostConn {
     since: Instant,
     /// Bytes for the Unix socket before any data: the handshake's `OK <port>\n`.
     preface: Vec<u8>,
-    /// Data from the guest not yet written to the Unix socket.
-    to_uds: VecDeque<u8>,
+    /// Data from the guest not yet written to the Unix socket: the packets' own buffers, as
+    /// they came (no copy, and no buffer that keeps its largest size for ever).
+    to_uds: VecDeque<Vec<u8>>,
+    /// Bytes of the front buffer already written.
+    to_uds_sent: usize,
+    /// Bytes in `to_uds` not yet written.
+    to_uds_len: usize,
     /// Data from the host that arrived with the CONNECT line, for the guest once connected.
     early: Vec<u8>,
     peer_buf_alloc: u32,
@@ -73,6 +78,8 @@ impl HostConn {
             since: Instant::now(),
             preface: Vec::new(),
             to_uds: VecDeque::new(),
+            to_uds_sent: 0,
+            to_uds_len: 0,
             early: Vec::new(),
             peer_buf_alloc: 0,
             peer_fwd_cnt: 0,
@@ -147,7 +154,7 @@ impl HostConn {
                 }
             }
             OP_RW => {
-                if self.to_uds.len() + pkt.data.len() > BUF_ALLOC as usize {
+                if self.to_uds_len + pkt.data.len() > BUF_ALLOC as usize {
                     // More than the credit we gave: the guest broke the protocol.
                     tracing::debug!(
                         "switch: guest {} port {} sent past its credit to the host's port {}: reset",
@@ -158,7 +165,10 @@ impl HostConn {
                     out.push(Packet::control(self.header(OP_RST)));
                     return Verdict::Close;
                 }
-                self.to_uds.extend(pkt.data);
+                if !pkt.data.is_empty() {
+                    self.to_uds_len += pkt.data.len();
+                    self.to_uds.push_back(pkt.data);
+                }
             }
             OP_CREDIT_REQUEST => out.push(Packet::control(self.header(OP_CREDIT_UPDATE))),
             OP_SHUTDOWN => {
@@ -188,11 +198,26 @@ impl HostConn {
             }
         }
         while self.preface.is_empty() && !self.to_uds.is_empty() {
-            let (front, _) = self.to_uds.as_slices();
-            match self.uds.write(front) {
+            let mut slices = [io::IoSlice::new(&[]); 16];
+            let mut count = 0;
+            for (i, chunk) in self.to_uds.iter().take(slices.len()).enumerate() {
+                let from = if i == 0 { self.to_uds_sent } else { 0 };
+                slices[i] = io::IoSlice::new(&chunk[from..]);
+                count += 1;
+            }
+            match self.uds.write_vectored(&slices[..count]) {
                 Ok(n) => {
-                    self.to_uds.drain(..n);
+                    self.to_uds_len -= n;
                     self.fwd_cnt = self.fwd_cnt.wrapping_add(n as u32);
+                    let mut n = n + self.to_uds_sent;
+                    while let Some(front) = self.to_uds.front() {
+                        if n < front.len() {
+                            break;
+                        }
+                        n -= front.len();
+                        self.to_uds.pop_front();
+                    }
+                    self.to_uds_sent = n;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(_) => return self.reset(out),
@@ -297,6 +322,33 @@ mod tests {
         // Written out at once, so the guest hears of the freed room at once.
         assert_eq!(ops(&out), [OP_CREDIT_UPDATE]);
         assert_eq!((out[0].hdr.fwd_cnt, out[0].hdr.buf_alloc), (5, BUF_ALLOC));
+    }
+
+    /// Guest packets the host is slow to take wait, and come out whole and in order across
+    /// partial writes; the guest's credit comes back as they go.
+    #[test]
+    fn guest_data_waits_for_a_slow_host_in_order() {
+        let (mut c, mut host) = established();
+        let sent: Vec<u8> = (0..250_000u32).map(|i| (i % 251) as u8).collect();
+        let mut out = Vec::new();
+        for chunk in sent.chunks(65536) {
+            c.on_guest_packet(from_guest(&c, OP_RW, 0, 4096, 0, chunk), &mut out);
+        }
+        let mut got = Vec::new();
+        let mut buf = [0u8; 7000];
+        while got.len() < sent.len() {
+            match host.read(&mut buf) {
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    c.pump(ROOM, &mut out);
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(got, sent);
+        c.pump(ROOM, &mut out);
+        let last = out.iter().rev().find(|p| p.hdr.op == OP_CREDIT_UPDATE).unwrap();
+        assert_eq!(last.hdr.fwd_cnt, 250_000);
     }
 
     #[test]

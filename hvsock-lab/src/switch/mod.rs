@@ -161,6 +161,8 @@ struct Core {
     keep_half_close: bool,
     /// [`RX_QUEUE_LIMIT`]; smaller in tests.
     rx_limit: usize,
+    /// Connections or queued packets at the end of the last round.
+    busy: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -184,6 +186,7 @@ impl Core {
             next_port: 1 << 30,
             keep_half_close,
             rx_limit: RX_QUEUE_LIMIT,
+            busy: false,
         }
     }
 
@@ -261,6 +264,22 @@ impl Core {
         for cid in stalled {
             self.drain_tx(cid);
         }
+        self.settle();
+    }
+
+    /// After a burst, gives the memory its packets took back to the system: glibc keeps freed
+    /// heap for reuse, and a lab's switch may sit idle for long after a soak.
+    fn settle(&mut self) {
+        let busy = !self.conns.is_empty()
+            || self.guests.values().any(|g| g.dev.as_ref().is_some_and(|d| d.queued_bytes() > 0));
+        if self.busy && !busy {
+            #[cfg(target_env = "gnu")]
+            // SAFETY: malloc_trim only releases free heap memory; no pointer is involved.
+            unsafe {
+                libc::malloc_trim(0);
+            }
+        }
+        self.busy = busy;
     }
 
     /// What guest `cid`'s queue in the switch takes before it is full ([`RX_QUEUE_LIMIT`]).
