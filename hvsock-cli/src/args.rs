@@ -50,6 +50,7 @@ pub enum Command {
     Guid(cmd::guid::Args),
     Addr(cmd::addr::Args),
     Lab(cmd::lab::Args),
+    Bench(cmd::bench::Args),
 }
 
 /// Parses the command line; on a usage error prints one line and returns the exit code.
@@ -123,9 +124,49 @@ pub fn parse_secs(s: &str) -> Result<Duration, String> {
     }
 }
 
+/// A byte count: `4096`, `64K`, `1M`, `1G` (binary units), from 1 to 1 TiB.
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => t.split_at(i),
+        None => (t, ""),
+    };
+    let shift = match unit.to_ascii_uppercase().trim_end_matches("IB").trim_end_matches('B') {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        _ => u32::MAX,
+    };
+    match num.parse::<u64>() {
+        Ok(n)
+            if shift != u32::MAX
+                && n > 0
+                && n.checked_shl(shift).is_some_and(|b| b >> shift == n && b <= 1 << 40) =>
+        {
+            Ok(n << shift)
+        }
+        _ => Err(format!(
+            "`{}` is not a byte count from 1 to 1T (e.g. 4096, 64K, 1M, 1G)",
+            hvsock::Printable::new(s)
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_counts() {
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert_eq!(parse_bytes("64K"), Ok(65536));
+        assert_eq!(parse_bytes("1m"), Ok(1 << 20));
+        assert_eq!(parse_bytes("2GiB"), Ok(2 << 30));
+        for bad in ["", "0", "-1", "1T", "1.5M", "K", "99999999999999999999", "2048G", "1M1"] {
+            assert!(parse_bytes(bad).is_err(), "{bad}");
+        }
+    }
 
     fn parse_ok(args: &[&str]) -> Command {
         let argv = std::iter::once("hvsock").chain(args.iter().copied()).map(OsString::from);

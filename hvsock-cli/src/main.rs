@@ -2,6 +2,7 @@
 
 mod allowlist;
 mod args;
+mod bench;
 mod cmd;
 mod diagnose;
 mod endpoints;

@@ -1,6 +1,7 @@
 //! One module per command.
 
 pub mod addr;
+pub mod bench;
 pub mod client;
 pub mod connect;
 pub mod guid;
@@ -34,5 +35,6 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Matrix(a) => matrix::run(a),
         Command::Services(a) => services::run(a),
         Command::Unregister(a) => unregister::run(a),
+        Command::Bench(a) => bench::run(a),
     }
 }

@@ -1,0 +1,79 @@
+//! `bench --serve`: answers every client's test, one thread per connection.
+
+use std::io::{Read, Write};
+use std::sync::atomic::AtomicU64;
+
+use super::pattern::Pattern;
+use super::socket::{Listener, Socket};
+use super::wire::{self, Direction, Header, Test};
+use super::{receive, send, READ_BUF};
+
+/// Serves until stopped, or until `count` connections have been answered.
+pub fn serve(listener: Listener, count: Option<u64>) -> anyhow::Result<()> {
+    let mut served = 0;
+    std::thread::scope(|scope| {
+        while count.is_none_or(|c| served < c) {
+            match listener.accept() {
+                Ok(s) => {
+                    served += 1;
+                    scope.spawn(move || {
+                        if let Err(e) = answer(s) {
+                            eprintln!("hvsock: bench: {e}");
+                        }
+                    });
+                }
+                // A client that gave up before we took it, or no descriptor free for now.
+                Err(e) => eprintln!("hvsock: bench: accept: {e}"),
+            }
+        }
+    });
+    Ok(())
+}
+
+fn answer(mut s: Socket) -> Result<(), String> {
+    let line = wire::read_line(&mut s).map_err(|e| format!("reading a client's header: {e}"))?;
+    let h = match Header::parse(&line) {
+        Ok(h) => h,
+        Err(why) => {
+            let _ = s.write_all(format!("ERR {why}\n").as_bytes());
+            return Err(why);
+        }
+    };
+    let io = |e: std::io::Error| format!("{:?} test: {e}", h.test);
+    let quiet = AtomicU64::new(0);
+    match h.test {
+        Test::Conn => s.write_all(b"OK\n").map_err(io)?,
+        Test::Rr => {
+            s.set_nodelay();
+            let mut msg = vec![0u8; h.size];
+            for _ in 0..h.count {
+                s.read_exact(&mut msg).map_err(io)?;
+                s.write_all(&msg).map_err(io)?;
+            }
+        }
+        Test::Stream(dir) => {
+            let theirs = Pattern::new(h.seed, READ_BUF.max(h.size));
+            let ours = Pattern::new(h.seed.wrapping_add(1), h.size);
+            let checked = match dir {
+                Direction::Down => return send(&mut s, &ours, h.count, h.size, &quiet).map_err(io),
+                Direction::Up => receive(&mut s, &theirs, h.count, &quiet),
+                Direction::Both => {
+                    let mut writer = s.try_clone().map_err(io)?;
+                    std::thread::scope(|scope| {
+                        let sender = scope.spawn(|| send(&mut writer, &ours, h.count, h.size, &quiet));
+                        let got = receive(&mut s, &theirs, h.count, &quiet);
+                        let sent = sender.join().expect("sender thread");
+                        got.and(sent.map_err(|e| e.to_string()))
+                    })
+                }
+            };
+            let answer = match &checked {
+                Ok(()) => "OK\n".to_string(),
+                Err(why) => format!("ERR {why}\n"),
+            };
+            s.write_all(answer.as_bytes()).map_err(io)?;
+            checked?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,130 @@
+//! Blocking connections and listeners for any endpoint kind: a measuring tool wants one
+//! thread per stream and plain read/write calls, with no runtime between it and the socket.
+
+use std::io::{self, Read, Write};
+use std::time::Duration;
+
+use hvsock::{Endpoint, Role, ToSocketAddr};
+
+/// One connection, of any kind.
+pub enum Socket {
+    Vm(hvsock::Stream),
+    Tcp(std::net::TcpStream),
+    #[cfg(unix)]
+    Unix(std::os::unix::net::UnixStream),
+}
+
+impl Socket {
+    pub fn connect(ep: &Endpoint, timeout: Duration, retries: u32) -> anyhow::Result<Socket> {
+        let connector = hvsock::Connector::new().timeout(timeout).retries(retries);
+        let failed = |e: io::Error| anyhow::anyhow!("cannot connect to {ep}: {e}");
+        Ok(match ep {
+            Endpoint::Vsock(..) | Endpoint::Hv(..) => {
+                Socket::Vm(connector.connect(ep.to_socket_addr(Role::Connect)?).map_err(failed)?)
+            }
+            Endpoint::Tcp(host, port) => {
+                let s = std::net::TcpStream::connect((host.as_str(), *port)).map_err(failed)?;
+                s.set_nodelay(true)?;
+                Socket::Tcp(s)
+            }
+            #[cfg(unix)]
+            Endpoint::Unix(path) => {
+                Socket::Unix(std::os::unix::net::UnixStream::connect(path).map_err(failed)?)
+            }
+            #[cfg(unix)]
+            Endpoint::Hybrid(path, port) => {
+                Socket::Unix(connector.connect_hybrid(path, *port).map_err(failed)?.0)
+            }
+            _ => anyhow::bail!("{ep}: bench needs a vsock:, hv:, hybrid:, tcp: or unix: endpoint"),
+        })
+    }
+
+    pub fn try_clone(&self) -> io::Result<Socket> {
+        Ok(match self {
+            Socket::Vm(s) => Socket::Vm(s.try_clone()?),
+            Socket::Tcp(s) => Socket::Tcp(s.try_clone()?),
+            #[cfg(unix)]
+            Socket::Unix(s) => Socket::Unix(s.try_clone()?),
+        })
+    }
+
+    /// For the 1-byte round trips of `rr`: Nagle off where there is one.
+    pub fn set_nodelay(&self) {
+        if let Socket::Tcp(s) = self {
+            let _ = s.set_nodelay(true);
+        }
+    }
+}
+
+impl Read for Socket {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Socket::Vm(s) => s.read(buf),
+            Socket::Tcp(s) => s.read(buf),
+            #[cfg(unix)]
+            Socket::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Socket {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Socket::Vm(s) => s.write(buf),
+            Socket::Tcp(s) => s.write(buf),
+            #[cfg(unix)]
+            Socket::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A listening socket of any kind.
+pub enum Listener {
+    Vm(hvsock::Listener),
+    Tcp(std::net::TcpListener),
+    #[cfg(unix)]
+    Unix(std::os::unix::net::UnixListener),
+}
+
+impl Listener {
+    pub fn bind(ep: &Endpoint) -> anyhow::Result<Listener> {
+        let failed = |e: io::Error| anyhow::anyhow!("cannot listen on {ep}: {e}");
+        Ok(match ep {
+            Endpoint::Vsock(..) | Endpoint::Hv(..) => {
+                Listener::Vm(hvsock::Listener::bind(ep.to_socket_addr(Role::Bind)?).map_err(failed)?)
+            }
+            Endpoint::Tcp(host, port) => {
+                Listener::Tcp(std::net::TcpListener::bind((host.as_str(), *port)).map_err(failed)?)
+            }
+            #[cfg(unix)]
+            Endpoint::Unix(path) => Listener::Unix(
+                hvsock::hybrid::remove_stale(path)
+                    .and_then(|()| std::os::unix::net::UnixListener::bind(path))
+                    .map_err(failed)?,
+            ),
+            // A guest's connections to the host's PORT arrive at UDS_PATH_PORT.
+            #[cfg(unix)]
+            Endpoint::Hybrid(path, port) => {
+                Listener::Unix(hvsock::hybrid::listen(path, *port).map_err(failed)?)
+            }
+            _ => anyhow::bail!("{ep}: bench --serve needs a vsock:, hv:, hybrid:, tcp: or unix: endpoint"),
+        })
+    }
+
+    pub fn accept(&self) -> io::Result<Socket> {
+        Ok(match self {
+            Listener::Vm(l) => Socket::Vm(l.accept()?.0),
+            Listener::Tcp(l) => {
+                let s = l.accept()?.0;
+                s.set_nodelay(true)?;
+                Socket::Tcp(s)
+            }
+            #[cfg(unix)]
+            Listener::Unix(l) => Socket::Unix(l.accept()?.0),
+        })
+    }
+}
