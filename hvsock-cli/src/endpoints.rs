@@ -21,8 +21,9 @@ pub type Writer = Box<dyn AsyncWrite + Send + Unpin>;
 pub struct Conn {
     pub reader: Reader,
     pub writer: Writer,
-    /// Another handle on the same socket, only to make its close a reset; none for stdio.
-    pub resetter: Option<socket2::Socket>,
+    /// The same socket again (no new descriptor), to make its close a reset and to probe its
+    /// peer; none for stdio, commands and Unix sockets.
+    pub resetter: Option<Arc<dyn SocketHandle>>,
     /// Who is at the other end, for logs.
     pub peer: String,
     /// A command that stops reading its stdin is done with input, not broken.
@@ -52,6 +53,20 @@ pub enum HalfCloseMode {
 #[cfg(unix)]
 pub const HYBRID_QUIET: Duration = Duration::from_secs(1);
 
+/// A socket seen through socket2, whatever type holds it.
+pub trait SocketHandle: Send + Sync {
+    fn sock(&self) -> socket2::SockRef<'_>;
+}
+
+impl<T: Send + Sync> SocketHandle for T
+where
+    for<'a> socket2::SockRef<'a>: From<&'a T>,
+{
+    fn sock(&self) -> socket2::SockRef<'_> {
+        socket2::SockRef::from(self)
+    }
+}
+
 impl Conn {
     /// A socket read and written through one `Arc` (see [`Shared`]).
     fn shared<T>(stream: T, peer: String) -> Conn
@@ -60,12 +75,11 @@ impl Conn {
         Shared<T>: AsyncRead + AsyncWrite + Unpin,
         for<'a> socket2::SockRef<'a>: From<&'a T>,
     {
-        let resetter = socket2::SockRef::from(&stream).try_clone().ok();
         let shared = Arc::new(stream);
         Conn {
             reader: Box::new(Shared(shared.clone())),
-            writer: Box::new(Shared(shared)),
-            resetter,
+            writer: Box::new(Shared(shared.clone())),
+            resetter: Some(shared),
             peer,
             stops_reading_ok: false,
             half_close: HalfCloseMode::Now,

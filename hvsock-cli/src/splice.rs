@@ -2,13 +2,18 @@
 //! half-close (where the receiving side takes one: see `Conn::half_close`), an error on one side passed on as a reset of the other, an idle limit.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::endpoints::{Conn, HalfCloseMode, Reader, Writer};
+use crate::endpoints::{Conn, HalfCloseMode, Reader, SocketHandle, Writer};
 
-const BUF: usize = 256 * 1024;
+/// Each direction's buffer starts this small (a relay may hold thousands of quiet
+/// connections) and grows, while reads fill it, up to `MAX_BUF` (a bulk stream then moves in
+/// reads as large as a vsock socket gives at once, as socat -b 1048576 does).
+const FIRST_BUF: usize = 16 * 1024;
+const MAX_BUF: usize = 1 << 20;
+
 /// How often a connection checks that its peers are still there (well inside the 8 s a
 /// closing vsock peer waits before it resets).
 const GONE_PROBE: Duration = Duration::from_secs(2);
@@ -43,9 +48,6 @@ pub async fn splice(
     counters: &Counters,
     stop_when_b_ends: bool,
 ) -> End {
-    let start = Instant::now();
-    let last = AtomicU64::new(0);
-    let touch = || last.store(start.elapsed().as_millis() as u64, Ordering::Relaxed);
     // A side that is a socket and takes our half-close learns from it that its peer's data
     // has ended, and, if it sends on, is reset by the failed write: as TCP tells a peer of a
     // closed socket. Only a side that cannot be told so (a command, or --no-shutdown) is
@@ -53,9 +55,10 @@ pub async fn splice(
     let told_by_eof = |c: &Conn| c.resetter.is_some() && c.half_close != HalfCloseMode::Never;
     let (a_told, b_told) = (told_by_eof(&a), told_by_eof(&b));
     let (a_reset, b_reset) = (a.resetter, b.resetter);
+
     // Set once we have half-closed that side: its peer then rightly refuses our sends.
     let (a_write_closed, b_write_closed) = (AtomicBool::new(false), AtomicBool::new(false));
-    let (a_to_b, b_to_a) = (Flow::new(start), Flow::new(start));
+    let (a_to_b, b_to_a) = (Flow::new(), Flow::new());
     let forward = pump(
         a.reader,
         b.writer,
@@ -67,7 +70,6 @@ pub async fn splice(
             this: &a_to_b,
             back: &b_to_a,
         },
-        &touch,
     );
     let backward = pump(
         b.reader,
@@ -80,26 +82,26 @@ pub async fn splice(
             this: &b_to_a,
             back: &a_to_b,
         },
-        &touch,
     );
     // A peer that went away, while the other side (one that cannot be told by end-of-file:
     // a command) still runs, is found by probing now and then: the connection ends once the
     // gone peer's data has all been delivered, or has stopped moving (the command no longer
     // reads it). Not before: a peer that sends and closes at once has not failed.
     let gone = async {
+        let (mut a_seen, mut b_seen) = (a_to_b.moves(), b_to_a.moves());
         loop {
             tokio::time::sleep(GONE_PROBE).await;
             if !b_told
-                && a_to_b.delivered_or_stuck(GONE_PROBE)
+                && a_to_b.delivered_or_stuck(&mut a_seen)
                 && !a_write_closed.load(Ordering::Relaxed)
-                && peer_gone(a_reset.as_ref())
+                && peer_gone(a_reset.as_deref())
             {
                 return (went_away(&a.peer), Side::B);
             }
             if !a_told
-                && b_to_a.delivered_or_stuck(GONE_PROBE)
+                && b_to_a.delivered_or_stuck(&mut b_seen)
                 && !b_write_closed.load(Ordering::Relaxed)
-                && peer_gone(b_reset.as_ref())
+                && peer_gone(b_reset.as_deref())
             {
                 return (went_away(&b.peer), Side::A);
             }
@@ -113,24 +115,24 @@ pub async fn splice(
                 r = &mut forward, if f_done.is_none() => {
                     // A->B: a read error is A's failure, a write error B's.
                     if let Err((e, failed)) = r {
-                        let e = if failed == Failed::Writer && peer_gone(b_reset.as_ref()) { went_away(&b.peer) } else { e };
+                        let e = if failed == Failed::Writer && peer_gone(b_reset.as_deref()) { went_away(&b.peer) } else { e };
                         return Err((e, if failed == Failed::Reader { Side::B } else { Side::A }));
                     }
                     f_done = Some(());
                     // A's end of data may be A gone altogether, with B still to be heard.
-                    if b_done.is_none() && !b_told && peer_gone(a_reset.as_ref()) {
+                    if b_done.is_none() && !b_told && peer_gone(a_reset.as_deref()) {
                         return Err((went_away(&a.peer), Side::B));
                     }
                 }
                 r = &mut backward, if b_done.is_none() => {
                     if let Err((e, failed)) = r {
                         // A write refused by a peer that closed both ways: say so.
-                        let e = if failed == Failed::Writer && peer_gone(a_reset.as_ref()) { went_away(&a.peer) } else { e };
+                        let e = if failed == Failed::Writer && peer_gone(a_reset.as_deref()) { went_away(&a.peer) } else { e };
                         return Err((e, if failed == Failed::Reader { Side::A } else { Side::B }));
                     }
                     b_done = Some(());
                     if stop_when_b_ends { return Ok(true); }
-                    if f_done.is_none() && !a_told && peer_gone(b_reset.as_ref()) {
+                    if f_done.is_none() && !a_told && peer_gone(b_reset.as_deref()) {
                         return Err((went_away(&b.peer), Side::A));
                     }
                 }
@@ -138,14 +140,17 @@ pub async fn splice(
         }
         Ok(false)
     };
+    // Idle: nothing moved either way for a whole `idle` (counted in moves, not clock reads).
     let watchdog = async {
         let Some(idle) = idle else { return std::future::pending().await };
+        let mut seen = a_to_b.moves() + b_to_a.moves();
         loop {
-            let since = start.elapsed().saturating_sub(Duration::from_millis(last.load(Ordering::Relaxed)));
-            if since >= idle {
+            tokio::time::sleep(idle).await;
+            let now = a_to_b.moves() + b_to_a.moves();
+            if now == seen {
                 return;
             }
-            tokio::time::sleep(idle - since).await;
+            seen = now;
         }
     };
     let end = tokio::select! {
@@ -153,7 +158,7 @@ pub async fn splice(
         failure = gone => Err(failure),
         () = watchdog => {
             for s in [&a_reset, &b_reset].into_iter().flatten() {
-                let _ = s.set_linger(Some(Duration::ZERO));
+                let _ = s.sock().set_linger(Some(Duration::ZERO));
             }
             return End::Idle;
         }
@@ -165,7 +170,7 @@ pub async fn splice(
             // The side that did not fail learns of it as a reset, not as a clean end.
             let target = if reset == Side::A { &a_reset } else { &b_reset };
             if let Some(s) = target {
-                let _ = s.set_linger(Some(Duration::ZERO));
+                let _ = s.sock().set_linger(Some(Duration::ZERO));
             }
             End::Error(e)
         }
@@ -180,13 +185,13 @@ fn went_away(peer: &str) -> String {
 /// peer that closes (or is killed) sends SHUTDOWN with RCV and SEND, and its reader sees only
 /// end-of-file, as after a half-close; a zero-length send tells them apart (EPIPE: the peer
 /// reads no more). Other sockets answer it with 0 and keep today's half-close handling.
-fn peer_gone(socket: Option<&socket2::Socket>) -> bool {
+fn peer_gone(socket: Option<&dyn SocketHandle>) -> bool {
     #[cfg(unix)]
     let flags = libc::MSG_NOSIGNAL;
     #[cfg(not(unix))]
     let flags = 0;
     socket.is_some_and(
-        |s| matches!(s.send_with_flags(&[], flags), Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe),
+        |s| matches!(s.sock().send_with_flags(&[], flags), Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe),
     )
 }
 
@@ -203,47 +208,47 @@ enum Failed {
     Writer,
 }
 
-/// One direction's news, for the other direction's half-close: when data last came, and
-/// whether it has ended.
+/// One direction's news, for the other direction's half-close and the probes: how many
+/// chunks it has moved (a counter the data path bumps; watchers compare it over time instead
+/// of reading the clock per chunk), and whether it has ended.
 struct Flow {
-    start: Instant,
-    last_ms: AtomicU64,
+    moves: AtomicU64,
     ended: AtomicBool,
 }
 
 impl Flow {
-    fn new(start: Instant) -> Flow {
-        Flow { start, last_ms: AtomicU64::new(0), ended: AtomicBool::new(false) }
+    fn new() -> Flow {
+        Flow { moves: AtomicU64::new(0), ended: AtomicBool::new(false) }
     }
 
     fn moved(&self) {
-        self.last_ms.store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.moves.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// This direction has ended, or has moved nothing for `quiet`.
-    fn delivered_or_stuck(&self, quiet: Duration) -> bool {
-        self.ended.load(Ordering::Relaxed)
-            || self
-                .start
-                .elapsed()
-                .saturating_sub(Duration::from_millis(self.last_ms.load(Ordering::Relaxed)))
-                >= quiet
+    fn moves(&self) -> u64 {
+        self.moves.load(Ordering::Relaxed)
     }
 
-    /// Returns once this direction has ended or been quiet for `quiet`.
+    /// This direction has ended, or has moved nothing since `seen` (which is brought up to
+    /// date).
+    fn delivered_or_stuck(&self, seen: &mut u64) -> bool {
+        let now = self.moves();
+        let stuck = now == *seen;
+        *seen = now;
+        self.ended.load(Ordering::Relaxed) || stuck
+    }
+
+    /// Returns once this direction has ended, or has moved nothing for a whole `quiet`.
     async fn pause(&self, quiet: Duration) {
         loop {
             if self.ended.load(Ordering::Relaxed) {
                 return;
             }
-            let since = self
-                .start
-                .elapsed()
-                .saturating_sub(Duration::from_millis(self.last_ms.load(Ordering::Relaxed)));
-            if since >= quiet {
+            let before = self.moves();
+            tokio::time::sleep(quiet).await;
+            if self.moves() == before {
                 return;
             }
-            tokio::time::sleep(quiet - since).await;
         }
     }
 }
@@ -270,38 +275,43 @@ impl Drop for Ended<'_> {
 }
 
 /// One direction: read until end-of-file, then half-close the writer as its mode says.
-async fn pump(
-    mut from: Reader,
-    mut to: Writer,
-    way: Way<'_>,
-    touch: &impl Fn(),
-) -> Result<(), (String, Failed)> {
+async fn pump(mut from: Reader, mut to: Writer, way: Way<'_>) -> Result<(), (String, Failed)> {
     let Way { stops_reading_ok, half_close, count, to_closed, this, back } = way;
     let _ended = Ended(this);
-    let mut buf = vec![0u8; BUF];
+    // Read into spare capacity: no zeroing, and no memory for a connection that moves little.
+    let mut buf: Vec<u8> = Vec::with_capacity(FIRST_BUF);
+    let read_err = |e: std::io::Error| (format!("read: {e}"), Failed::Reader);
     let write_err = |e: std::io::Error| (format!("write: {e}"), Failed::Writer);
     loop {
-        let n = from.read(&mut buf).await.map_err(|e| (format!("read: {e}"), Failed::Reader))?;
+        buf.clear();
+        let n = from.read_buf(&mut buf).await.map_err(read_err)?;
         if n == 0 {
-            to.flush().await.map_err(write_err)?;
-            match half_close {
-                HalfCloseMode::Never => return Ok(()), // `to` ends when its peer closes
-                HalfCloseMode::AfterQuiet(quiet) => back.pause(quiet).await,
-                HalfCloseMode::Now => {}
-            }
-            to_closed.store(true, Ordering::Relaxed);
-            to.shutdown().await.map_err(write_err)?;
-            return Ok(());
+            break;
         }
         this.moved();
         // Every chunk read goes out now: stdout is line-buffered by std, and an interactive or
         // binary protocol must not wait for a newline that may never come.
-        match to.write_all(&buf[..n]).await {
+        match to.write_all(&buf).await {
             Ok(()) => to.flush().await.map_err(write_err)?,
             Err(e) if stops_reading_ok && e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
             Err(e) => return Err(write_err(e)),
         }
         count.fetch_add(n as u64, Ordering::Relaxed);
-        touch();
+        // Grow while reads fill the buffer; shrink back when they use a sliver of it, so many
+        // slow connections do not each keep a bulk stream's buffer.
+        if n == buf.capacity() && n < MAX_BUF {
+            buf = Vec::with_capacity((4 * n).min(MAX_BUF));
+        } else if buf.capacity() > FIRST_BUF && n <= buf.capacity() / 16 {
+            buf = Vec::with_capacity(FIRST_BUF);
+        }
     }
+    to.flush().await.map_err(write_err)?;
+    match half_close {
+        HalfCloseMode::Never => return Ok(()), // `to` ends when its peer closes
+        HalfCloseMode::AfterQuiet(quiet) => back.pause(quiet).await,
+        HalfCloseMode::Now => {}
+    }
+    to_closed.store(true, Ordering::Relaxed);
+    to.shutdown().await.map_err(write_err)?;
+    Ok(())
 }

@@ -233,7 +233,7 @@ async fn relay_one(id: u64, mut conn: Conn, to: Endpoint, summary: &Summary, set
             if wildcard {
                 let _ = conn.writer.write_all(b"ERR cannot connect\n").await;
             } else if let Some(s) = &conn.resetter {
-                let _ = s.set_linger(Some(Duration::ZERO)); // the client sees what we saw
+                let _ = s.sock().set_linger(Some(Duration::ZERO)); // the client sees what we saw
             }
             return;
         }
