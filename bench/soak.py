@@ -4,7 +4,8 @@
 A client connection sends a header line `<n> <seed> <m> <half> <kill>` then n bytes of a
 stream derived from seed (and, if half, its half-close); the server hashes what it reads, and
 once it has n bytes answers `<sha256 of what it read>` and m bytes derived from seed+1, then
-closes. The client checks both. The client plans every kill: its own (it aborts mid-send) and
+closes (for odd seeds it half-closes first and closes at the client's end of file: half-closes
+go both ways). The client checks both. The client plans every kill: its own (it aborts mid-send) and
 the server's (`kill` >= 0: the server aborts after reading that many bytes). So any other
 end — a reset or end of file the client did not plan — is a fault (`unplanned`), as are a
 mismatch and a connection that neither finishes nor fails within the deadline (`stuck`).
@@ -106,6 +107,11 @@ async def serve_one(reader, writer, totals):
             totals.bytes_out += len(b)
             await writer.drain()
         await writer.drain()
+        if seed % 2:
+            # Half the time the server half-closes and waits for the client to finish.
+            writer.write_eof()
+            while await reader.read(CHUNK):
+                pass
         writer.close()
         done = True
         totals.ok += 1

@@ -102,7 +102,7 @@ def nums(name):
     except OSError:
         return None
 print(f"chaos soak: {conns} connections (5 groups at once), sizes 0..{size} bytes each way, "
-      "5% client kills, 5% server kills, 30% half-closes (not host -> guest: VMMs end both directions)")
+      "5% client kills, 5% server kills, half-closes: 30% of clients (not host -> guest: VMMs end both directions), half of the servers")
 print("killed = client kills + server kills (both planned by the client); unplanned, mismatch, stuck must be 0")
 print(f"{'path':46} {'conns':>6} {'ok':>6} {'killed':>7} {'unplanned':>10} {'mismatch':>9} {'stuck':>6} {'MiB':>8}")
 bad = 0
