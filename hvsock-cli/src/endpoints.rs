@@ -112,9 +112,14 @@ impl Conn {
 
     /// This process's standard input and output.
     pub fn stdio() -> Conn {
+        #[cfg(unix)]
+        let (reader, writer) = (crate::stdio::stdin(), crate::stdio::stdout());
+        #[cfg(not(unix))]
+        let (reader, writer): (Reader, Writer) =
+            (Box::new(tokio::io::stdin()), Box::new(tokio::io::stdout()));
         Conn {
-            reader: Box::new(tokio::io::stdin()),
-            writer: Box::new(tokio::io::stdout()),
+            reader,
+            writer,
             resetter: None,
             peer: "-".into(),
             stops_reading_ok: false,

@@ -8,6 +8,8 @@ mod diagnose;
 mod endpoints;
 mod logging;
 mod splice;
+#[cfg(unix)]
+mod stdio;
 mod stopping;
 mod wildcard;
 
