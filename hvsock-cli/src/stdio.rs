@@ -11,7 +11,7 @@
 use std::io::{self, IsTerminal, Write};
 use std::mem::ManuallyDrop;
 use std::os::fd::{AsRawFd, FromRawFd};
-use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -30,11 +30,14 @@ impl Std {
         Std(ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) }))
     }
 
-    /// Never blocks for long: a regular file or a character device other than a terminal.
-    fn is_direct(&self, terminal: bool) -> bool {
+    /// Never blocks for long: a regular file, or a character device other than a terminal
+    /// (for reading, only the memory devices — /dev/null, /dev/zero, /dev/urandom, … — as a
+    /// device such as /dev/kmsg can wait for ever for something to read).
+    fn is_direct(&self, terminal: bool, reading: bool) -> bool {
         self.0.metadata().is_ok_and(|m| {
             let t = m.file_type();
-            t.is_file() || (t.is_char_device() && !terminal)
+            let memory_device = libc::major(m.rdev()) == 1;
+            t.is_file() || (t.is_char_device() && !terminal && (!reading || memory_device))
         })
     }
 
@@ -49,7 +52,7 @@ impl Std {
 /// Standard input as an async reader.
 pub fn stdin() -> Box<dyn AsyncRead + Send + Unpin> {
     let fd = Std::new(0);
-    if fd.is_direct(io::stdin().is_terminal()) {
+    if fd.is_direct(io::stdin().is_terminal(), true) {
         return Box::new(fd);
     }
     fd.enlarge_if_pipe();
@@ -59,7 +62,7 @@ pub fn stdin() -> Box<dyn AsyncRead + Send + Unpin> {
 /// Standard output as an async writer.
 pub fn stdout() -> Box<dyn AsyncWrite + Send + Unpin> {
     let fd = Std::new(1);
-    if fd.is_direct(io::stdout().is_terminal()) {
+    if fd.is_direct(io::stdout().is_terminal(), false) {
         return Box::new(fd);
     }
     fd.enlarge_if_pipe();
