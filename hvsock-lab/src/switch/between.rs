@@ -56,24 +56,11 @@ impl Between {
 
 #[cfg(test)]
 mod tests {
-    use super::super::packet::{OP_CREDIT_UPDATE, OP_REQUEST, OP_RESPONSE, TYPE_STREAM};
+    use super::super::packet::{OP_CREDIT_UPDATE, OP_REQUEST, OP_RESPONSE};
     use super::*;
 
     fn pkt(from: (u64, u32), to: (u64, u32), op: u16, buf_alloc: u32, fwd_cnt: u32, len: usize) -> Packet {
-        Packet {
-            hdr: Header {
-                src_cid: from.0,
-                src_port: from.1,
-                dst_cid: to.0,
-                dst_port: to.1,
-                type_: TYPE_STREAM,
-                op,
-                flags: 0,
-                buf_alloc,
-                fwd_cnt,
-            },
-            data: vec![0; len],
-        }
+        Packet::stream(from, to, op, buf_alloc, fwd_cnt, vec![0; len])
     }
 
     const A: (u64, u32) = (3, 1000);

@@ -652,18 +652,7 @@ mod tests {
     use std::io::Write;
 
     fn pkt(from: (u64, u32), to: (u64, u32), op: u16, buf_alloc: u32, data: Vec<u8>) -> Packet {
-        let hdr = Header {
-            src_cid: from.0,
-            src_port: from.1,
-            dst_cid: to.0,
-            dst_port: to.1,
-            type_: TYPE_STREAM,
-            op,
-            flags: 0,
-            buf_alloc,
-            fwd_cnt: 0,
-        };
-        Packet { hdr, data }
+        Packet::stream(from, to, op, buf_alloc, 0, data)
     }
 
     const A: (u64, u32) = (3, 1025);

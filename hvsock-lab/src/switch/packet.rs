@@ -44,6 +44,30 @@ impl Packet {
         Packet { hdr, data: Vec::new() }
     }
 
+    /// A stream packet from (cid, port) to (cid, port), for tests.
+    #[cfg(test)]
+    pub fn stream(
+        from: (u64, u32),
+        to: (u64, u32),
+        op: u16,
+        buf_alloc: u32,
+        fwd_cnt: u32,
+        data: Vec<u8>,
+    ) -> Packet {
+        let hdr = Header {
+            src_cid: from.0,
+            src_port: from.1,
+            dst_cid: to.0,
+            dst_port: to.1,
+            type_: TYPE_STREAM,
+            op,
+            flags: 0,
+            buf_alloc,
+            fwd_cnt,
+        };
+        Packet { hdr, data }
+    }
+
     /// What this packet costs a guest's RX queue in the switch: payload and header.
     pub fn queued_size(&self) -> usize {
         PKT_HEADER_SIZE + self.data.len()
