@@ -7,6 +7,7 @@ mod cmd;
 mod diagnose;
 mod endpoints;
 mod logging;
+mod output;
 mod splice;
 #[cfg(unix)]
 mod stdio;
@@ -24,6 +25,7 @@ fn main() -> ExitCode {
     };
     match cmd::run(cli) {
         Ok(code) => ExitCode::from(code),
+        Err(e) if e.is::<output::Closed>() => ExitCode::from(141),
         Err(e) => {
             eprintln!("hvsock: {e:#}");
             ExitCode::FAILURE

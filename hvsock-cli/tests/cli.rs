@@ -383,3 +383,33 @@ fn listen_hybrid_names_itself_hybrid() {
     assert!(line.contains("vm.sock_5000"), "{line}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Output that cannot be written is one line and exit 1 (a full disk), or a quiet exit 141
+/// (the reader went away, as `| head -1` does) — never a panic.
+#[test]
+#[cfg(target_os = "linux")] // /dev/full
+fn output_that_cannot_be_written_is_not_a_panic() {
+    use std::process::{Command, Stdio};
+    for args in [&["guid", "19000"][..], &["addr", "vsock:3:5000"], &["info"], &["info", "--json"]] {
+        let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+        let o = Command::new(common::HVSOCK).args(args).stdout(full).stdin(Stdio::null()).output().unwrap();
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+        assert_eq!(
+            stderr(&o),
+            "hvsock: cannot write to standard output: No space left on device (os error 28)\n",
+            "{args:?}"
+        );
+
+        let mut child = Command::new(common::HVSOCK)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take()); // the reader is gone before anything is written
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(141), "{args:?}: {}", stderr(&o));
+        assert_eq!(stderr(&o), "", "{args:?}");
+    }
+}

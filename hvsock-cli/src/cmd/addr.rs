@@ -4,6 +4,8 @@ use std::fmt::Write as _;
 
 use hvsock::{AddrError, Endpoint, Role};
 
+use crate::output::out;
+
 /// Show what an endpoint resolves to on Linux (CID, port) and Windows (VM ID, service ID),
 /// with the raw sockaddr bytes.
 #[derive(clap::Args, Debug)]
@@ -49,7 +51,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             }),
         );
     }
-    print!("{out}");
+    out!("{out}");
     Ok(0)
 }
 

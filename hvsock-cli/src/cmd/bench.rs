@@ -11,6 +11,7 @@ use crate::bench::client::{self, Latencies, Target};
 use crate::bench::server;
 use crate::bench::socket::Listener;
 use crate::bench::wire::{Direction, MAX_SIZE};
+use crate::output::outln;
 
 /// Measure throughput, round-trip latency or connection rate between two ends of any endpoint
 /// kind (vsock, hv, hybrid, tcp, unix), every byte checked.
@@ -121,9 +122,9 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         r
     })?;
     if args.json {
-        println!("{report}");
+        outln!("{report}");
     } else {
-        print_table(&report);
+        print_table(&report)?;
     }
     Ok(0)
 }
@@ -165,15 +166,21 @@ fn latency(l: &Latencies) -> serde_json::Value {
     })
 }
 
-fn print_table(r: &serde_json::Value) {
+fn print_table(r: &serde_json::Value) -> anyhow::Result<()> {
     let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
     match r["test"].as_str() {
         Some("stream") => {
-            println!(
+            outln!(
                 "{:<8} {:<10} {:>7} {:>10} {:>14} {:>9} {:>11}",
-                "test", "direction", "streams", "write", "bytes", "seconds", "MiB/s"
+                "test",
+                "direction",
+                "streams",
+                "write",
+                "bytes",
+                "seconds",
+                "MiB/s"
             );
-            println!(
+            outln!(
                 "{:<8} {:<10} {:>7} {:>10} {:>14} {:>9.3} {:>11.1}",
                 "stream",
                 r["direction"].as_str().unwrap_or(""),
@@ -188,11 +195,18 @@ fn print_table(r: &serde_json::Value) {
             let l = &r["latency_us"];
             let g = |k: &str| l[k].as_f64().unwrap_or(0.0);
             let count = if test == "rr" { &r["messages"] } else { &r["connections"] };
-            println!(
+            outln!(
                 "{:<6} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
-                "test", "count", "per s", "p50 µs", "p99 µs", "p99.9 µs", "mean µs", "max µs"
+                "test",
+                "count",
+                "per s",
+                "p50 µs",
+                "p99 µs",
+                "p99.9 µs",
+                "mean µs",
+                "max µs"
             );
-            println!(
+            outln!(
                 "{:<6} {:>9} {:>10.0} {:>10.1} {:>10.1} {:>10.1} {:>10.1} {:>10.1}",
                 test,
                 count.to_string(),
@@ -206,6 +220,7 @@ fn print_table(r: &serde_json::Value) {
         }
         None => {}
     }
+    Ok(())
 }
 
 /// A progress bar on a terminal for runs over a second; nothing otherwise. It reads a counter

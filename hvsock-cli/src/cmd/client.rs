@@ -8,6 +8,7 @@ use hvsock::{Connector, Role, Service, SocketAddr, Stream, ToSocketAddr, Vm};
 
 use crate::args::parse_secs;
 use crate::diagnose::socket_error;
+use crate::output::outln;
 
 /// Connect, send a text, print the answer (the seed's client).
 #[derive(clap::Args, Debug)]
@@ -45,8 +46,8 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let mut stream =
         connector.connect(addr).map_err(|e| socket_error(format!("cannot connect to {addr}"), e))?;
     match addr {
-        SocketAddr::Vsock(a) => println!("Connected to {}, {}", a.port, a.cid),
-        SocketAddr::Hv(a) => println!("Connected to {}, {}", a.service_id, a.vm_id),
+        SocketAddr::Vsock(a) => outln!("Connected to {}, {}", a.port, a.cid),
+        SocketAddr::Hv(a) => outln!("Connected to {}, {}", a.service_id, a.vm_id),
     }
     let talk = |stream: &mut Stream| -> io::Result<Vec<u8>> {
         stream.write_all(args.message.as_bytes())?;
@@ -58,7 +59,6 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         Ok(answer)
     };
     let answer = talk(&mut stream).map_err(|e| socket_error(format!("talking to {addr}"), e))?;
-    let mut out = io::stdout().lock();
-    writeln!(out, "{}", String::from_utf8_lossy(&answer))?;
+    outln!("{}", String::from_utf8_lossy(&answer));
     Ok(0)
 }

@@ -2,6 +2,8 @@
 
 use hvsock::Service;
 
+use crate::output::outln;
+
 /// Convert a vsock port to its Hyper-V service GUID (the VSOCK template), or back.
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
@@ -16,8 +18,8 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
     match args.value {
-        Service::Port(_) => println!("{}", args.value.to_service_id()),
-        Service::Id(_) => println!("{}", args.value.to_port()?),
+        Service::Port(_) => outln!("{}", args.value.to_service_id()),
+        Service::Id(_) => outln!("{}", args.value.to_port()?),
     }
     Ok(0)
 }

@@ -2,6 +2,8 @@
 
 use serde_json::{json, Value};
 
+use crate::output::outln;
+
 /// Show what this machine offers for VM sockets.
 ///
 /// Linux: this machine's CID, the vsock transports loaded, the hypervisor it seems to run
@@ -22,10 +24,10 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let (rows, json) = facts();
     if args.json {
-        println!("{json}");
+        outln!("{json}");
     } else {
         for (what, value) in rows {
-            println!("{what:<16}{value}");
+            outln!("{what:<16}{value}");
         }
     }
     Ok(0)

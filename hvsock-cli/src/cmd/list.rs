@@ -1,5 +1,8 @@
 //! `hvsock list`: the machine's vsock sockets, like `ss -f vsock -p -la`.
 
+#[cfg(target_os = "linux")]
+use crate::output::outln;
+
 /// List vsock sockets with their state, addresses and owning processes (Linux, vsock_diag).
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
@@ -46,14 +49,14 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
                 })
             })
             .collect();
-        println!("{}", serde_json::Value::Array(rows));
+        outln!("{}", serde_json::Value::Array(rows));
         return Ok(0);
     }
-    println!("{:<9} {:<9} {:<22} {:<22} {:>8}  PROCESS", "STATE", "TYPE", "LOCAL", "PEER", "INODE");
+    outln!("{:<9} {:<9} {:<22} {:<22} {:>8}  PROCESS", "STATE", "TYPE", "LOCAL", "PEER", "INODE");
     for s in &shown {
         let owners: Vec<String> =
             s.owners.iter().map(|o| format!("{}(pid={},fd={})", o.name, o.pid, o.fd)).collect();
-        println!(
+        outln!(
             "{:<9} {:<9} {:<22} {:<22} {:>8}  {}",
             s.state,
             s.kind,

@@ -3,6 +3,10 @@
 #[cfg(target_os = "linux")]
 use serde_json::json;
 
+#[cfg(target_os = "linux")]
+use crate::output::out;
+use crate::output::outln;
+
 /// Run the seed's experiment and print which bind accepts connections from where.
 ///
 /// On Linux it runs for real in the lab: this machine is the host (parent, CID 2, reached
@@ -221,24 +225,24 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
                 json!({"server": r.server, "bind": r.bind, "cells": cells, "note": note})
             })
             .collect();
-        println!("{}", json!({"platform": "linux", "measured": true, "rows": rows}));
+        outln!("{}", json!({"platform": "linux", "measured": true, "rows": rows}));
         return Ok(0);
     }
-    println!(
+    outln!(
         "Linux vsock, measured in the lab: guest A = CID 3, guest B = CID 4; the host as a hybrid-vsock host \
          (this machine, Unix sockets) and as a KVM host (a VM with CID 2)"
     );
-    print!("{:<12} {:<18}", "server", "bind");
+    out!("{:<12} {:<18}", "server", "bind");
     for (_, title) in CLIENTS {
-        print!(" {title:<17}");
+        out!(" {title:<17}");
     }
-    println!();
+    outln!();
     for (r, cells, note) in &rows {
-        print!("{:<12} {:<18}", r.server, r.bind);
+        out!("{:<12} {:<18}", r.server, r.bind);
         for c in cells {
-            print!(" {:<17}", c.map_or("-", |ok| if ok { "O" } else { "X" }));
+            out!(" {:<17}", c.map_or("-", |ok| if ok { "O" } else { "X" }));
         }
-        println!(" {note}");
+        outln!(" {note}");
     }
     Ok(0)
 }
@@ -285,19 +289,19 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             .collect();
         let r: Vec<_> =
             reported.iter().map(|(s, b, c)| json!({"server": s, "bind": b, "cells": c})).collect();
-        println!("{}", json!({"platform": "windows", "measured": m, "reported_not_measured": r}));
+        outln!("{}", json!({"platform": "windows", "measured": m, "reported_not_measured": r}));
         return Ok(0);
     }
-    println!("Measured on this machine (server and loopback client here):");
+    outln!("Measured on this machine (server and loopback client here):");
     for (b, r) in &measured {
         match r {
-            Ok(ok) => println!("  bind {b:<9} loopback client: {}", if *ok { "O" } else { "X" }),
-            Err(e) => println!("  bind {b:<9} loopback client: {e}"),
+            Ok(ok) => outln!("  bind {b:<9} loopback client: {}", if *ok { "O" } else { "X" }),
+            Err(e) => outln!("  bind {b:<9} loopback client: {e}"),
         }
     }
-    println!("Reported, not measured (the seed's Hyper-V experiment):");
+    outln!("Reported, not measured (the seed's Hyper-V experiment):");
     for (s, b, c) in reported {
-        println!("  server on {s:<4} bind {b:<9} {c}");
+        outln!("  server on {s:<4} bind {b:<9} {c}");
     }
     Ok(0)
 }

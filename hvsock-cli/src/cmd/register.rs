@@ -2,6 +2,9 @@
 
 use hvsock::Service;
 
+#[cfg(windows)]
+use crate::output::outln;
+
 /// Register a service GUID with Hyper-V so VMs may connect to it (Windows, as administrator).
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
@@ -25,7 +28,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let id = args.service.to_service_id();
     hvsock::registry::register(id, &args.name)
         .map_err(|e| crate::diagnose::registry_error(format!("cannot register {id}"), e))?;
-    println!("Registered: {id} ({})", args.name);
+    outln!("Registered: {id} ({})", args.name);
     Ok(0)
 }
 

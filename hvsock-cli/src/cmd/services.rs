@@ -1,5 +1,8 @@
 //! `hvsock services`: the registered Hyper-V services (Windows).
 
+#[cfg(windows)]
+use crate::output::outln;
+
 /// List the registered Hyper-V services with their names and vsock ports (Windows).
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
@@ -21,13 +24,13 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             .iter()
             .map(|r| serde_json::json!({"id": r.id.to_string(), "name": r.name, "vsock_port": r.id.vsock_port()}))
             .collect();
-        println!("{}", serde_json::Value::Array(rows));
+        outln!("{}", serde_json::Value::Array(rows));
         return Ok(0);
     }
-    println!("{:<36}  {:>10}  NAME", "SERVICE", "VSOCK PORT");
+    outln!("{:<36}  {:>10}  NAME", "SERVICE", "VSOCK PORT");
     for r in &list {
         let port = r.id.vsock_port().map_or("-".to_string(), |p| p.to_string());
-        println!("{:<36}  {:>10}  {}", r.id, port, r.name.as_deref().unwrap_or("-"));
+        outln!("{:<36}  {:>10}  {}", r.id, port, r.name.as_deref().unwrap_or("-"));
     }
     Ok(0)
 }

@@ -2,6 +2,9 @@
 
 use hvsock::Service;
 
+#[cfg(windows)]
+use crate::output::outln;
+
 /// Remove a service's registration (Windows, as administrator).
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
@@ -20,8 +23,8 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let removed = hvsock::registry::unregister(id)
         .map_err(|e| crate::diagnose::registry_error(format!("cannot unregister {id}"), e))?;
     match removed {
-        true => println!("Unregistered: {id}"),
-        false => println!("Not registered: {id}"),
+        true => outln!("Unregistered: {id}"),
+        false => outln!("Not registered: {id}"),
     }
     Ok(0)
 }
