@@ -1,9 +1,10 @@
 #!/bin/sh
-# Many connections through `hvsock relay` (tcp -> relay -> vsock) in one lab guest: CONNS
-# clients at once, each sending ROUNDS_OF_MSGS request/response pairs of 1 KiB and checking the
-# echo; the same relay serves three rounds. Reports each round's requests/s, and the relay's
-# peak own (anonymous) memory and most descriptors held during the rounds. The guest keeps its
-# default `ulimit -n` (1024): the relay raises its own soft limit.
+# Many connections through a relay (tcp -> relay -> vsock) in one lab guest, `hvsock relay`
+# against vsock-proxy 0.1.2 (built by this script): CONNS clients at once, each sending MSGS
+# request/response pairs of 1 KiB and checking the echo, three rounds on the same relay; then
+# 2,000 short connections, 50 at a time (`hvsock bench --test conn` through the relay). Reports
+# requests/s per round, connections/s, and each relay's peak own (anonymous) memory and most
+# descriptors held. The guest keeps its default `ulimit -n` (1024).
 #   bench/relay-many.sh [CONNS] [MSGS]
 set -eu
 cd "$(dirname "$0")/.."
@@ -11,8 +12,11 @@ conns=${1:-1000}
 msgs=${2:-10}
 if [ -z "${HVSOCK_LAB_GUEST:-}" ]; then
     cargo build -q --release -p hvsock-cli
+    [ -x target/bench-tools/bin/vsock-proxy ] ||
+        cargo install -q --locked vsock-proxy --version 0.1.2 --root target/bench-tools
     exec target/release/hvsock lab run --timeout 1200 -- sh "$0" "$conns" "$msgs"
 fi
+proxy="$PWD/target/bench-tools/bin/vsock-proxy"
 h="$PWD/target/release/hvsock"
 t=$(mktemp -d)
 cat > "$t/echo.py" <<'PY'
@@ -59,24 +63,43 @@ asyncio.run(main())
 PY
 /usr/bin/python3 "$t/echo.py" > "$t/echo.log" 2>&1 &
 until grep -q listening "$t/echo.log"; do sleep 0.05; done
-"$h" relay tcp:127.0.0.1:9500 vsock:1:9501 2>"$t/relay.log" &
-relay=$!
-until grep -q listening "$t/relay.log"; do sleep 0.05; done
-( peak=0; fds=0
-  while kill -0 $relay 2>/dev/null; do
-      a=$(awk '/^RssAnon/ { print $2 }' /proc/$relay/status 2>/dev/null || true)
-      f=$(ls /proc/$relay/fd 2>/dev/null | wc -l)
-      [ -z "$a" ] || [ "$a" -le "$peak" ] || peak=$a
-      [ "$f" -le "$fds" ] || fds=$f
-      echo "$peak $fds" > "$t/peak"
-      sleep 0.1
-  done ) &
-echo "$conns connections x $msgs request/response of 1 KiB, tcp -> hvsock relay -> vsock echo (ulimit -n $(ulimit -n))"
-for round in 1 2 3; do
-    printf 'round %s: ' "$round"
-    /usr/bin/python3 "$t/clients.py" "$conns" "$msgs"
-done
-sleep 0.3
-read -r peak fds < "$t/peak"
-echo "relay: peak own memory $((peak / 1024)) MB, most descriptors held at once $fds (for up to $conns connections)"
-kill $relay
+"$h" bench --serve vsock:any:9502 2>/dev/null &
+
+# run LABEL COMMAND-WITH-FROM-AND-TO: three rounds, then the short connections.
+run() {
+    label=$1
+    cmd=$(echo "$2" | sed "s/FROM/9500/; s/TO/9501/")
+    sh -c "exec $cmd" >"$t/relay.log" 2>&1 &
+    relay=$!
+    until /usr/bin/python3 -c 'import socket; socket.create_connection(("127.0.0.1", 9500)).close()' 2>/dev/null; do sleep 0.05; done
+    ( peak=0; fds=0
+      while kill -0 $relay 2>/dev/null; do
+          a=$(awk '/^RssAnon/ { print $2 }' /proc/$relay/status 2>/dev/null || true)
+          f=$(ls /proc/$relay/fd 2>/dev/null | wc -l)
+          [ -z "$a" ] || [ "$a" -le "$peak" ] || peak=$a
+          [ "$f" -le "$fds" ] || fds=$f
+          echo "$peak $fds" > "$t/peak"
+          sleep 0.1
+      done ) &
+    watcher=$!
+    for round in 1 2 3; do
+        printf '%-14s round %s: ' "$label" "$round"
+        /usr/bin/python3 "$t/clients.py" "$conns" "$msgs"
+    done
+    read -r peak fds < "$t/peak"
+    # (vsock-proxy 0.1.2's figures here are those of the process started, whatever its
+    # connections run in.)
+    echo "$label: peak own memory $((peak / 1024)) MB, most descriptors held at once $fds"
+    kill $relay; wait $relay 2>/dev/null || true; wait $watcher 2>/dev/null || true
+    cmd=$(echo "$2" | sed "s/FROM/9600/; s/TO/9502/")
+    sh -c "exec $cmd" >/dev/null 2>&1 &
+    relay=$!
+    until /usr/bin/python3 -c 'import socket; socket.create_connection(("127.0.0.1", 9600)).close()' 2>/dev/null; do sleep 0.05; done
+    printf '%-14s 2000 short connections, 50 at a time: ' "$label"
+    "$h" bench tcp:127.0.0.1:9600 --test conn --conns 2000 --concurrency 50 --json |
+        /usr/bin/python3 -c 'import json, sys; r = json.load(sys.stdin); print("%.0f conn/s, p99 %.1f ms" % (r["per_s"], r["latency_us"]["p99"] / 1000))'
+    kill $relay; wait $relay 2>/dev/null || true
+}
+echo "$conns connections x $msgs request/response of 1 KiB, tcp -> relay -> vsock echo (ulimit -n $(ulimit -n))"
+run "hvsock relay" "$h relay tcp:127.0.0.1:FROM vsock:1:TO"
+run "vsock-proxy" "$proxy --tcp-source 127.0.0.1:FROM --vsock-dest 1:TO"
