@@ -128,16 +128,26 @@ PY
 /// measures the host through CID 2.
 #[test]
 fn across_the_switch_both_ways() {
+    // The guest stays up until the host's last echo has arrived: a guest that powers off
+    // right after its server's last write may take the bytes still in flight with it.
+    let done = std::env::temp_dir().join(format!("hvsock-bench-test-{}", std::process::id()));
+    let _ = std::fs::remove_file(&done);
+    let done = done.display();
     let o = lab_scenario(
-        &["$HVSOCK bench --serve vsock:any:5401 --count 2 &
-           $HVSOCK bench vsock:2:5402 --retries 100 --bytes 8M --direction both --json
-           wait"],
+        &[&format!(
+            "$HVSOCK bench --serve vsock:any:5401 --count 2 &
+             $HVSOCK bench vsock:2:5402 --retries 100 --bytes 8M --direction both --json
+             until [ -e {done} ]; do sleep 0.05; done"
+        )],
         &[
-            "$HVSOCK lab wait 3:5401 && $HVSOCK bench hybrid:$HVSOCK_LAB_VM3:5401 --bytes 8M --json &&
-             $HVSOCK bench hybrid:$HVSOCK_LAB_VM3:5401 --test rr --messages 500 --json",
+            &format!(
+                "$HVSOCK lab wait 3:5401 && $HVSOCK bench hybrid:$HVSOCK_LAB_VM3:5401 --bytes 8M --json &&
+                 $HVSOCK bench hybrid:$HVSOCK_LAB_VM3:5401 --test rr --messages 500 --json; s=$?; touch {done}; exit $s"
+            ),
             "$HVSOCK bench --serve hybrid:$HVSOCK_LAB_VM3:5402 --count 1",
         ],
     );
+    let _ = std::fs::remove_file(done.to_string());
     assert_ok(&o);
     let out = stdout(&o);
     let guest = json_lines(&lines_of(&out, "guest 3").join("\n"));

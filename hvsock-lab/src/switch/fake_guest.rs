@@ -331,7 +331,7 @@ pub fn decode(b: &[u8]) -> Packet {
 pub struct Rig {
     pub core: Core,
     pub guests: BTreeMap<u64, FakeGuest>,
-    dir: PathBuf,
+    pub dir: PathBuf,
 }
 
 impl Rig {

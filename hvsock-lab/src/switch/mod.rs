@@ -333,6 +333,11 @@ impl Core {
         if let Err(e) = dev.handle_control() {
             if e.kind() == io::ErrorKind::InvalidData {
                 tracing::debug!("switch: guest {cid}'s device: {e}: closed");
+            } else {
+                // Powered off: what it queued before going still goes (its memory is mapped
+                // until the device is dropped), as the last bytes of a server that answered
+                // and exited at once.
+                self.drain_tx(cid);
             }
             self.guest_gone(cid);
         }
@@ -616,7 +621,14 @@ impl Core {
                 g.held = None;
             }
         }
-        self.conns.retain(|k, _| k.0 != cid);
+        // Its host connections end; what they hold for the host is written first, as far as
+        // the host takes it now.
+        let gone: Vec<ConnKey> = self.conns.keys().copied().filter(|k| k.0 == cid).collect();
+        for key in gone {
+            if let Some(mut conn) = self.conns.remove(&key) {
+                conn.pump(0, &mut Vec::new());
+            }
+        }
         self.pending.retain(|_, p| p.cid != cid);
         let dead: Vec<_> = self.between.keys().copied().filter(|k| k.0 == cid || k.2 == cid).collect();
         for k in dead {
@@ -657,6 +669,22 @@ mod tests {
 
     const A: (u64, u32) = (3, 1025);
     const B: (u64, u32) = (4, 5000);
+
+    /// A guest that sends its last bytes and powers off at once (its device closes in the
+    /// same round as its last kick): the bytes still reach the host, then end of file.
+    #[test]
+    fn a_guests_last_bytes_before_power_off_reach_the_host() {
+        let mut b = Rig::new(&[3]);
+        let listener = std::os::unix::net::UnixListener::bind(b.dir.join("vm3.sock_5000")).unwrap();
+        b.transmit(3, pkt(A, (2, 5000), OP_REQUEST, 4096, vec![]));
+        let (mut host, _) = listener.accept().unwrap();
+        b.guest(3).transmit(&pkt(A, (2, 5000), OP_RW, 4096, b"last words".to_vec()));
+        drop(b.guests.remove(&3)); // power-off: the control socket closes
+        b.core.turn(100);
+        let mut got = Vec::new();
+        host.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"last words");
+    }
 
     /// The host client of a connection the guest has not answered goes away: the switch
     /// forgets the connection and tells the guest, instead of keeping it for ever.
