@@ -308,22 +308,24 @@ pub fn encode(h: &Header, len: u32) -> Vec<u8> {
 
 /// A header and the payload its length field names.
 pub fn decode(b: &[u8]) -> Packet {
+    let len = u32::from_le_bytes(b[24..28].try_into().unwrap()) as usize;
+    Packet { hdr: decode_header(b), data: b[44..44 + len].to_vec() }
+}
+
+/// The header fields of a little-endian virtio-vsock header (its length field aside).
+pub fn decode_header(b: &[u8]) -> Header {
     let u32_at = |at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
     let u16_at = |at: usize| u16::from_le_bytes(b[at..at + 2].try_into().unwrap());
-    let len = u32_at(24) as usize;
-    Packet {
-        hdr: Header {
-            src_cid: u64::from_le_bytes(b[0..8].try_into().unwrap()),
-            dst_cid: u64::from_le_bytes(b[8..16].try_into().unwrap()),
-            src_port: u32_at(16),
-            dst_port: u32_at(20),
-            type_: u16_at(28),
-            op: u16_at(30),
-            flags: u32_at(32),
-            buf_alloc: u32_at(36),
-            fwd_cnt: u32_at(40),
-        },
-        data: b[44..44 + len].to_vec(),
+    Header {
+        src_cid: u64::from_le_bytes(b[0..8].try_into().unwrap()),
+        dst_cid: u64::from_le_bytes(b[8..16].try_into().unwrap()),
+        src_port: u32_at(16),
+        dst_port: u32_at(20),
+        type_: u16_at(28),
+        op: u16_at(30),
+        flags: u32_at(32),
+        buf_alloc: u32_at(36),
+        fwd_cnt: u32_at(40),
     }
 }
 

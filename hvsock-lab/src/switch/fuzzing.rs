@@ -7,8 +7,8 @@ use std::io::Write;
 use std::net::Shutdown;
 
 use super::device::Device;
-use super::fake_guest::{FakeGuest, Rig};
-use super::packet::{Header, Packet, PKT_HEADER_SIZE};
+use super::fake_guest::{decode_header, FakeGuest, Rig};
+use super::packet::{Packet, PKT_HEADER_SIZE};
 
 /// `data` as the frontend's control messages, to a device set up as UML sets one up.
 pub fn vhost_user(data: &[u8]) {
@@ -54,8 +54,9 @@ fn run_steps(rig: &mut Rig, data: &[u8]) {
             0 | 1 => {
                 let Some((raw, tail)) = rest.split_at_checked(PKT_HEADER_SIZE) else { return };
                 rest = tail;
-                let mut hdr = header(raw);
-                // Mostly speak as the sender, to reach past the forged-source check.
+                let mut hdr = decode_header(raw);
+                hdr.op %= 9; // mostly ops the switch knows
+                             // Mostly speak as the sender, to reach past the forged-source check.
                 if step & 0x80 == 0 {
                     hdr.src_cid = cid;
                 }
@@ -79,20 +80,5 @@ fn run_steps(rig: &mut Rig, data: &[u8]) {
     // Whatever was sent, the queues stay bounded.
     for cid in [3, 4] {
         assert!(rig.queued(cid) <= 8192 + 2 * (PKT_HEADER_SIZE + 65536), "queue for {cid} grew");
-    }
-}
-
-fn header(b: &[u8]) -> Header {
-    let u32_at = |at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
-    Header {
-        src_cid: u64::from_le_bytes(b[0..8].try_into().unwrap()),
-        dst_cid: u64::from_le_bytes(b[8..16].try_into().unwrap()),
-        src_port: u32_at(16),
-        dst_port: u32_at(20),
-        type_: u16::from_le_bytes(b[28..30].try_into().unwrap()),
-        op: u16::from_le_bytes(b[30..32].try_into().unwrap()) % 9,
-        flags: u32_at(32),
-        buf_alloc: u32_at(36),
-        fwd_cnt: u32_at(40),
     }
 }

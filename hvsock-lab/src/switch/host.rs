@@ -124,12 +124,6 @@ impl HostConn {
         self.state == State::Connecting && now.duration_since(self.since) > CONNECT_TIMEOUT
     }
 
-    /// Gives up on the connection: the guest gets a reset, the Unix side is closed by the
-    /// caller dropping it.
-    pub fn abort(&mut self, out: &mut Vec<Packet>) -> Verdict {
-        self.reset(out)
-    }
-
     /// Wants to read its Unix socket now.
     pub fn wants_read(&self) -> bool {
         self.state == State::Established && !self.uds_eof && !self.guest_done_receiving && self.credit() > 0
@@ -162,8 +156,7 @@ impl HostConn {
                         self.guest_port,
                         self.host_port
                     );
-                    out.push(Packet::control(self.header(OP_RST)));
-                    return Verdict::Close;
+                    return self.abort(out);
                 }
                 if !pkt.data.is_empty() {
                     self.to_uds_len += pkt.data.len();
@@ -194,7 +187,7 @@ impl HostConn {
             match self.uds.write(&self.preface) {
                 Ok(n) => drop(self.preface.drain(..n)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(_) => return self.reset(out),
+                Err(_) => return self.abort(out),
             }
         }
         while self.preface.is_empty() && !self.to_uds.is_empty() {
@@ -220,7 +213,7 @@ impl HostConn {
                     self.to_uds_sent = n;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(_) => return self.reset(out),
+                Err(_) => return self.abort(out),
             }
         }
         let freed = self.fwd_cnt.wrapping_sub(self.fwd_cnt_sent);
@@ -260,13 +253,15 @@ impl HostConn {
                     out.push(Packet { hdr: self.header(OP_RW), data: buf[..n].to_vec() });
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(_) => return self.reset(out),
+                Err(_) => return self.abort(out),
             }
         }
         Verdict::Keep
     }
 
-    fn reset(&mut self, out: &mut Vec<Packet>) -> Verdict {
+    /// Gives up on the connection: the guest gets a reset, the Unix side is closed by the
+    /// caller dropping it.
+    pub fn abort(&mut self, out: &mut Vec<Packet>) -> Verdict {
         out.push(Packet::control(self.header(OP_RST)));
         Verdict::Close
     }

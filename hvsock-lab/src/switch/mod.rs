@@ -357,10 +357,10 @@ impl Core {
     /// Routes what guest `cid` has sent, as far as there is room where it goes.
     fn drain_tx(&mut self, cid: u64) {
         loop {
+            // Replies to a guest go to its own queue: while that is full, it waits.
+            let own_room = self.has_room(cid);
             let Some(g) = self.guests.get_mut(&cid) else { return };
             let Some(dev) = g.dev.as_mut() else { return };
-            // Replies to a guest go to its own queue: while that is full, it waits.
-            let own_room = dev.queued_bytes() < self.rx_limit;
             let pkt = match g.held.take() {
                 Some(p) => p,
                 None if !own_room => {
