@@ -1,5 +1,6 @@
 //! Joins two connections: both directions copied at once, end-of-file passed on as a
-//! half-close (where the receiving side takes one: see `Conn::half_close`), an error on one side passed on as a reset of the other, an idle limit.
+//! half-close (where the receiving side takes one: see `Conn::half_close`), an error on one
+//! side passed on as a reset of the other, an idle limit.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;

@@ -20,21 +20,23 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// How big a pipe on stdin or stdout is made.
 const PIPE_SIZE: libc::c_int = 1 << 20;
 
-/// A standard descriptor borrowed as a `File`, never closed by us.
-struct Std(ManuallyDrop<std::fs::File>);
+/// A standard descriptor borrowed as a `File`, never closed by us, and what it is.
+struct Std(ManuallyDrop<std::fs::File>, Option<std::fs::Metadata>);
 
 impl Std {
     fn new(fd: i32) -> Std {
         // SAFETY: descriptors 0 and 1 stay open for the process's life; ManuallyDrop keeps us
         // from closing them.
-        Std(ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) }))
+        let file = ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
+        let meta = file.metadata().ok();
+        Std(file, meta)
     }
 
     /// Never blocks for long: a regular file, or a character device other than a terminal
     /// (for reading, only the memory devices — /dev/null, /dev/zero, /dev/urandom, … — as a
     /// device such as /dev/kmsg can wait for ever for something to read).
     fn is_direct(&self, terminal: bool, reading: bool) -> bool {
-        self.0.metadata().is_ok_and(|m| {
+        self.1.as_ref().is_some_and(|m| {
             let t = m.file_type();
             let memory_device = libc::major(m.rdev()) == 1;
             t.is_file() || (t.is_char_device() && !terminal && (!reading || memory_device))
@@ -42,7 +44,7 @@ impl Std {
     }
 
     fn enlarge_if_pipe(&self) {
-        if self.0.metadata().is_ok_and(|m| m.file_type().is_fifo()) {
+        if self.1.as_ref().is_some_and(|m| m.file_type().is_fifo()) {
             // SAFETY: F_SETPIPE_SZ on our own descriptor; refused (EPERM, EBUSY) is harmless.
             unsafe { libc::fcntl(self.0.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_SIZE) };
         }
