@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use hvsock::tokio::{AsyncListener, AsyncStream};
 use hvsock::{Endpoint, Role, ToSocketAddr};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 
 use crate::diagnose::socket_error;
 
@@ -166,25 +166,23 @@ impl AsyncWrite for Shared<AsyncStream> {
 
 impl AsyncRead for Shared<tokio::net::TcpStream> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        loop {
-            std::task::ready!(self.0.poll_read_ready(cx))?;
-            match self.0.try_read_buf(buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                r => return Poll::Ready(r.map(drop)),
-            }
-        }
+        let offered = buf.remaining();
+        let n = std::task::ready!(poll_tcp(&self.0, cx, Interest::READABLE, offered, || {
+            // SAFETY: recv writes only into the unfilled part; only what it wrote is marked
+            // filled below.
+            let unfilled = unsafe { &mut *(buf.unfilled_mut() as *mut [std::mem::MaybeUninit<u8>]) };
+            socket2::SockRef::from(&*self.0).recv(unfilled)
+        }))?;
+        // SAFETY: recv initialised the first n bytes of the unfilled part.
+        unsafe { buf.assume_init(n) };
+        buf.advance(n);
+        Poll::Ready(Ok(()))
     }
 }
 
 impl AsyncWrite for Shared<tokio::net::TcpStream> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        loop {
-            std::task::ready!(self.0.poll_write_ready(cx))?;
-            match self.0.try_write(buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                r => return Poll::Ready(r),
-            }
-        }
+        poll_tcp(&self.0, cx, Interest::WRITABLE, buf.len(), || socket2::SockRef::from(&*self.0).send(buf))
     }
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
@@ -194,6 +192,42 @@ impl AsyncWrite for Shared<tokio::net::TcpStream> {
             Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
             r => r,
         })
+    }
+}
+
+/// One read or write of `offered` bytes on a shared TCP socket, once it is ready. When it moves
+/// less than offered the socket is drained (or its send buffer full): the readiness seen is
+/// cleared, so the next call waits for the reactor instead of first failing with WouldBlock —
+/// what tokio's own `TcpStream::poll_read` does, and `try_io` alone does only on WouldBlock.
+/// Reporting the short move to `try_io` as WouldBlock clears exactly the readiness observed
+/// before the call, never an event that came during it.
+fn poll_tcp(
+    s: &tokio::net::TcpStream,
+    cx: &mut Context<'_>,
+    interest: Interest,
+    offered: usize,
+    mut op: impl FnMut() -> io::Result<usize>,
+) -> Poll<io::Result<usize>> {
+    loop {
+        std::task::ready!(if interest.is_readable() {
+            s.poll_read_ready(cx)
+        } else {
+            s.poll_write_ready(cx)
+        })?;
+        let mut short = None;
+        match s.try_io(interest, || match op() {
+            Ok(n) if n > 0 && n < offered => {
+                short = Some(n);
+                Err(io::ErrorKind::WouldBlock.into())
+            }
+            r => r,
+        }) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => match short {
+                Some(n) => return Poll::Ready(Ok(n)),
+                None => continue,
+            },
+            r => return Poll::Ready(r),
+        }
     }
 }
 

@@ -89,6 +89,10 @@ pub async fn splice(
     // gone peer's data has all been delivered, or has stopped moving (the command no longer
     // reads it). Not before: a peer that sends and closes at once has not failed.
     let gone = async {
+        if a_told && b_told {
+            // Both learn of a gone peer by end-of-file: no probe, and no timer.
+            return std::future::pending().await;
+        }
         let (mut a_seen, mut b_seen) = (a_to_b.moves(), b_to_a.moves());
         loop {
             tokio::time::sleep(GONE_PROBE).await;

@@ -25,6 +25,13 @@ fn connect_accept_addresses_and_half_close() {
             let (mut s, peer) = listener.accept().unwrap();
             assert_eq!(s.peer_addr().unwrap(), peer);
             assert_eq!(s.local_addr().unwrap(), vsock(1, 20001));
+            // A peek shows what came and leaves it for the read.
+            let mut first = [0u8; 3];
+            let mut peeked = 0;
+            while peeked < 3 {
+                peeked = s.peek(&mut first).unwrap();
+            }
+            assert_eq!(&first, b"req");
             let mut got = Vec::new();
             s.read_to_end(&mut got).unwrap(); // ends only because the client half-closed
             s.write_all(b"reply after your EOF").unwrap();

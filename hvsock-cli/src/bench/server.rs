@@ -1,24 +1,46 @@
 //! `bench --serve`: answers every client's test, one thread per connection.
 
 use std::io::{Read, Write};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Mutex};
 
 use super::pattern::Pattern;
 use super::socket::{Listener, Socket};
 use super::wire::{self, Direction, Header, Test};
 use super::{receive, send, READ_BUF};
 
-/// Serves until stopped, or until `count` connections have been answered.
+/// Serves until stopped, or until `count` connections have been answered. Each connection
+/// has a thread of its own, but a thread that has answered one waits for the next instead of
+/// ending: creating a thread costs a dozen system calls, which a connection-rate test would
+/// measure instead of the path.
 pub fn serve(listener: Listener, count: Option<u64>) -> anyhow::Result<()> {
     let mut served = 0;
+    let idle = AtomicUsize::new(0);
+    let (handoff, waiting) = mpsc::channel::<Socket>();
+    let waiting = Mutex::new(waiting);
     std::thread::scope(|scope| {
         while count.is_none_or(|c| served < c) {
             match listener.accept() {
                 Ok(s) => {
                     served += 1;
+                    // An idle thread has said so before it waits: it takes this one.
+                    if idle.load(Ordering::Acquire) > 0 {
+                        idle.fetch_sub(1, Ordering::AcqRel);
+                        handoff.send(s).expect("an idle thread is waiting");
+                        continue;
+                    }
+                    let (idle, waiting) = (&idle, &waiting);
                     scope.spawn(move || {
-                        if let Err(e) = answer(s) {
-                            eprintln!("hvsock: bench: {e}");
+                        let mut s = s;
+                        loop {
+                            if let Err(e) = answer(s) {
+                                eprintln!("hvsock: bench: {e}");
+                            }
+                            idle.fetch_add(1, Ordering::AcqRel);
+                            match waiting.lock().unwrap().recv() {
+                                Ok(next) => s = next,
+                                Err(_) => return, // the server is done
+                            }
                         }
                     });
                 }
@@ -26,6 +48,7 @@ pub fn serve(listener: Listener, count: Option<u64>) -> anyhow::Result<()> {
                 Err(e) => eprintln!("hvsock: bench: accept: {e}"),
             }
         }
+        drop(handoff);
     });
     Ok(())
 }

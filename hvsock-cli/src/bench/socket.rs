@@ -48,6 +48,21 @@ impl Socket {
         })
     }
 
+    /// Reads what has arrived without taking it (`MSG_PEEK`).
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Socket::Vm(s) => s.peek(buf),
+            Socket::Tcp(s) => s.peek(buf),
+            #[cfg(unix)]
+            Socket::Unix(s) => {
+                // SAFETY: recv with MSG_PEEK writes only initialised bytes into an initialised
+                // buffer.
+                let buf = unsafe { &mut *(buf as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) };
+                socket2::SockRef::from(s).peek(buf)
+            }
+        }
+    }
+
     /// For the 1-byte round trips of `rr`: Nagle off where there is one.
     pub fn set_nodelay(&self) {
         if let Socket::Tcp(s) = self {

@@ -6,6 +6,8 @@
 
 use std::io::{self, Read};
 
+use super::socket::Socket;
+
 use hvsock::Printable;
 
 const MAGIC: &str = "HVSOCK-BENCH 1";
@@ -76,18 +78,26 @@ impl Header {
     }
 }
 
-/// Reads one line (without its newline) byte by byte, so no data after it is taken.
-pub fn read_line(r: &mut impl Read) -> io::Result<String> {
+/// Reads one line (without its newline) and nothing after it: what has arrived is peeked at,
+/// and only the line is taken — two system calls for a whole header instead of one per byte.
+pub fn read_line(s: &mut Socket) -> io::Result<String> {
     let mut line = Vec::new();
-    let mut b = [0u8];
+    let mut peeked = [0u8; MAX_LINE + 1];
     loop {
-        if r.read(&mut b)? == 0 {
+        let room = MAX_LINE + 1 - line.len();
+        let n = s.peek(&mut peeked[..room])?;
+        if n == 0 {
             return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the peer closed before its line"));
         }
-        if b[0] == b'\n' {
+        let newline = peeked[..n].iter().position(|&b| b == b'\n');
+        let take = newline.map_or(n, |i| i + 1);
+        let start = line.len();
+        line.resize(start + take, 0);
+        s.read_exact(&mut line[start..])?;
+        if newline.is_some() {
+            line.pop();
             return Ok(String::from_utf8_lossy(&line).into_owned());
         }
-        line.push(b[0]);
         if line.len() > MAX_LINE {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "line too long"));
         }
@@ -115,5 +125,39 @@ mod tests {
         ] {
             assert!(Header::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    /// The header is taken whole, however it arrives, and not one byte of the data after it.
+    #[cfg(unix)]
+    #[test]
+    fn a_line_is_read_without_the_data_after_it() {
+        use std::io::Write;
+        use std::os::unix::net::UnixStream;
+        let (mut tx, rx) = UnixStream::pair().unwrap();
+        let mut rx = Socket::Unix(rx);
+        tx.write_all(b"HVSOCK-BENCH 1 conn - 0 0 0\ndata").unwrap();
+        assert_eq!(read_line(&mut rx).unwrap(), "HVSOCK-BENCH 1 conn - 0 0 0");
+        let mut rest = [0u8; 4];
+        rx.read_exact(&mut rest).unwrap();
+        assert_eq!(&rest, b"data");
+
+        // In pieces: the first has no newline yet.
+        let writer = std::thread::spawn(move || {
+            tx.write_all(b"OK ").unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            tx.write_all(b"then\nmore").unwrap();
+            tx.write_all(&[b'x'; MAX_LINE + 1]).unwrap();
+            tx
+        });
+        assert_eq!(read_line(&mut rx).unwrap(), "OK then");
+        let mut more = [0u8; 4];
+        rx.read_exact(&mut more).unwrap();
+        assert_eq!(&more, b"more");
+        let tx = writer.join().unwrap();
+        assert_eq!(read_line(&mut rx).unwrap_err().kind(), io::ErrorKind::InvalidData, "too long");
+        drop(tx);
+        let (tx, rx) = UnixStream::pair().unwrap();
+        drop(tx);
+        assert_eq!(read_line(&mut Socket::Unix(rx)).unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
     }
 }

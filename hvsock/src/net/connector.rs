@@ -101,8 +101,12 @@ impl Connector {
         self.retry(|| {
             let inner = self.socket()?;
             match self.timeout {
-                Some(timeout) => inner.connect_timeout(&addr, timeout)?,
-                None => inner.connect(&addr)?,
+                // Where the kernel times the connect out by itself (`socket` gave it our
+                // timeout), one blocking call does it, without the non-blocking round trips.
+                Some(timeout) if !crate::sys::KERNEL_TIMES_CONNECT => {
+                    inner.connect_timeout(&addr, timeout)?
+                }
+                _ => inner.connect(&addr)?,
             }
             Ok(Stream { inner })
         })
@@ -110,7 +114,16 @@ impl Connector {
 
     /// A stream socket with every option asked for set, ready to connect.
     pub(crate) fn socket(&self) -> io::Result<socket2::Socket> {
-        let inner = crate::sys::socket(Type::STREAM)?;
+        self.configure(crate::sys::socket(Type::STREAM)?)
+    }
+
+    /// The same, non-blocking, for the async API.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn async_socket(&self) -> io::Result<socket2::Socket> {
+        self.configure(crate::sys::async_socket(Type::STREAM)?)
+    }
+
+    fn configure(&self, inner: socket2::Socket) -> io::Result<socket2::Socket> {
         #[cfg(target_os = "linux")]
         if let Some(bytes) = self.buffer_size {
             crate::sys::set_buffer_size(&inner, crate::sys::BufferSize::Size, bytes)?;
@@ -228,5 +241,23 @@ mod tests {
             Err(ErrorKind::ConnectionRefused.into())
         });
         assert_eq!((r.unwrap_err().kind(), tries), (ErrorKind::ConnectionRefused, 4));
+    }
+
+    /// The kernel, not a timer of ours, ends a vsock connect that takes too long (one blocking
+    /// call, no clock reads): it must have been given the caller's timeout, and async sockets
+    /// must be non-blocking from their creation. Only creates sockets: nothing connects.
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn the_kernel_gets_the_connect_timeout() {
+        let c = Connector::new().timeout(Duration::from_millis(7500));
+        let blocking = c.socket().unwrap();
+        assert_eq!(crate::sys::connect_timeout(&blocking).unwrap(), Duration::from_millis(7500));
+        assert!(!blocking.nonblocking().unwrap());
+        #[cfg(feature = "tokio")]
+        {
+            let nonblocking = c.async_socket().unwrap();
+            assert_eq!(crate::sys::connect_timeout(&nonblocking).unwrap(), Duration::from_millis(7500));
+            assert!(nonblocking.nonblocking().unwrap());
+        }
     }
 }

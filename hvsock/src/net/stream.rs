@@ -49,6 +49,22 @@ impl Stream {
         from_sockaddr(&self.inner.local_addr()?)
     }
 
+    /// Reads what has arrived without taking it off the socket (`MSG_PEEK`), like
+    /// `TcpStream::peek`: a later read returns the same bytes.
+    ///
+    /// ```no_run
+    /// # let stream = hvsock::Stream::connect("vsock:3:5000")?;
+    /// let mut first = [0u8; 64];
+    /// let n = stream.peek(&mut first)?; // e.g. to find the end of a header line
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        // SAFETY: recv with MSG_PEEK only writes initialised bytes into the buffer, which is
+        // already initialised; viewing it as MaybeUninit loses nothing.
+        let buf = unsafe { &mut *(buf as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) };
+        self.inner.peek(buf)
+    }
+
     /// Closes the read half, the write half (the peer reads end-of-file) or both.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.inner.shutdown(how)

@@ -44,6 +44,25 @@ pub(crate) fn socket(ty: Type) -> io::Result<Socket> {
     Socket::new(Domain::from(AF_HYPERV), ty, Some(Protocol::from(HV_PROTOCOL_RAW as i32)))
 }
 
+/// A socket for the async API, made non-blocking before it connects.
+#[cfg(feature = "tokio")]
+pub(crate) fn async_socket(ty: Type) -> io::Result<Socket> {
+    let socket = socket(ty)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket)
+}
+
+/// Accepts a connection and makes it non-blocking.
+#[cfg(feature = "tokio")]
+pub(crate) fn accept_nonblocking(listener: &Socket) -> io::Result<(Socket, socket2::SockAddr)> {
+    let (socket, addr) = listener.accept()?;
+    socket.set_nonblocking(true)?;
+    Ok((socket, addr))
+}
+
+/// Not verified for AF_HYPERV: connects keep a timer of their own (socket2's, tokio's).
+pub(crate) const KERNEL_TIMES_CONNECT: bool = false;
+
 /// Lets a blocking connect wait as long as the caller asked (Windows caps it at 300 s).
 pub(crate) fn set_connect_timeout(socket: &Socket, timeout: Duration) -> io::Result<()> {
     let ms = whole_millis(timeout).min(HVSOCKET_CONNECT_TIMEOUT_MAX);
@@ -205,6 +224,11 @@ pub(crate) struct AsyncSocket(tokio::net::UdpSocket);
 impl AsyncSocket {
     pub(crate) fn new(socket: Socket) -> io::Result<AsyncSocket> {
         socket.set_nonblocking(true)?;
+        AsyncSocket::register(socket)
+    }
+
+    /// Registers a socket that is already non-blocking.
+    pub(crate) fn register(socket: Socket) -> io::Result<AsyncSocket> {
         // SAFETY: the handle moves from `socket` into the UdpSocket shell, which owns it now.
         let shell = unsafe { std::net::UdpSocket::from_raw_socket(socket.into_raw_socket()) };
         Ok(AsyncSocket(tokio::net::UdpSocket::from_std(shell)?))
@@ -238,6 +262,17 @@ impl AsyncSocket {
                 result => return std::task::Poll::Ready(result),
             }
         }
+    }
+
+    /// A read or write of `offered` bytes (tokio's UdpSocket keeps no partial-move hint).
+    pub(crate) fn poll_rw(
+        &self,
+        cx: &mut std::task::Context<'_>,
+        interest: tokio::io::Interest,
+        _offered: usize,
+        op: impl FnMut(&Socket) -> io::Result<usize>,
+    ) -> std::task::Poll<io::Result<usize>> {
+        self.poll_io(cx, interest, op)
     }
 }
 

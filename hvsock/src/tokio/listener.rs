@@ -32,16 +32,17 @@ impl AsyncListener {
     /// Binds and listens, like [`Listener::bind`]; must be called inside a tokio runtime.
     pub async fn bind<A: ToSocketAddr>(addr: A) -> io::Result<AsyncListener> {
         let addr = addr.to_socket_addr(Role::Bind)?;
-        let socket = crate::sys::socket(Type::STREAM)?;
+        let socket = crate::sys::async_socket(Type::STREAM)?;
         socket.bind(&to_sockaddr(&addr))?;
         socket.listen(1024)?;
-        Ok(AsyncListener { io: AsyncSocket::new(socket)? })
+        Ok(AsyncListener { io: AsyncSocket::register(socket)? })
     }
 
     /// Waits for a connection.
     pub async fn accept(&self) -> io::Result<(AsyncStream, SocketAddr)> {
-        let (socket, addr) = poll_fn(|cx| self.io.poll_io(cx, Interest::READABLE, |s| s.accept())).await?;
-        Ok((AsyncStream::from_socket(socket)?, from_sockaddr(&addr)?))
+        let (socket, addr) =
+            poll_fn(|cx| self.io.poll_io(cx, Interest::READABLE, crate::sys::accept_nonblocking)).await?;
+        Ok((AsyncStream { io: AsyncSocket::register(socket)? }, from_sockaddr(&addr)?))
     }
 
     /// The bound address.

@@ -37,25 +37,30 @@ impl AsyncStream {
     /// writable, then takes `SO_ERROR` for the outcome. Wrap it in `tokio::time::timeout` to
     /// bound it (the kernel's own vsock connect timeout is 2 s).
     pub async fn connect<A: ToSocketAddr>(addr: A) -> io::Result<AsyncStream> {
-        AsyncStream::connect_socket(crate::sys::socket(Type::STREAM)?, addr).await
+        AsyncStream::connect_socket(crate::sys::async_socket(Type::STREAM)?, addr).await
     }
 
+    /// Connects a non-blocking socket. It is registered with the reactor only once its
+    /// connect has started: an unconnected vsock socket polls as writable, which would look
+    /// like a finished connect.
     async fn connect_socket<A: ToSocketAddr>(socket: Socket, addr: A) -> io::Result<AsyncStream> {
         let addr = to_sockaddr(&addr.to_socket_addr(Role::Connect)?);
-        let stream = AsyncStream::from_socket(socket)?;
-        match stream.io.socket().connect(&addr) {
-            Ok(()) => return Ok(stream),
-            Err(e) if crate::sys::connect_in_progress(&e) => {}
+        let pending = match socket.connect(&addr) {
+            Ok(()) => false,
+            Err(e) if crate::sys::connect_in_progress(&e) => true,
             Err(e) => return Err(e),
-        }
-        poll_fn(|cx| {
-            stream.io.poll_io(cx, Interest::WRITABLE, |s| match s.take_error()? {
-                Some(e) => Err(e),
-                // Writable and no error is connected; a spurious wake-up looks not connected yet.
-                None => s.peer_addr().map(drop).map_err(|_| io::ErrorKind::WouldBlock.into()),
+        };
+        let stream = AsyncStream { io: AsyncSocket::register(socket)? };
+        if pending {
+            // Writable now means connected, or failed with the reason in SO_ERROR.
+            poll_fn(|cx| {
+                stream.io.poll_io(cx, Interest::WRITABLE, |s| match s.take_error()? {
+                    Some(e) => Err(e),
+                    None => Ok(()),
+                })
             })
-        })
-        .await?;
+            .await?;
+        }
         Ok(stream)
     }
 
@@ -105,7 +110,8 @@ impl AsyncStream {
     fn poll_read_priv(&self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         // SAFETY: recv only writes into the unfilled part, and we mark as filled what it wrote.
         let unfilled = unsafe { &mut *(buf.unfilled_mut() as *mut [MaybeUninit<u8>]) };
-        let n = std::task::ready!(self.io.poll_io(cx, Interest::READABLE, |s| s.recv(unfilled)))?;
+        let offered = unfilled.len();
+        let n = std::task::ready!(self.io.poll_rw(cx, Interest::READABLE, offered, |s| s.recv(unfilled)))?;
         // SAFETY: recv initialised the first n bytes.
         unsafe { buf.assume_init(n) };
         buf.advance(n);
@@ -113,7 +119,7 @@ impl AsyncStream {
     }
 
     fn poll_write_priv(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.io.poll_io(cx, Interest::WRITABLE, |s| s.send(buf))
+        self.io.poll_rw(cx, Interest::WRITABLE, buf.len(), |s| s.send(buf))
     }
 
     fn poll_write_vectored_priv(
@@ -121,7 +127,8 @@ impl AsyncStream {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.io.poll_io(cx, Interest::WRITABLE, |s| s.send_vectored(bufs))
+        let offered = bufs.iter().map(|b| b.len()).sum();
+        self.io.poll_rw(cx, Interest::WRITABLE, offered, |s| s.send_vectored(bufs))
     }
 
     fn shutdown_write(&self) -> io::Result<()> {
@@ -249,12 +256,14 @@ impl crate::Connector {
     /// ```
     pub async fn connect_async<A: ToSocketAddr + Clone>(&self, addr: A) -> io::Result<AsyncStream> {
         self.retry_async(|| async {
-            let attempt = AsyncStream::connect_socket(self.socket()?, addr.clone());
+            let attempt = AsyncStream::connect_socket(self.async_socket()?, addr.clone());
             match self.attempt_timeout() {
-                Some(t) => ::tokio::time::timeout(t, attempt)
+                // Where the kernel times a non-blocking connect out by itself (it has our
+                // timeout), a timer of ours would only add clock reads.
+                Some(t) if !crate::sys::KERNEL_TIMES_CONNECT => ::tokio::time::timeout(t, attempt)
                     .await
                     .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into())),
-                None => attempt.await,
+                _ => attempt.await,
             }
         })
         .await
