@@ -10,6 +10,8 @@ size_mib=${1:-256}
 runs=${2:-2}
 cargo build -q --release -p hvsock-cli
 h="$PWD/target/release/hvsock"
+# The lab (and so the switch) may be another build: LAB=path/to/hvsock bench/switch.sh
+lab=${LAB:-$h}
 bytes=$((size_mib * 1048576))
 
 # measure LABEL RECEIVER-ROLE RECEIVER SENDER-ROLE SENDER: roles are guest (CID 3 receives,
@@ -17,14 +19,16 @@ bytes=$((size_mib * 1048576))
 measure() {
     d=$(mktemp -d /tmp/hvsock-switch-bench.XXXXXX)
     recv="D=$d; $3; date +%s.%N > $d/end"
-    send="until [ -e $d/ready ]; do sleep 0.05; done; sleep 0.2; date +%s.%N > $d/start; head -c $bytes /dev/zero | $5"
+    # dd writes 1 MiB at a time: `head -c` writes 8 KiB, and a guest's pipe then costs more
+    # than the path measured.
+    send="until [ -e $d/ready ]; do sleep 0.05; done; sleep 0.2; date +%s.%N > $d/start; dd if=/dev/zero bs=1M count=$size_mib 2>/dev/null | $5"
     set -- "$1" "$2" "$recv" "$4" "$send"
     if [ "$2" = guest ] && [ "$4" = guest ]; then
-        "$h" lab run --timeout 600 --guest "$3" --guest "$5" >/dev/null 2>&1
+        "$lab" lab run --timeout 600 --guest "$3" --guest "$5" >/dev/null 2>&1
     elif [ "$2" = guest ]; then
-        "$h" lab run --timeout 600 --guest "$3" --host "$5" >/dev/null 2>&1
+        "$lab" lab run --timeout 600 --guest "$3" --host "$5" >/dev/null 2>&1
     else
-        "$h" lab run --timeout 600 --host "$3" --guest "$5" >/dev/null 2>&1
+        "$lab" lab run --timeout 600 --host "$3" --guest "$5" >/dev/null 2>&1
     fi
     awk -v b="$bytes" 'NR == FNR { s = $1; next } { printf "%.1f", b / 1048576 / ($1 - s) }' "$d/start" "$d/end"
     rm -rf "$d"
