@@ -2,7 +2,8 @@
 # Many connections through a relay (tcp -> relay -> vsock) in one lab guest, `hvsock relay`
 # against vsock-proxy 0.1.2 (built by this script): CONNS clients at once, each sending MSGS
 # request/response pairs of 1 KiB and checking the echo, three rounds on the same relay; then
-# 2,000 short connections, 50 at a time (`hvsock bench --test conn` through the relay). Reports
+# 2,000 short connections, 50 at a time (`hvsock bench --test conn` through the relay); and both
+# with no relay at all, the ceiling. Reports
 # requests/s per round, connections/s, and each relay's peak own (anonymous) memory and most
 # descriptors held. The guest keeps its default `ulimit -n` (1024).
 #   bench/relay-many.sh [CONNS] [MSGS]
@@ -33,12 +34,20 @@ async def main():
 asyncio.run(main())
 PY
 cat > "$t/clients.py" <<'PY'
-import asyncio, sys, time
+import asyncio, socket, sys, time
 conns, msgs = int(sys.argv[1]), int(sys.argv[2])
+direct = len(sys.argv) > 3  # straight to the vsock echo server: no relay
+async def dial():
+    if not direct:
+        return await asyncio.open_connection("127.0.0.1", 9500)
+    s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
+    s.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(s, (1, 9501))
+    return await asyncio.open_connection(sock=s)
 async def one(i):
     for attempt in range(20):
         try:
-            r, w = await asyncio.open_connection("127.0.0.1", 9500); break
+            r, w = await dial(); break
         except OSError:
             await asyncio.sleep(0.1)
     else:
@@ -101,5 +110,13 @@ run() {
     kill $relay; wait $relay 2>/dev/null || true
 }
 echo "$conns connections x $msgs request/response of 1 KiB, tcp -> relay -> vsock echo (ulimit -n $(ulimit -n))"
+# The ceiling: the same clients and servers with no relay between them.
+for round in 1 2 3; do
+    printf '%-14s round %s: ' "no relay" "$round"
+    /usr/bin/python3 "$t/clients.py" "$conns" "$msgs" direct
+done
+printf '%-14s 2000 short connections, 50 at a time: ' "no relay"
+"$h" bench vsock:1:9502 --test conn --conns 2000 --concurrency 50 --json |
+    /usr/bin/python3 -c 'import json, sys; r = json.load(sys.stdin); print("%.0f conn/s, p99 %.1f ms" % (r["per_s"], r["latency_us"]["p99"] / 1000))'
 run "hvsock relay" "$h relay tcp:127.0.0.1:FROM vsock:1:TO"
 run "vsock-proxy" "$proxy --tcp-source 127.0.0.1:FROM --vsock-dest 1:TO"
