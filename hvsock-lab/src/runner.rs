@@ -113,6 +113,7 @@ pub struct Lab {
     memory_mib: u32,
     forward_stdin: bool,
     pub(crate) keep_half_close: bool,
+    pub(crate) hybrid_seqpacket: bool,
     backend: Option<PathBuf>,
 }
 
@@ -126,6 +127,7 @@ impl Lab {
             memory_mib: 512,
             forward_stdin: false,
             keep_half_close: false,
+            hybrid_seqpacket: false,
             backend: None,
         }
     }
@@ -147,6 +149,15 @@ impl Lab {
     /// of those VMMs see: after the host's half-close the guest can send nothing.
     pub fn keep_half_close(mut self, yes: bool) -> Lab {
         self.keep_half_close = yes;
+        self
+    }
+
+    /// Make each guest's hybrid socket (`HVSOCK_LAB_VM<cid>`) take SOCK_SEQPACKET connections
+    /// (with the `CONNECT <port>` line and the `OK` answer as messages of their own), which
+    /// reach the guest's SEQPACKET listeners: the device-wide socket type Firecracker's
+    /// proposed `vsock_type` chooses. A guest's connections to the host keep their own type.
+    pub fn hybrid_seqpacket(mut self, yes: bool) -> Lab {
+        self.hybrid_seqpacket = yes;
         self
     }
 

@@ -209,8 +209,12 @@ impl Lab {
             })
             .collect();
         let vm_cids: Vec<u32> = cids.iter().flatten().copied().collect();
-        let switch = Switch::start(&dir, &vm_cids, self.keep_half_close)
-            .map_err(io_err("cannot start the vsock switch"))?;
+        let options = crate::switch::Options {
+            keep_half_close: self.keep_half_close,
+            hybrid_seqpacket: self.hybrid_seqpacket,
+        };
+        let switch =
+            Switch::start(&dir, &vm_cids, options).map_err(io_err("cannot start the vsock switch"))?;
         let mut env: Vec<(OsString, OsString)> = vec![("HVSOCK_LAB_DIR".into(), dir.clone().into())];
         for &cid in vm_cids.iter().filter(|&&c| c != 2) {
             env.push((format!("HVSOCK_LAB_VM{cid}").into(), uds_path(&dir, cid).into()));

@@ -8,11 +8,14 @@
 //!   `children`, ...) and endpoint strings (`vsock:any:19000`, `hv:parent:19000`).
 //! - [`Listener`], [`Stream`]: the blocking API, like std's `TcpListener`/`TcpStream`;
 //!   [`Connector`] for timeouts, retries and options before connecting.
+//! - `SeqpacketListener`, `Seqpacket` (Linux): vsock `SOCK_SEQPACKET`, connections that keep
+//!   message boundaries.
 //! - [`info`]: what this machine offers (transports, hypervisor, VM ID, Winsock catalog);
 //!   [`registry`] (Windows): Hyper-V service registration.
 //! - [`hybrid`] (Unix): the host side of Firecracker-style VMs, `CONNECT <port>` over a Unix socket.
 //! - [`diag`] (Linux): the machine's vsock sockets and their owners, like `ss -f vsock -p`.
-//! - `tokio` (feature `tokio`): `AsyncListener`, `AsyncStream`.
+//! - `tokio` (feature `tokio`): `AsyncListener`, `AsyncStream`; on Linux `AsyncSeqpacketListener`,
+//!   `AsyncSeqpacket`.
 //! - [`Printable`]: a user's or a peer's text, safe to put in a one-line message.
 //!
 //! ```no_run
@@ -70,6 +73,8 @@ pub use net::BufferSize;
 #[cfg(windows)]
 pub use net::HvFlag;
 pub use net::{Connector, Incoming, Listener, Stream};
+#[cfg(target_os = "linux")]
+pub use net::{Received, Seqpacket, SeqpacketListener};
 pub use printable::Printable;
 #[cfg(target_os = "linux")]
 pub use sys::local_cid;

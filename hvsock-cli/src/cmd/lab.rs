@@ -86,6 +86,11 @@ pub struct RunFlags {
     /// (by default RCV|SEND, as Firecracker and vhost-device-vsock do)
     #[arg(long)]
     pub keep_half_close: bool,
+    /// The guests' hybrid sockets take SOCK_SEQPACKET connections (CONNECT line and OK answer
+    /// as messages), which reach SEQPACKET listeners in the guest, instead of SOCK_STREAM ones
+    /// (Firecracker's proposed vsock_type); guests' connections to the host keep their type
+    #[arg(long)]
+    pub hybrid_seqpacket: bool,
     /// Say why the vsock switch reset or held back a connection (-v; -vv for every line)
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -214,7 +219,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     if !run.flags.command.is_empty() {
         anyhow::bail!("give the guests' commands with --guest, not after `--`");
     }
-    lab = lab.keep_half_close(run.flags.keep_half_close);
+    lab = lab.keep_half_close(run.flags.keep_half_close).hybrid_seqpacket(run.flags.hybrid_seqpacket);
     let mut scenario = hvsock_lab::Scenario::new();
     for (role, service, cmd) in run.participants {
         scenario = scenario.with(role, cmd, service);

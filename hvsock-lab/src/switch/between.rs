@@ -15,10 +15,12 @@ struct End {
     tx_cnt: u32,
 }
 
-/// The two ends, lower (cid, port) first.
+/// The two ends, lower (cid, port) first, and the connection's socket type (a reset the
+/// switch sends must carry it, or the guest ignores it).
 #[derive(Default, Debug)]
 pub struct Between {
     ends: [End; 2],
+    pub type_: u16,
 }
 
 /// The ends of the connection `hdr` belongs to, lower (cid, port) first: the key the switch
@@ -32,6 +34,11 @@ pub fn key(hdr: &Header) -> (u64, u32, u64, u32) {
 }
 
 impl Between {
+    /// A new connection of socket type `type_`, its counters at 0.
+    pub fn new(type_: u16) -> Between {
+        Between { type_, ..Between::default() }
+    }
+
     /// Notes a packet passing from one end to the other. `Err(credit)` when it carries more
     /// data than the receiver offered (`credit` bytes): the sender broke the protocol.
     pub fn pass(&mut self, pkt: &Packet) -> Result<(), u32> {

@@ -33,6 +33,8 @@ const VERSION: u32 = 0x1;
 const REPLY: u32 = 0x4;
 const F_VERSION_1: u64 = 1 << 32;
 const F_PROTOCOL_FEATURES: u64 = 1 << 30;
+/// VIRTIO_VSOCK_F_SEQPACKET: SOCK_SEQPACKET connections (guests, and the hybrid host).
+const F_SEQPACKET: u64 = 1 << 1;
 const PROTOCOL_F_BACKEND_REQ: u64 = 1 << 5;
 const PROTOCOL_F_CONFIG: u64 = 1 << 9;
 const VRING_NOFD: u64 = 0x100;
@@ -155,7 +157,7 @@ impl Device {
             |at: usize| payload.get(at..at + 8).map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap()));
         let mut fds = fds.into_iter();
         match request {
-            GET_FEATURES => self.reply_u64(request, F_VERSION_1 | F_PROTOCOL_FEATURES)?,
+            GET_FEATURES => self.reply_u64(request, F_VERSION_1 | F_PROTOCOL_FEATURES | F_SEQPACKET)?,
             GET_PROTOCOL_FEATURES => self.reply_u64(request, PROTOCOL_F_BACKEND_REQ | PROTOCOL_F_CONFIG)?,
             GET_QUEUE_NUM => self.reply_u64(request, 3)?,
             SET_BACKEND_REQ_FD => self._backend_req = fds.next(),

@@ -353,7 +353,7 @@ impl Rig {
         std::fs::create_dir_all(&dir).unwrap();
         let (mut slots, mut guests) = (BTreeMap::new(), BTreeMap::new());
         for &cid in cids {
-            let mut slot = Guest::bind(&dir, cid).unwrap();
+            let mut slot = Guest::bind(&dir, cid, false).unwrap();
             let (dev, guest) = FakeGuest::new(cid as u64);
             slot.dev = Some(dev);
             slots.insert(cid as u64, slot);

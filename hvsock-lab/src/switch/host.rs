@@ -61,6 +61,14 @@ pub struct HostConn {
     uds_eof: bool,
     /// Tell the guest a host half-close as SHUTDOWN SEND only; real VMMs send RCV|SEND.
     pub keep_half_close: bool,
+    /// TYPE_STREAM, or TYPE_SEQPACKET: the Unix socket is then SOCK_SEQPACKET, each of the
+    /// guest's messages one message on it and each of its messages one to the guest.
+    pub type_: u16,
+    /// SEQPACKET: the guest's message arriving, until its EOM packet.
+    partial: Vec<u8>,
+    /// SEQPACKET: the host's message going to the guest, and how much of it has gone.
+    from_host: Vec<u8>,
+    from_host_sent: usize,
 }
 
 /// What a pump asks of the switch.
@@ -94,7 +102,21 @@ impl HostConn {
             uds_write_shut: false,
             uds_eof: false,
             keep_half_close: false,
+            type_: TYPE_STREAM,
+            partial: Vec::new(),
+            from_host: Vec::new(),
+            from_host_sent: 0,
         }
+    }
+
+    /// Makes this a SEQPACKET connection (its Unix socket is SOCK_SEQPACKET).
+    pub fn seqpacket(mut self) -> HostConn {
+        self.type_ = TYPE_SEQPACKET;
+        self
+    }
+
+    fn is_seqpacket(&self) -> bool {
+        self.type_ == TYPE_SEQPACKET
     }
 
     pub fn with_early(mut self, early: Vec<u8>) -> HostConn {
@@ -108,7 +130,7 @@ impl HostConn {
             dst_cid: self.cid,
             src_port: self.host_port,
             dst_port: self.guest_port,
-            type_: TYPE_STREAM,
+            type_: self.type_,
             op,
             flags: 0,
             buf_alloc: BUF_ALLOC,
@@ -129,7 +151,11 @@ impl HostConn {
 
     /// Wants to read its Unix socket now.
     pub fn wants_read(&self) -> bool {
-        self.state == State::Established && !self.uds_eof && !self.guest_done_receiving && self.credit() > 0
+        self.state == State::Established
+            && !self.uds_eof
+            && !self.guest_done_receiving
+            && self.credit() > 0
+            && self.from_host.is_empty()
     }
 
     pub fn wants_write(&self) -> bool {
@@ -151,7 +177,7 @@ impl HostConn {
                 }
             }
             OP_RW => {
-                if self.to_uds_len + pkt.data.len() > BUF_ALLOC as usize {
+                if self.to_uds_len + self.partial.len() + pkt.data.len() > BUF_ALLOC as usize {
                     // More than the credit we gave: the guest broke the protocol.
                     tracing::debug!(
                         "switch: guest {} port {} sent past its credit to the host's port {}: reset",
@@ -161,7 +187,15 @@ impl HostConn {
                     );
                     return self.abort(out);
                 }
-                if !pkt.data.is_empty() {
+                if self.is_seqpacket() {
+                    // One message for the Unix socket once its last packet is here.
+                    self.partial.extend_from_slice(&pkt.data);
+                    if pkt.hdr.flags & SEQ_EOM != 0 {
+                        let msg = std::mem::take(&mut self.partial);
+                        self.to_uds_len += msg.len();
+                        self.to_uds.push_back(msg);
+                    }
+                } else if !pkt.data.is_empty() {
                     self.to_uds_len += pkt.data.len();
                     self.to_uds.push_back(pkt.data);
                 }
@@ -193,7 +227,21 @@ impl HostConn {
                 Err(_) => return self.abort(out),
             }
         }
-        while self.preface.is_empty() && !self.to_uds.is_empty() {
+        while self.preface.is_empty() && self.is_seqpacket() {
+            let Some(msg) = self.to_uds.front() else { break };
+            // A Unix SOCK_SEQPACKET send takes the whole message or nothing.
+            match socket2::SockRef::from(&self.uds).send_with_flags(msg, libc::MSG_NOSIGNAL) {
+                Ok(_) => {
+                    let n = msg.len();
+                    self.to_uds.pop_front();
+                    self.to_uds_len -= n;
+                    self.fwd_cnt = self.fwd_cnt.wrapping_add(n as u32);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => return self.abort(out),
+            }
+        }
+        while self.preface.is_empty() && !self.is_seqpacket() && !self.to_uds.is_empty() {
             let mut slices = [io::IoSlice::new(&[]); 16];
             let mut count = 0;
             for (i, chunk) in self.to_uds.iter().take(slices.len()).enumerate() {
@@ -221,7 +269,8 @@ impl HostConn {
         }
         let freed = self.fwd_cnt.wrapping_sub(self.fwd_cnt_sent);
         // What the guest has sent since it last heard from us, as it sees it.
-        let unheard = self.fwd_cnt.wrapping_add(self.to_uds_len as u32).wrapping_sub(self.fwd_cnt_sent);
+        let held = self.to_uds_len + self.partial.len();
+        let unheard = self.fwd_cnt.wrapping_add(held as u32).wrapping_sub(self.fwd_cnt_sent);
         if freed > 0 && BUF_ALLOC.saturating_sub(unheard) < CREDIT_LOW {
             self.fwd_cnt_sent = self.fwd_cnt;
             out.push(Packet::control(self.header(OP_CREDIT_UPDATE)));
@@ -238,6 +287,9 @@ impl HostConn {
             // The guest closed its socket and waits for our RST to finish.
             out.push(Packet::control(self.header(OP_RST)));
             return Verdict::Close;
+        }
+        if self.is_seqpacket() {
+            return self.messages_to_guest(room, out);
         }
         // Towards the guest, as far as its credit goes.
         let mut buf = [0u8; MAX_PAYLOAD as usize];
@@ -264,12 +316,103 @@ impl HostConn {
         Verdict::Keep
     }
 
+    /// SEQPACKET towards the guest: one message at a time from the Unix socket, sent in
+    /// packets as the guest's credit and queue allow, EOM on the last. A message larger than
+    /// the guest's whole buffer could never be received there: the connection is reset.
+    fn messages_to_guest(&mut self, mut room: usize, out: &mut Vec<Packet>) -> Verdict {
+        loop {
+            if self.from_host.is_empty() {
+                if !self.wants_read() {
+                    return Verdict::Keep;
+                }
+                let limit = self.peer_buf_alloc as usize;
+                let sock = socket2::SockRef::from(&self.uds);
+                // The next message's length first (MSG_TRUNC with MSG_PEEK), then the message.
+                let mut probe = [0u8; 1];
+                let peeked = sock.recv_with_flags(
+                    as_uninit(&mut probe),
+                    libc::MSG_TRUNC | libc::MSG_PEEK | libc::MSG_DONTWAIT,
+                );
+                match peeked {
+                    Ok(0) if peer_closed(&self.uds) => {
+                        self.uds_eof = true;
+                        let mut h = self.header(OP_SHUTDOWN);
+                        h.flags =
+                            if self.keep_half_close { SHUTDOWN_SEND } else { SHUTDOWN_SEND | SHUTDOWN_RCV };
+                        out.push(Packet::control(h));
+                        return Verdict::Keep;
+                    }
+                    // An empty message: vsock carries none (Linux drops them on send too).
+                    Ok(0) => {
+                        let _ = sock.recv_with_flags(as_uninit(&mut probe), libc::MSG_DONTWAIT);
+                        continue;
+                    }
+                    Ok(n) if n > limit => {
+                        tracing::debug!(
+                            "switch: the host sent guest {} port {} a message of {n} bytes, more than its buffer of {limit}: reset",
+                            self.cid,
+                            self.guest_port
+                        );
+                        return self.abort(out);
+                    }
+                    Ok(n) => {
+                        let mut msg = vec![0u8; n];
+                        match sock.recv_with_flags(as_uninit(&mut msg), libc::MSG_DONTWAIT) {
+                            Ok(got) if got == n => {}
+                            _ => return self.abort(out),
+                        }
+                        self.from_host = msg;
+                        self.from_host_sent = 0;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Verdict::Keep,
+                    Err(_) => return self.abort(out),
+                }
+            }
+            while self.from_host_sent < self.from_host.len() {
+                let rest = self.from_host.len() - self.from_host_sent;
+                let take = rest
+                    .min(self.credit() as usize)
+                    .min(MAX_PAYLOAD as usize)
+                    .min(room.saturating_sub(PKT_HEADER_SIZE));
+                if take == 0 {
+                    return Verdict::Keep;
+                }
+                let chunk = self.from_host[self.from_host_sent..self.from_host_sent + take].to_vec();
+                self.from_host_sent += take;
+                self.tx_cnt = self.tx_cnt.wrapping_add(take as u32);
+                room -= PKT_HEADER_SIZE + take;
+                let mut hdr = self.header(OP_RW);
+                if self.from_host_sent == self.from_host.len() {
+                    hdr.flags = SEQ_EOM | SEQ_EOR;
+                }
+                out.push(Packet { hdr, data: chunk });
+            }
+            self.from_host = Vec::new();
+        }
+    }
+
     /// Gives up on the connection: the guest gets a reset, the Unix side is closed by the
     /// caller dropping it.
     pub fn abort(&mut self, out: &mut Vec<Packet>) -> Verdict {
         out.push(Packet::control(self.header(OP_RST)));
         Verdict::Close
     }
+}
+
+/// A buffer as socket2's receive takes it.
+fn as_uninit(buf: &mut [u8]) -> &mut [std::mem::MaybeUninit<u8>] {
+    // SAFETY: the kernel writes only initialised bytes into an initialised buffer.
+    unsafe { &mut *(buf as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) }
+}
+
+/// A SOCK_SEQPACKET receive of 0 bytes is an empty message or the peer's end: the peer has
+/// ended when the socket polls as hung up for reading.
+fn peer_closed(uds: &UnixStream) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut p = libc::pollfd { fd: uds.as_raw_fd(), events: libc::POLLRDHUP, revents: 0 };
+    // SAFETY: one pollfd, ours, for the call; no waiting.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n < 0 || p.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0
 }
 
 #[cfg(test)]

@@ -66,6 +66,18 @@ pub fn uds_path(dir: &Path, cid: u32) -> PathBuf {
     dir.join(format!("vm{cid}.sock"))
 }
 
+/// How the switch plays the hybrid-vsock host.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Pass a host's half-close to a guest as SHUTDOWN SEND alone (real VMMs send RCV|SEND).
+    pub keep_half_close: bool,
+    /// Each guest's hybrid socket (`vmN.sock`) takes SOCK_SEQPACKET connections, which reach
+    /// the guest's SEQPACKET listeners, instead of SOCK_STREAM ones — the device-wide choice
+    /// Firecracker's proposed `vsock_type` makes. A guest's connections to the host follow
+    /// their own type either way.
+    pub hybrid_seqpacket: bool,
+}
+
 /// A running switch; dropping it stops the thread.
 pub struct Switch {
     stop: Arc<AtomicBool>,
@@ -73,18 +85,16 @@ pub struct Switch {
 }
 
 impl Switch {
-    /// Listens for guests `cids` in `dir` and serves them on a thread of its own. A host's
-    /// half-close reaches a guest as real VMMs send it (SHUTDOWN RCV|SEND: the guest can
-    /// send no more), or with `keep_half_close` as SHUTDOWN SEND alone.
-    pub fn start(dir: &Path, cids: &[u32], keep_half_close: bool) -> io::Result<Switch> {
+    /// Listens for guests `cids` in `dir` and serves them on a thread of its own.
+    pub fn start(dir: &Path, cids: &[u32], options: Options) -> io::Result<Switch> {
         let mut guests = BTreeMap::new();
         for &cid in cids {
-            guests.insert(cid as u64, Guest::bind(dir, cid)?);
+            guests.insert(cid as u64, Guest::bind(dir, cid, options.hybrid_seqpacket)?);
         }
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new().name("vsock-switch".into()).spawn(move || {
-            let mut core = Core::new(guests, keep_half_close);
+            let mut core = Core::new(guests, options.keep_half_close);
             while !flag.load(Ordering::Relaxed) {
                 core.turn(100);
             }
@@ -106,6 +116,8 @@ struct Guest {
     vhost: UnixListener,
     uds: UnixListener,
     uds_path: PathBuf,
+    /// `uds` is a SOCK_SEQPACKET listener ([`Options::hybrid_seqpacket`]).
+    seqpacket: bool,
     dev: Option<Device>,
     /// A packet from this guest whose destination's queue was full: it goes first, and the
     /// guest's TX queue is not read until it has gone.
@@ -117,12 +129,20 @@ struct Guest {
 
 impl Guest {
     /// Guest `cid`'s two listening sockets in `dir`.
-    fn bind(dir: &Path, cid: u32) -> io::Result<Guest> {
+    fn bind(dir: &Path, cid: u32, seqpacket: bool) -> io::Result<Guest> {
         let vhost = UnixListener::bind(vhost_path(dir, cid))?;
         let uds_path = uds_path(dir, cid);
-        let uds = UnixListener::bind(&uds_path)?;
+        let uds = if seqpacket {
+            let s = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::SEQPACKET, None)?;
+            s.bind(&socket2::SockAddr::unix(&uds_path)?)?;
+            s.listen(128)?;
+            // std's listener only accepts: it serves a SOCK_SEQPACKET one as well.
+            UnixListener::from(std::os::fd::OwnedFd::from(s))
+        } else {
+            UnixListener::bind(&uds_path)?
+        };
         uds.set_nonblocking(true)?;
-        Ok(Guest { vhost, uds, uds_path, dev: None, held: None, tx_stalled: false })
+        Ok(Guest { vhost, uds, uds_path, seqpacket, dev: None, held: None, tx_stalled: false })
     }
 }
 
@@ -442,7 +462,7 @@ impl Core {
             tracing::debug!("switch: guest {from} sent a packet as CID {}: dropped", h.src_cid);
             return;
         }
-        if h.type_ != TYPE_STREAM {
+        if h.type_ != TYPE_STREAM && h.type_ != TYPE_SEQPACKET {
             tracing::debug!(
                 "switch: guest {from} port {}: socket type {} is not offered: reset",
                 h.src_port,
@@ -456,7 +476,7 @@ impl Core {
                 let key = between::key(&h);
                 if h.op == OP_REQUEST {
                     // A new connection, perhaps on the ports of an old one: counters from 0.
-                    self.between.insert(key, Between::default());
+                    self.between.insert(key, Between::new(h.type_));
                 }
                 let conn = self.between.get_mut(&key);
                 let Some(conn) = conn else {
@@ -504,10 +524,16 @@ impl Core {
             }
         } else if pkt.hdr.op == OP_REQUEST {
             let path = format!("{}_{}", self.guests[&cid].uds_path.display(), pkt.hdr.dst_port);
-            match connect_now(Path::new(&path)) {
+            // The host's listener must be of the guest socket's type: a SOCK_STREAM one
+            // refuses a SOCK_SEQPACKET connect (EPROTOTYPE), and the guest gets a reset.
+            let seqpacket = pkt.hdr.type_ == TYPE_SEQPACKET;
+            match connect_now(Path::new(&path), seqpacket) {
                 Ok(uds) => {
                     let mut conn =
                         HostConn::new(cid, pkt.hdr.src_port, pkt.hdr.dst_port, uds, State::Established);
+                    if seqpacket {
+                        conn = conn.seqpacket();
+                    }
                     conn.keep_half_close = self.keep_half_close;
                     let response = conn.header(OP_RESPONSE);
                     out.push(Packet::control(response));
@@ -597,10 +623,19 @@ impl Core {
             return Some(i);
         };
         let cid = p.cid;
+        let seqpacket = self.guests[&cid].seqpacket;
+        if seqpacket && !early.is_empty() {
+            // The CONNECT line is a message of its own on a SOCK_SEQPACKET socket.
+            tracing::debug!("switch: guest {cid}: a host connection sent more than its CONNECT line in one message: closed");
+            return Some(i);
+        }
         let uds = p.uds.try_clone().ok()?;
         let host_port = self.next_port;
         self.next_port = self.next_port.wrapping_add(1).max(1 << 30);
         let mut conn = HostConn::new(cid, port, host_port, uds, State::Connecting).with_early(early);
+        if seqpacket {
+            conn = conn.seqpacket();
+        }
         conn.keep_half_close = self.keep_half_close;
         self.send(Packet::control(conn.header(OP_REQUEST)));
         self.conns.insert((cid, port, host_port), conn);
@@ -632,14 +667,14 @@ impl Core {
         self.pending.retain(|_, p| p.cid != cid);
         let dead: Vec<_> = self.between.keys().copied().filter(|k| k.0 == cid || k.2 == cid).collect();
         for k in dead {
-            self.between.remove(&k);
+            let type_ = self.between.remove(&k).map_or(TYPE_STREAM, |b| b.type_);
             let (peer, peer_port, gone_port) = if k.0 == cid { (k.2, k.3, k.1) } else { (k.0, k.1, k.3) };
             self.send(Packet::control(Header {
                 src_cid: cid,
                 dst_cid: peer,
                 src_port: gone_port,
                 dst_port: peer_port,
-                type_: TYPE_STREAM,
+                type_,
                 op: OP_RST,
                 ..Header::default()
             }));
@@ -650,8 +685,9 @@ impl Core {
 /// Connects to a host listener without ever waiting on it: the switch serves every guest from
 /// one thread, and one host listener whose backlog is full must not stall them all. A full
 /// backlog (EAGAIN) is a refusal, as nothing listening is: the guest sees a reset and may retry.
-fn connect_now(path: &Path) -> io::Result<UnixStream> {
-    let socket = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)?;
+fn connect_now(path: &Path, seqpacket: bool) -> io::Result<UnixStream> {
+    let ty = if seqpacket { socket2::Type::SEQPACKET } else { socket2::Type::STREAM };
+    let socket = socket2::Socket::new(socket2::Domain::UNIX, ty, None)?;
     socket.set_nonblocking(true)?;
     socket.connect(&socket2::SockAddr::unix(path)?)?;
     Ok(UnixStream::from(std::os::fd::OwnedFd::from(socket)))

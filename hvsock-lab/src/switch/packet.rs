@@ -14,6 +14,10 @@ pub const OP_RW: u16 = 5;
 pub const OP_CREDIT_UPDATE: u16 = 6;
 pub const OP_CREDIT_REQUEST: u16 = 7;
 pub const TYPE_STREAM: u16 = 1;
+pub const TYPE_SEQPACKET: u16 = 2;
+/// RW flags of a SEQPACKET connection: the packet ends a message, and a record (`MSG_EOR`).
+pub const SEQ_EOM: u32 = 1;
+pub const SEQ_EOR: u32 = 2;
 /// SHUTDOWN flags: the sender will receive no more / send no more.
 pub const SHUTDOWN_RCV: u32 = 1;
 pub const SHUTDOWN_SEND: u32 = 2;
@@ -122,13 +126,17 @@ impl Packet {
             pkt.data_slice()?.write_slice(&rest[..take], 0).ok()?;
         }
         let h = &self.hdr;
+        // A message's end is marked on its last fragment only, as vhost-vsock does: the
+        // receiver would take every marked fragment for a whole message.
+        let last = from + take == self.data.len();
+        let flags = if last || h.op != OP_RW { h.flags } else { h.flags & !(SEQ_EOM | SEQ_EOR) };
         pkt.set_src_cid(h.src_cid)
             .set_dst_cid(h.dst_cid)
             .set_src_port(h.src_port)
             .set_dst_port(h.dst_port)
             .set_type(h.type_)
             .set_op(h.op)
-            .set_flags(h.flags)
+            .set_flags(flags)
             .set_buf_alloc(h.buf_alloc)
             .set_fwd_cnt(h.fwd_cnt)
             .set_len(take as u32);

@@ -123,7 +123,7 @@ impl Connector {
         self.configure(crate::sys::async_socket(Type::STREAM)?)
     }
 
-    fn configure(&self, inner: socket2::Socket) -> io::Result<socket2::Socket> {
+    pub(crate) fn configure(&self, inner: socket2::Socket) -> io::Result<socket2::Socket> {
         #[cfg(target_os = "linux")]
         if let Some(bytes) = self.buffer_size {
             crate::sys::set_buffer_size(&inner, crate::sys::BufferSize::Size, bytes)?;

@@ -28,12 +28,12 @@ pub struct Listener {
 
 impl Listener {
     /// Binds to `addr` (names map for the listening end: `any`, `children` are fine) and
-    /// listens with std's backlog of 128.
+    /// listens (backlog 1024, as tokio's listeners).
     pub fn bind<A: ToSocketAddr>(addr: A) -> io::Result<Listener> {
         let addr = addr.to_socket_addr(Role::Bind)?;
         let inner = crate::sys::socket(Type::STREAM)?;
         inner.bind(&to_sockaddr(&addr))?;
-        inner.listen(128)?;
+        inner.listen(super::BACKLOG)?;
         Ok(Listener { inner })
     }
 

@@ -3,6 +3,8 @@
 mod connector;
 mod listener;
 mod options;
+#[cfg(target_os = "linux")]
+mod seqpacket;
 mod stream;
 
 pub use connector::Connector;
@@ -11,7 +13,14 @@ pub use listener::{Incoming, Listener};
 pub use options::BufferSize;
 #[cfg(windows)]
 pub use options::HvFlag;
+#[cfg(all(target_os = "linux", feature = "tokio"))]
+pub(crate) use seqpacket::{peek_error, send_error, uninit, RECV_TRUNC};
+#[cfg(target_os = "linux")]
+pub use seqpacket::{Received, Seqpacket, SeqpacketListener};
 pub use stream::Stream;
+
+/// The listen backlog of every listener, blocking or async (tokio's own).
+pub(crate) const BACKLOG: i32 = 1024;
 
 use std::io;
 

@@ -5,6 +5,8 @@ use std::io;
 use std::time::Duration;
 
 use crate::{Listener, Stream};
+#[cfg(target_os = "linux")]
+use crate::{Seqpacket, SeqpacketListener};
 
 /// Which vsock buffer size (Linux, `SO_VM_SOCKETS_BUFFER_*`, bytes): the kernel keeps
 /// `Min <= Size <= Max`.
@@ -81,3 +83,7 @@ macro_rules! impl_options {
 
 impl_options!(Stream);
 impl_options!(Listener);
+#[cfg(target_os = "linux")]
+impl_options!(Seqpacket);
+#[cfg(target_os = "linux")]
+impl_options!(SeqpacketListener);

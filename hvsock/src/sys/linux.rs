@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use socket2::{Domain, Socket, Type};
 
-use crate::{AddrError, Listener, Role, Service, SocketAddr, Stream, Vm, VsockAddr};
+use crate::{
+    AddrError, Listener, Role, Seqpacket, SeqpacketListener, Service, SocketAddr, Stream, Vm, VsockAddr,
+};
 
 /// `IOCTL_VM_SOCKETS_GET_LOCAL_CID` on `/dev/vsock`.
 const IOCTL_VM_SOCKETS_GET_LOCAL_CID: libc::c_ulong = 0x7b9;
@@ -223,6 +225,8 @@ macro_rules! impl_fd {
 
 impl_fd!(Stream);
 impl_fd!(Listener);
+impl_fd!(Seqpacket);
+impl_fd!(SeqpacketListener);
 
 #[cfg(feature = "tokio")]
 macro_rules! impl_async_fd {
@@ -244,6 +248,10 @@ macro_rules! impl_async_fd {
 impl_async_fd!(crate::tokio::AsyncStream);
 #[cfg(feature = "tokio")]
 impl_async_fd!(crate::tokio::AsyncListener);
+#[cfg(feature = "tokio")]
+impl_async_fd!(crate::tokio::AsyncSeqpacket);
+#[cfg(feature = "tokio")]
+impl_async_fd!(crate::tokio::AsyncSeqpacketListener);
 
 /// A nonblocking connect that has started and not finished.
 #[cfg(feature = "tokio")]

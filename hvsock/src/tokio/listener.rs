@@ -34,7 +34,7 @@ impl AsyncListener {
         let addr = addr.to_socket_addr(Role::Bind)?;
         let socket = crate::sys::async_socket(Type::STREAM)?;
         socket.bind(&to_sockaddr(&addr))?;
-        socket.listen(1024)?;
+        socket.listen(crate::net::BACKLOG)?;
         Ok(AsyncListener { io: AsyncSocket::register(socket)? })
     }
 

@@ -9,7 +9,11 @@
 //! has gone through it in our CI (wine has no AF_HYPERV).
 
 mod listener;
+#[cfg(target_os = "linux")]
+mod seqpacket;
 mod stream;
 
 pub use listener::AsyncListener;
+#[cfg(target_os = "linux")]
+pub use seqpacket::{AsyncSeqpacket, AsyncSeqpacketListener};
 pub use stream::{AsyncStream, OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
