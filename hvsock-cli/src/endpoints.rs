@@ -30,6 +30,9 @@ pub struct Conn {
     pub stops_reading_ok: bool,
     /// How our end-of-data is passed on (see [`HalfCloseMode`]).
     pub half_close: HalfCloseMode,
+    /// A message (SOCK_SEQPACKET) connection, whose messages are at most this long: each read
+    /// is one message and each write sends one. `None`: a byte stream.
+    pub messages: Option<usize>,
 }
 
 /// When our end-of-data becomes a half-close of a connection.
@@ -83,6 +86,7 @@ impl Conn {
             peer,
             stops_reading_ok: false,
             half_close: HalfCloseMode::Now,
+            messages: None,
         }
     }
 
@@ -101,6 +105,23 @@ impl Conn {
             peer,
             stops_reading_ok: false,
             half_close: HalfCloseMode::Now,
+            messages: None,
+        }
+    }
+
+    /// A message (SOCK_SEQPACKET) connection.
+    #[cfg(unix)]
+    fn message(socket: crate::messages::MsgSocket, peer: String) -> Conn {
+        let (reader, writer) = socket.halves();
+        let max = socket.max_message();
+        Conn {
+            reader,
+            writer,
+            resetter: Some(Arc::new(socket)),
+            peer,
+            stops_reading_ok: false,
+            half_close: HalfCloseMode::Now,
+            messages: Some(max),
         }
     }
 
@@ -124,6 +145,20 @@ impl Conn {
             peer: "-".into(),
             stops_reading_ok: false,
             half_close: HalfCloseMode::Now,
+            messages: None,
+        }
+    }
+
+    /// Lines as messages (`--lines`): each line read, its newline taken off, is one message,
+    /// and each message written gets a newline.
+    #[cfg(unix)]
+    pub fn lines(self) -> Conn {
+        use crate::messages::{LineReader, LineWriter};
+        Conn {
+            reader: Box::new(LineReader::new(self.reader)),
+            writer: Box::new(LineWriter::new(self.writer)),
+            messages: Some(crate::splice::STREAM_MESSAGE),
+            ..self
         }
     }
 
@@ -138,6 +173,7 @@ impl Conn {
             peer: what,
             stops_reading_ok: true,
             half_close: HalfCloseMode::Now,
+            messages: None,
         }
     }
 }
@@ -257,6 +293,38 @@ impl HalfClose {
     }
 }
 
+/// How standard input and output (or a command's) meet a message endpoint.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct Framing {
+    /// With a message endpoint (vsock-seqpacket:, unix-seqpacket:, hybrid-seqpacket:): each
+    /// line is one message (newline taken off; empty lines dropped) and each message is written
+    /// as a line. Without it, each read of input (at most 64 KiB) is one message and each
+    /// message one write.
+    #[arg(long)]
+    pub lines: bool,
+}
+
+impl Framing {
+    /// Checks `--lines` against the endpoint it is for.
+    pub fn check(self, ep: &Endpoint) -> anyhow::Result<Framing> {
+        if self.lines && !ep.is_seqpacket() {
+            anyhow::bail!(
+                "--lines maps lines to messages: {ep} is a byte stream (use vsock-seqpacket:, unix-seqpacket: or hybrid-seqpacket:)"
+            );
+        }
+        Ok(self)
+    }
+
+    /// The local side (stdio, a command) framed as asked.
+    pub fn apply(self, conn: Conn) -> Conn {
+        #[cfg(unix)]
+        if self.lines {
+            return conn.lines();
+        }
+        conn
+    }
+}
+
 /// The error for a connection that went quiet for the idle limit.
 pub fn idle(peer: &str, limit: Option<Duration>) -> anyhow::Error {
     anyhow::anyhow!(
@@ -301,7 +369,39 @@ pub async fn connect(ep: &Endpoint, timeout: Duration, retries: u32) -> anyhow::
                 .map_err(|e| anyhow::anyhow!("{}: {e}", action()))?;
             Conn::hybrid(stream, ep.to_string())
         }
+        #[cfg(target_os = "linux")]
+        Endpoint::VsockSeqpacket(..) => {
+            let addr = ep.to_socket_addr(Role::Connect)?;
+            let conn = connector
+                .connect_seqpacket_async(addr)
+                .await
+                .map_err(|e| socket_error(format!("cannot connect to {ep}"), e))?;
+            Conn::message(crate::messages::MsgSocket::Vsock(Arc::new(conn)), ep.to_string())
+        }
+        #[cfg(unix)]
+        Endpoint::UnixSeqpacket(path) => {
+            let s = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::SEQPACKET, None)
+                .and_then(|s| s.connect(&socket2::SockAddr::unix(path)?).map(|()| s))
+                .map_err(|e| socket_error(action(), e))?;
+            Conn::message(crate::messages::MsgSocket::unix(s)?, ep.to_string())
+        }
+        #[cfg(unix)]
+        Endpoint::HybridSeqpacket(path, port) => {
+            // The handshake is two short messages: on the blocking pool, with the connector's
+            // timeout and retries.
+            let (path, port) = (path.clone(), *port);
+            let (s, _) = tokio::task::spawn_blocking(move || connector.connect_hybrid_seqpacket(&path, port))
+                .await?
+                .map_err(|e| anyhow::anyhow!("{}: {e}", action()))?;
+            Conn::message(crate::messages::MsgSocket::unix(s)?, ep.to_string())
+        }
         Endpoint::Stdio => Conn::stdio(),
+        #[allow(unreachable_patterns)]
+        _ if ep.is_seqpacket() => {
+            anyhow::bail!(
+                "{ep}: SOCK_SEQPACKET is Linux's (vsock and Unix sockets); Hyper-V sockets are stream only"
+            )
+        }
         #[allow(unreachable_patterns)]
         _ => anyhow::bail!("{ep}: not supported on this platform"),
     };
@@ -317,6 +417,12 @@ pub enum Listener {
     /// The guest's connections to the host's PORT, on `UDS_PATH_PORT`.
     #[cfg(unix)]
     Hybrid(tokio::net::UnixListener, Endpoint),
+    #[cfg(target_os = "linux")]
+    VmSeqpacket(hvsock::tokio::AsyncSeqpacketListener),
+    /// A Unix SOCK_SEQPACKET listener: `unix-seqpacket:PATH`, or a hybrid one at
+    /// `UDS_PATH_PORT` (the endpoint is kept for names).
+    #[cfg(unix)]
+    UnixSeqpacket(tokio::io::unix::AsyncFd<socket2::Socket>, Endpoint),
 }
 
 impl Listener {
@@ -348,8 +454,40 @@ impl Listener {
                 hvsock::hybrid::tokio::listen(path, *port).map_err(|e| socket_error(action(), e))?,
                 ep.clone(),
             ),
+            #[cfg(target_os = "linux")]
+            Endpoint::VsockSeqpacket(..) => {
+                let addr = ep.to_socket_addr(Role::Bind)?;
+                Listener::VmSeqpacket(
+                    hvsock::tokio::AsyncSeqpacketListener::bind(addr)
+                        .await
+                        .map_err(|e| socket_error(format!("cannot listen on {ep}"), e))?,
+                )
+            }
+            #[cfg(unix)]
+            Endpoint::UnixSeqpacket(path) => {
+                let s = hvsock::hybrid::remove_stale(path)
+                    .and_then(|()| {
+                        socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::SEQPACKET, None)
+                    })
+                    .and_then(|s| s.bind(&socket2::SockAddr::unix(path)?).map(|()| s))
+                    .and_then(|s| s.listen(1024).map(|()| s))
+                    .map_err(|e| socket_error(action(), e))?;
+                s.set_nonblocking(true)?;
+                Listener::UnixSeqpacket(crate::messages::register(s)?, ep.clone())
+            }
+            #[cfg(unix)]
+            Endpoint::HybridSeqpacket(path, port) => {
+                let s =
+                    hvsock::hybrid::listen_seqpacket(path, *port).map_err(|e| socket_error(action(), e))?;
+                s.set_nonblocking(true)?;
+                Listener::UnixSeqpacket(crate::messages::register(s)?, ep.clone())
+            }
             Endpoint::Stdio => {
                 anyhow::bail!("`-` cannot listen: give a vsock:, hv:, hybrid:, tcp: or unix: endpoint")
+            }
+            #[allow(unreachable_patterns)]
+            _ if ep.is_seqpacket() => {
+                anyhow::bail!("{ep}: SOCK_SEQPACKET is Linux's (vsock and Unix sockets); Hyper-V sockets are stream only")
             }
             #[allow(unreachable_patterns)]
             _ => anyhow::bail!("{ep}: not supported on this platform"),
@@ -372,6 +510,19 @@ impl Listener {
                 let path = addr.as_pathname().map(|p| p.display().to_string()).unwrap_or_default();
                 format!("{ep} (the guest's connections to host port arrive at {path})")
             }
+            #[cfg(target_os = "linux")]
+            Listener::VmSeqpacket(l) => {
+                format!("vsock-seqpacket:{}", l.local_addr()?.to_string().trim_start_matches("vsock:"))
+            }
+            #[cfg(unix)]
+            Listener::UnixSeqpacket(l, ep) => match ep {
+                Endpoint::HybridSeqpacket(..) => {
+                    let addr = l.get_ref().local_addr()?;
+                    let path = addr.as_pathname().map(|p| p.display().to_string()).unwrap_or_default();
+                    format!("{ep} (the guest's connections to host port arrive at {path})")
+                }
+                _ => ep.to_string(),
+            },
         })
     }
 
@@ -394,6 +545,27 @@ impl Listener {
             Listener::Hybrid(l, ep) => {
                 let (s, _) = l.accept().await?;
                 Conn::hybrid(s, format!("the guest via {ep}"))
+            }
+            #[cfg(target_os = "linux")]
+            Listener::VmSeqpacket(l) => {
+                let (s, peer) = l.accept().await?;
+                let peer = format!("vsock-seqpacket:{}", peer.to_string().trim_start_matches("vsock:"));
+                Conn::message(crate::messages::MsgSocket::Vsock(Arc::new(s)), peer)
+            }
+            #[cfg(unix)]
+            Listener::UnixSeqpacket(l, ep) => {
+                let s = loop {
+                    let mut guard = l.readable().await?;
+                    match guard.try_io(|fd| fd.get_ref().accept()) {
+                        Ok(r) => break r?.0,
+                        Err(_would_block) => continue,
+                    }
+                };
+                let peer = match ep {
+                    Endpoint::HybridSeqpacket(..) => format!("the guest via {ep}"),
+                    _ => "unix-seqpacket peer".to_string(),
+                };
+                Conn::message(crate::messages::MsgSocket::unix(s)?, peer)
             }
         })
     }

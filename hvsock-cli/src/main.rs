@@ -7,6 +7,8 @@ mod cmd;
 mod diagnose;
 mod endpoints;
 mod logging;
+#[cfg(unix)]
+mod messages;
 mod output;
 mod splice;
 #[cfg(unix)]

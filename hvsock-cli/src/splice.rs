@@ -14,6 +14,9 @@ use crate::endpoints::{Conn, HalfCloseMode, Reader, SocketHandle, Writer};
 /// reads as large as a vsock socket gives at once, as socat -b 1048576 does).
 const FIRST_BUF: usize = 16 * 1024;
 const MAX_BUF: usize = 1 << 20;
+/// A byte stream copied to a message connection becomes one message per read, of at most
+/// this much (well inside the 256 KiB a vsock peer takes by default).
+pub const STREAM_MESSAGE: usize = 64 * 1024;
 
 /// How often a connection checks that its peers are still there (well inside the 8 s a
 /// closing vsock peer waits before it resets).
@@ -64,6 +67,7 @@ pub async fn splice(
         a.reader,
         b.writer,
         Way {
+            sizes: Sizes::new(a.messages, b.messages),
             stops_reading_ok: b.stops_reading_ok,
             half_close: b.half_close,
             count: &counters.a_to_b,
@@ -76,6 +80,7 @@ pub async fn splice(
         b.reader,
         a.writer,
         Way {
+            sizes: Sizes::new(b.messages, a.messages),
             stops_reading_ok: a.stops_reading_ok,
             half_close: a.half_close,
             count: &counters.b_to_a,
@@ -258,8 +263,29 @@ impl Flow {
     }
 }
 
+/// One direction's buffer: its first size and the sizes it moves between.
+struct Sizes {
+    first: usize,
+    least: usize,
+    most: usize,
+}
+
+impl Sizes {
+    /// From what the reading and the writing side carry (`Some(max)`: messages of at most max).
+    fn new(reads: Option<usize>, writes: Option<usize>) -> Sizes {
+        match (reads, writes) {
+            // Room for the largest message, always: a read is one message, never a part.
+            (Some(max), _) => Sizes { first: max, least: max, most: max },
+            // One read, one message: reads are capped.
+            (None, Some(_)) => Sizes { first: FIRST_BUF, least: FIRST_BUF, most: STREAM_MESSAGE },
+            (None, None) => Sizes { first: FIRST_BUF, least: FIRST_BUF, most: MAX_BUF },
+        }
+    }
+}
+
 /// What one direction needs to know and tell.
 struct Way<'a> {
+    sizes: Sizes,
     stops_reading_ok: bool,
     half_close: HalfCloseMode,
     count: &'a AtomicU64,
@@ -281,10 +307,11 @@ impl Drop for Ended<'_> {
 
 /// One direction: read until end-of-file, then half-close the writer as its mode says.
 async fn pump(mut from: Reader, mut to: Writer, way: Way<'_>) -> Result<(), (String, Failed)> {
-    let Way { stops_reading_ok, half_close, count, to_closed, this, back } = way;
+    let Way { sizes, stops_reading_ok, half_close, count, to_closed, this, back } = way;
     let _ended = Ended(this);
-    // Read into spare capacity: no zeroing, and no memory for a connection that moves little.
-    let mut buf: Vec<u8> = Vec::with_capacity(FIRST_BUF);
+    // Read into spare capacity: no zeroing, and no memory for a connection that moves little
+    // (a message connection's large buffer is only touched as far as its messages reach).
+    let mut buf: Vec<u8> = Vec::with_capacity(sizes.first);
     let read_err = |e: std::io::Error| (format!("read: {e}"), Failed::Reader);
     let write_err = |e: std::io::Error| (format!("write: {e}"), Failed::Writer);
     loop {
@@ -304,10 +331,10 @@ async fn pump(mut from: Reader, mut to: Writer, way: Way<'_>) -> Result<(), (Str
         count.fetch_add(n as u64, Ordering::Relaxed);
         // Grow while reads fill the buffer; shrink back when they use a sliver of it, so many
         // slow connections do not each keep a bulk stream's buffer.
-        if n == buf.capacity() && n < MAX_BUF {
-            buf = Vec::with_capacity((4 * n).min(MAX_BUF));
-        } else if buf.capacity() > FIRST_BUF && n <= buf.capacity() / 16 {
-            buf = Vec::with_capacity(FIRST_BUF);
+        if n == buf.capacity() && n < sizes.most {
+            buf = Vec::with_capacity((4 * n).min(sizes.most));
+        } else if buf.capacity() > sizes.least && n <= buf.capacity() / 16 {
+            buf = Vec::with_capacity(sizes.least);
         }
     }
     to.flush().await.map_err(write_err)?;

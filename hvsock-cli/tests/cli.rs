@@ -71,6 +71,8 @@ fn bad_arguments_get_one_line_and_exit_2() {
         (&["client", "--timeout", "-3"][..], "`-3` is not a number of seconds"),
         (&["addr", "vsock:1"][..], "missing the port"),
         (&["addr", "hybrid:/tmp/v.sock"][..], "missing the port (expected hybrid:UDS_PATH:PORT)"),
+        (&["connect", "hv-seqpacket:parent:1"][..], "Hyper-V sockets are stream only"),
+        (&["listen", "vsock-seqpacket:any"][..], "missing the port (expected vsock-seqpacket:CID|NAME:PORT)"),
         (&["guid"][..], "required arguments were not provided"),
         (&["frobnicate"][..], "unrecognized subcommand"),
         (&["lab", "run"][..], "required arguments were not provided"),
@@ -249,6 +251,20 @@ fn info_under_wine() {
 }
 
 #[test]
+fn lines_is_for_message_endpoints() {
+    for args in [&["connect", "tcp:127.0.0.1:1", "--lines"][..], &["listen", "vsock:any:1", "--lines"][..]] {
+        let o = hvsock(args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        let err = stderr(&o);
+        assert!(
+            err.contains("--lines maps lines to messages") && err.lines().count() == 1,
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("listening on"), "{args:?}: it must not have bound anything");
+    }
+}
+
+#[test]
 fn relay_checks_its_allowlist_before_listening() {
     for (args, msg) in [
         (
@@ -265,6 +281,15 @@ fn relay_checks_its_allowlist_before_listening() {
             "wildcards work for tcp:, vsock: and hv: targets",
         ),
         (&["relay", "tcp:127.0.0.1:1", "vsock:lo:http"][..], "`http` is not a service"),
+        // Message endpoints only with message endpoints: a stream would run messages together.
+        (
+            &["relay", "vsock-seqpacket:any:1", "tcp:127.0.0.1:2"][..],
+            "FROM carries messages (SOCK_SEQPACKET) and TO a byte stream",
+        ),
+        (
+            &["relay", "tcp:127.0.0.1:1", "unix-seqpacket:/tmp/x"][..],
+            "TO carries messages (SOCK_SEQPACKET) and FROM",
+        ),
         // What no client could ever be relayed to.
         #[cfg(target_os = "linux")]
         (&["relay", "tcp:127.0.0.1:1", "vsock:any:5"][..], "only a listener can bind to any"),

@@ -1,6 +1,7 @@
 //! What this machine offers for VM sockets: the facts `hvsock info` prints.
 //!
-//! Linux: [`transports`], [`hypervisor`] and [`crate::local_cid`]. Windows: [`vm_id`] (a
+//! Linux: [`transports`] (and which carry SOCK_SEQPACKET: `seqpacket`), [`hypervisor`] and
+//! [`crate::local_cid`]. Windows: [`vm_id`] (a
 //! Hyper-V guest's own ID) and [`providers`] (the Winsock catalog's AF_HYPERV entries). Where a
 //! piece is missing the answer is empty, not an error.
 
@@ -70,12 +71,86 @@ pub fn service_flag_names(flags: u32) -> Vec<String> {
 
 #[cfg(target_os = "linux")]
 pub use crate::sys::{hypervisor, transports};
+
+/// Which of the loaded vsock transports carry SOCK_SEQPACKET, one line each (Linux): the
+/// loopback one does; a guest's virtio one when its device offers VIRTIO_VSOCK_F_SEQPACKET
+/// (read from sysfs); a host's vhost one for guests whose driver takes it; Hyper-V's and
+/// VMware's never.
+///
+/// ```
+/// for line in hvsock::info::seqpacket() {
+///     println!("{line}");
+/// }
+/// ```
+#[cfg(target_os = "linux")]
+pub fn seqpacket() -> Vec<String> {
+    seqpacket_of(&transports(), &virtio_vsock_features())
+}
+
+/// The feature bits of each virtio vsock device (virtio device ID 19), as sysfs shows them: a
+/// string of '0'/'1', bit 0 first.
+#[cfg(target_os = "linux")]
+fn virtio_vsock_features() -> Vec<String> {
+    let Ok(devices) = std::fs::read_dir("/sys/bus/virtio/devices") else { return Vec::new() };
+    devices
+        .flatten()
+        .filter(|d| std::fs::read_to_string(d.path().join("device")).is_ok_and(|id| id.trim() == "0x0013"))
+        .filter_map(|d| std::fs::read_to_string(d.path().join("features")).ok())
+        .map(|f| f.trim().to_string())
+        .collect()
+}
+
+#[cfg(target_os = "linux")]
+fn seqpacket_of(transports: &[String], virtio_features: &[String]) -> Vec<String> {
+    const F_SEQPACKET: usize = 1;
+    let has = |m: &str| transports.iter().any(|t| t == m);
+    let mut lines = Vec::new();
+    if has("vsock_loopback") {
+        lines.push("loopback (CID 1): yes".to_string());
+    }
+    if has("vmw_vsock_virtio_transport") {
+        lines.push(match virtio_features.first() {
+            Some(f) if f.as_bytes().get(F_SEQPACKET) == Some(&b'1') => {
+                "virtio (to the host): yes, the device offers VIRTIO_VSOCK_F_SEQPACKET".to_string()
+            }
+            Some(_) => {
+                "virtio (to the host): no, the device does not offer VIRTIO_VSOCK_F_SEQPACKET".to_string()
+            }
+            None => "virtio (to the host): not known (no virtio vsock device in sysfs)".to_string(),
+        });
+    }
+    if has("vhost_vsock") {
+        lines.push(
+            "vhost (to guests): for each guest whose driver takes VIRTIO_VSOCK_F_SEQPACKET".to_string(),
+        );
+    }
+    if has("hv_sock") {
+        lines.push("hv_sock (Hyper-V): no, stream only".to_string());
+    }
+    if has("vmw_vsock_vmci_transport") {
+        lines.push("vmci (VMware): no".to_string());
+    }
+    lines
+}
 #[cfg(windows)]
 pub use crate::sys::{providers, vm_id};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn seqpacket_per_transport() {
+        let t = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(seqpacket_of(&t(&["vsock", "vsock_loopback"]), &[]), ["loopback (CID 1): yes"]);
+        let guest = t(&["vsock", "vmw_vsock_virtio_transport"]);
+        assert!(seqpacket_of(&guest, &["01000000".into()])[0].contains("yes, the device offers"));
+        assert!(seqpacket_of(&guest, &["10000000".into()])[0].contains("no, the device does not offer"));
+        assert!(seqpacket_of(&guest, &[])[0].contains("not known"));
+        assert_eq!(seqpacket_of(&t(&["hv_sock"]), &[]), ["hv_sock (Hyper-V): no, stream only"]);
+        assert!(seqpacket_of(&t(&["vsock"]), &[]).is_empty());
+    }
 
     #[test]
     fn decodes_the_hyper_v_raw_flags() {

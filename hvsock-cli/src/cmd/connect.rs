@@ -5,7 +5,7 @@ use std::time::Duration;
 use hvsock::Endpoint;
 
 use crate::args::parse_secs;
-use crate::endpoints::{self, idle, stdin_is_terminal, Conn, HalfClose};
+use crate::endpoints::{self, idle, stdin_is_terminal, Conn, Framing, HalfClose};
 use crate::splice::{splice, Counters, End};
 
 /// Connect to ENDPOINT and join it to stdin/stdout, like `ncat --vsock` / `socat - VSOCK-CONNECT`.
@@ -22,9 +22,11 @@ Examples:
   echo hello | hvsock connect vsock:3:5000
   hvsock connect hv:parent:19000 < request > answer
   hvsock connect vsock:lo:5000 --retries 20      # wait for the listener to come up
-  hvsock connect hybrid:/run/fc/v.sock:52        # Firecracker guest port 52, from the host")]
+  hvsock connect hybrid:/run/fc/v.sock:52        # Firecracker guest port 52, from the host
+  printf 'one\ntwo\n' | hvsock connect vsock-seqpacket:3:5000 --lines   # two messages")]
 pub struct Args {
-    /// Where to connect: vsock:CID:PORT, hv:VMID:SERVICE, hybrid:UDS:PORT, tcp:HOST:PORT, unix:PATH
+    /// Where to connect: vsock:CID:PORT, hv:VMID:SERVICE, hybrid:UDS:PORT, tcp:HOST:PORT, unix:PATH,
+    /// or a message endpoint: vsock-seqpacket:CID:PORT, unix-seqpacket:PATH, hybrid-seqpacket:UDS:PORT
     #[arg(value_name = "ENDPOINT")]
     pub endpoint: Endpoint,
     /// Seconds to wait for each connection attempt
@@ -39,19 +41,22 @@ pub struct Args {
     pub idle_timeout: Option<Duration>,
     #[command(flatten)]
     pub half_close: HalfClose,
+    #[command(flatten)]
+    pub framing: Framing,
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
     if args.endpoint == Endpoint::Stdio {
         anyhow::bail!("connect needs somewhere to connect to, not `-`");
     }
+    let framing = args.framing.check(&args.endpoint)?;
     let rt = endpoints::runtime()?;
     let result = rt.block_on(async {
         let conn =
             args.half_close.apply(endpoints::connect(&args.endpoint, args.timeout, args.retries).await?);
         let peer = conn.peer.clone();
-        match splice(Conn::stdio(), conn, args.idle_timeout, &Counters::default(), stdin_is_terminal()).await
-        {
+        let io = framing.apply(Conn::stdio());
+        match splice(io, conn, args.idle_timeout, &Counters::default(), stdin_is_terminal()).await {
             End::Clean | End::PeerDone => Ok(0),
             End::Error(e) => Err(anyhow::anyhow!("{peer}: {e}")),
             End::Idle => Err(idle(&peer, args.idle_timeout)),

@@ -45,6 +45,7 @@ fn facts() -> (Vec<(&'static str, String)>, Value) {
         Err(e) => format!("not available ({e})"),
     };
     let transports = info::transports();
+    let seqpacket = info::seqpacket();
     let hypervisor = info::hypervisor();
     let rows = vec![
         ("platform", "linux (AF_VSOCK)".to_string()),
@@ -57,6 +58,14 @@ fn facts() -> (Vec<(&'static str, String)>, Value) {
                 transports.join(", ")
             },
         ),
+        (
+            "seqpacket",
+            if seqpacket.is_empty() {
+                "not available (no transport loaded)".into()
+            } else {
+                seqpacket.join("; ")
+            },
+        ),
         ("hypervisor", hypervisor.clone().unwrap_or_else(|| "none detected".into())),
     ];
     let json = json!({
@@ -64,6 +73,7 @@ fn facts() -> (Vec<(&'static str, String)>, Value) {
         "local_cid": cid.as_ref().ok(),
         "local_cid_error": cid.as_ref().err().map(|e| e.to_string()),
         "transports": transports,
+        "seqpacket": seqpacket,
         "hypervisor": hypervisor,
     });
     (rows, json)

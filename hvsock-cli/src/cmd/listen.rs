@@ -4,7 +4,7 @@ use hvsock::Endpoint;
 use tokio::process::Command;
 
 use crate::args::parse_secs;
-use crate::endpoints::{self, stdin_is_terminal, Conn, HalfClose, Listener};
+use crate::endpoints::{self, stdin_is_terminal, Conn, Framing, HalfClose, Listener};
 use crate::splice::{splice, Counters, End};
 use crate::stopping::{accept_until_signal, drain, Backoff, Signals};
 
@@ -19,9 +19,10 @@ use crate::stopping::{accept_until_signal, drain, Backoff, Signals};
 Examples:
   hvsock listen vsock:any:5000 > received
   hvsock listen vsock:any:5000 --keep-open --exec 'cat'        # an echo service
-  hvsock listen hv:children:19000 --exec 'tar xf -'")]
+  hvsock listen hv:children:19000 --exec 'tar xf -'
+  hvsock listen vsock-seqpacket:any:5000 --lines   # each message a line")]
 pub struct Args {
-    /// Where to listen: vsock:any:PORT, hv:children:SERVICE, hybrid:UDS:PORT (the guest's connections to host PORT), tcp:HOST:PORT, unix:PATH
+    /// Where to listen: vsock:any:PORT, hv:children:SERVICE, hybrid:UDS:PORT (the guest's connections to host PORT), tcp:HOST:PORT, unix:PATH, or the message forms vsock-seqpacket:, unix-seqpacket:, hybrid-seqpacket:
     #[arg(value_name = "ENDPOINT")]
     pub endpoint: Endpoint,
     /// Serve connections until interrupted instead of just one
@@ -35,6 +36,8 @@ pub struct Args {
     pub idle_timeout: Option<std::time::Duration>,
     #[command(flatten)]
     pub half_close: HalfClose,
+    #[command(flatten)]
+    pub framing: Framing,
     /// On SIGINT/SIGTERM, give open connections this long to finish (a second signal ends them)
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
     pub grace: std::time::Duration,
@@ -49,6 +52,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
 }
 
 async fn serve(args: Args) -> anyhow::Result<u8> {
+    let framing = args.framing.check(&args.endpoint)?;
     let mut signals = Signals::new()?;
     let listener = Listener::bind(&args.endpoint).await?;
     eprintln!("listening on {}", listener.local()?);
@@ -79,11 +83,11 @@ async fn serve(args: Args) -> anyhow::Result<u8> {
         match &args.exec {
             Some(cmd) => {
                 let cmd = cmd.clone();
-                tasks.spawn(async move { run_exec(conn, &cmd, idle).await });
+                tasks.spawn(async move { run_exec(conn, &cmd, idle, framing).await });
             }
             None => {
                 // stdin/stdout serve one connection at a time.
-                tasks.spawn(run_stdio(conn, idle));
+                tasks.spawn(run_stdio(conn, idle, framing));
                 tokio::select! {
                     Some(done) = tasks.join_next() => told(done, &mut failed),
                     () = signals.next() => { signalled = true; break 'serving }
@@ -104,9 +108,9 @@ async fn serve(args: Args) -> anyhow::Result<u8> {
 }
 
 /// One connection joined to our stdin/stdout.
-async fn run_stdio(conn: Conn, idle: Option<std::time::Duration>) -> anyhow::Result<()> {
+async fn run_stdio(conn: Conn, idle: Option<std::time::Duration>, framing: Framing) -> anyhow::Result<()> {
     let peer = conn.peer.clone();
-    match splice(Conn::stdio(), conn, idle, &Counters::default(), stdin_is_terminal()).await {
+    match splice(framing.apply(Conn::stdio()), conn, idle, &Counters::default(), stdin_is_terminal()).await {
         End::Error(e) => anyhow::bail!("{peer}: {e}"),
         End::Idle => Err(endpoints::idle(&peer, idle)),
         _ => Ok(()),
@@ -114,7 +118,12 @@ async fn run_stdio(conn: Conn, idle: Option<std::time::Duration>) -> anyhow::Res
 }
 
 /// CMD with the connection on its stdin/stdout; its stderr stays ours.
-async fn run_exec(conn: Conn, cmd: &str, idle: Option<std::time::Duration>) -> anyhow::Result<()> {
+async fn run_exec(
+    conn: Conn,
+    cmd: &str,
+    idle: Option<std::time::Duration>,
+    framing: Framing,
+) -> anyhow::Result<()> {
     let mut child = shell(cmd)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -122,7 +131,7 @@ async fn run_exec(conn: Conn, cmd: &str, idle: Option<std::time::Duration>) -> a
         .spawn()
         .map_err(|e| anyhow::anyhow!("cannot run `{cmd}`: {e}"))?;
     let peer = conn.peer.clone();
-    let proc = Conn::child(&mut child, cmd.to_string());
+    let proc = framing.apply(Conn::child(&mut child, cmd.to_string()));
     let end = splice(conn, proc, idle, &Counters::default(), false).await;
     if matches!(end, End::Error(_) | End::Idle) {
         // The connection is gone: so is the command's reason to run, with all it started.

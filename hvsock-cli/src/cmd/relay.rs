@@ -82,7 +82,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     // What can never be connected to fails now, not once per client.
     if let Target::Fixed(ep) = &*target {
         match ep {
-            Endpoint::Vsock(..) | Endpoint::Hv(..) => {
+            Endpoint::Vsock(..) | Endpoint::Hv(..) | Endpoint::VsockSeqpacket(..) => {
                 ep.to_socket_addr(Role::Connect).map_err(|e| anyhow::anyhow!("TO: {e}"))?;
             }
             Endpoint::Stdio if args.max_conns != Some(1) => anyhow::bail!(
@@ -90,6 +90,19 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             ),
             _ => {}
         }
+    }
+    // Messages kept whole need message endpoints at both ends: a byte stream in between
+    // would run them together (and a stream's reads would be cut into arbitrary messages).
+    let to_messages = match &*target {
+        Target::Fixed(ep) => ep.is_seqpacket(),
+        Target::Wildcard { .. } => false,
+    };
+    let to_stdio = matches!(&*target, Target::Fixed(Endpoint::Stdio));
+    if args.from.is_seqpacket() != to_messages && !to_stdio {
+        let (messages, stream) = if to_messages { ("TO", "FROM") } else { ("FROM", "TO") };
+        anyhow::bail!(
+            "{messages} carries messages (SOCK_SEQPACKET) and {stream} a byte stream: their boundaries would be lost; relay a message endpoint to another (vsock-seqpacket:, unix-seqpacket:, hybrid-seqpacket:)"
+        );
     }
     let allow = Allowlist::new(&args.allow, args.allow_file.as_deref())?;
     match (&*target, allow.is_empty()) {

@@ -544,6 +544,28 @@ mod tests {
         assert!(guest.signals(RX) > 0);
     }
 
+    /// A SEQPACKET message split over several RX buffers is marked ended (EOM, EOR) on its last
+    /// fragment only: the guest would take every marked fragment for a whole message.
+    #[test]
+    fn a_split_message_ends_on_its_last_fragment_only() {
+        use super::super::packet::{SEQ_EOM, SEQ_EOR, TYPE_SEQPACKET};
+        let (mut dev, mut guest) = FakeGuest::new(3);
+        let mut msg = rw(250);
+        msg.hdr.type_ = TYPE_SEQPACKET;
+        msg.hdr.flags = SEQ_EOM | SEQ_EOR;
+        dev.queue(msg.clone());
+        for _ in 0..3 {
+            guest.post_rx(44 + 100);
+        }
+        dev.flush_rx();
+        let got = guest.received();
+        assert_eq!(
+            got.iter().map(|p| (p.data.len(), p.hdr.flags)).collect::<Vec<_>>(),
+            [(100, 0), (100, 0), (50, SEQ_EOM | SEQ_EOR)]
+        );
+        assert!(got.iter().all(|p| p.hdr.type_ == TYPE_SEQPACKET));
+    }
+
     /// An RX buffer too small for a header is handed back unused; the packet waits.
     #[test]
     fn an_rx_buffer_without_room_for_a_header_is_skipped() {

@@ -4,8 +4,10 @@ use std::str::FromStr;
 
 use crate::{AddrError, HvAddr, Role, Service, SocketAddr, Vm, VsockAddr};
 
-/// One end of a stream, written socat-style: `vsock:CID|NAME:PORT`, `hv:VMID|NAME:SERVICE`,
-/// `tcp:HOST:PORT`, `unix:PATH` or `-` (standard input and output).
+/// One end of a connection, written socat-style: `vsock:CID|NAME:PORT`, `hv:VMID|NAME:SERVICE`,
+/// `tcp:HOST:PORT`, `unix:PATH`, `hybrid:UDS_PATH:PORT` or `-` (standard input and output);
+/// and the message (SOCK_SEQPACKET) forms `vsock-seqpacket:CID|NAME:PORT`,
+/// `unix-seqpacket:PATH`, `hybrid-seqpacket:UDS_PATH:PORT`.
 ///
 /// `vsock:` and `hv:` take the same names and map by the names table, so `hv:parent:19000`
 /// works on Linux (CID 2, port 19000) and `vsock:lo:19000` on Windows.
@@ -30,19 +32,43 @@ pub enum Endpoint {
     Unix(PathBuf),
     /// `hybrid:UDS_PATH:PORT`: guest port PORT behind a Firecracker-style VM's Unix socket.
     Hybrid(PathBuf, u32),
+    /// `vsock-seqpacket:CID|NAME:PORT`: vsock SOCK_SEQPACKET (Linux; Hyper-V sockets are
+    /// stream only).
+    VsockSeqpacket(Vm, Service),
+    /// `unix-seqpacket:PATH`: a Unix SOCK_SEQPACKET socket.
+    UnixSeqpacket(PathBuf),
+    /// `hybrid-seqpacket:UDS_PATH:PORT`: a hybrid VM whose socket takes SOCK_SEQPACKET
+    /// connections (`CONNECT` and `OK` as messages of their own).
+    HybridSeqpacket(PathBuf, u32),
     /// `-`: standard input and output.
     Stdio,
 }
 
-const KINDS: &str = "expected vsock:, hv:, hybrid:, tcp:, unix: or -";
+const KINDS: &str =
+    "expected vsock:, hv:, hybrid:, tcp:, unix:, vsock-seqpacket:, unix-seqpacket:, hybrid-seqpacket: or -";
 
 impl Endpoint {
     /// The VM and service of a `vsock:` or `hv:` endpoint.
     pub fn vm_service(&self) -> Option<(Vm, Service)> {
         match *self {
-            Endpoint::Vsock(vm, svc) | Endpoint::Hv(vm, svc) => Some((vm, svc)),
+            Endpoint::Vsock(vm, svc) | Endpoint::Hv(vm, svc) | Endpoint::VsockSeqpacket(vm, svc) => {
+                Some((vm, svc))
+            }
             _ => None,
         }
+    }
+
+    /// A SOCK_SEQPACKET endpoint: it carries messages, each arriving whole, not a byte stream.
+    ///
+    /// ```
+    /// let ep: hvsock::Endpoint = "vsock-seqpacket:3:5000".parse().unwrap();
+    /// assert!(ep.is_seqpacket());
+    /// ```
+    pub fn is_seqpacket(&self) -> bool {
+        matches!(
+            self,
+            Endpoint::VsockSeqpacket(..) | Endpoint::UnixSeqpacket(_) | Endpoint::HybridSeqpacket(..)
+        )
     }
 
     /// The Linux address this endpoint means at this end of a connection.
@@ -81,17 +107,28 @@ impl FromStr for Endpoint {
         }
         let (kind, rest) = s.split_once(':').ok_or_else(|| bad(format!("no kind: {KINDS}")))?;
         match kind.to_ascii_lowercase().as_str() {
-            kind @ ("vsock" | "hv") => {
-                let shape = if kind == "vsock" { "vsock:CID|NAME:PORT" } else { "hv:VMID|NAME:SERVICE" };
+            kind @ ("vsock" | "hv" | "vsock-seqpacket") => {
+                let shape = match kind {
+                    "vsock" => "vsock:CID|NAME:PORT",
+                    "hv" => "hv:VMID|NAME:SERVICE",
+                    _ => "vsock-seqpacket:CID|NAME:PORT",
+                };
                 let (vm, svc) = rest.rsplit_once(':').ok_or_else(|| {
                     bad(format!(
                         "missing the {} (expected {shape})",
-                        if kind == "vsock" { "port" } else { "service" }
+                        if kind == "hv" { "service" } else { "port" }
                     ))
                 })?;
                 let vm: Vm = vm.parse().map_err(|e: AddrError| bad(e.to_string()))?;
                 let svc: Service = svc.parse().map_err(|e: AddrError| bad(e.to_string()))?;
-                Ok(if kind == "vsock" { Endpoint::Vsock(vm, svc) } else { Endpoint::Hv(vm, svc) })
+                Ok(match kind {
+                    "vsock" => Endpoint::Vsock(vm, svc),
+                    "hv" => Endpoint::Hv(vm, svc),
+                    _ => Endpoint::VsockSeqpacket(vm, svc),
+                })
+            }
+            "hv-seqpacket" => {
+                Err(bad("Hyper-V sockets are stream only (vsock-seqpacket: is Linux vsock)".into()))
             }
             "tcp" => {
                 let (host, port) = rest
@@ -119,17 +156,24 @@ impl FromStr for Endpoint {
                 let port = port.parse().map_err(|_| bad(format!("`{port}` is not a TCP port (0-65535)")))?;
                 Ok(Endpoint::Tcp(host.to_string(), port))
             }
-            "unix" if rest.is_empty() => Err(bad("missing the path (expected unix:PATH)".into())),
+            kind @ ("unix" | "unix-seqpacket") if rest.is_empty() => {
+                Err(bad(format!("missing the path (expected {kind}:PATH)")))
+            }
             "unix" => Ok(Endpoint::Unix(PathBuf::from(rest))),
-            "hybrid" => {
+            "unix-seqpacket" => Ok(Endpoint::UnixSeqpacket(PathBuf::from(rest))),
+            kind @ ("hybrid" | "hybrid-seqpacket") => {
                 let (path, port) = rest
                     .rsplit_once(':')
-                    .ok_or_else(|| bad("missing the port (expected hybrid:UDS_PATH:PORT)".into()))?;
+                    .ok_or_else(|| bad(format!("missing the port (expected {kind}:UDS_PATH:PORT)")))?;
                 if path.is_empty() {
-                    return Err(bad("missing the Unix socket path (expected hybrid:UDS_PATH:PORT)".into()));
+                    return Err(bad(format!("missing the Unix socket path (expected {kind}:UDS_PATH:PORT)")));
                 }
                 let port = port.parse().map_err(|_| bad(format!("`{port}` is not a vsock port")))?;
-                Ok(Endpoint::Hybrid(PathBuf::from(path), port))
+                Ok(if kind == "hybrid" {
+                    Endpoint::Hybrid(PathBuf::from(path), port)
+                } else {
+                    Endpoint::HybridSeqpacket(PathBuf::from(path), port)
+                })
             }
             other => Err(bad(format!("unknown kind `{other}:` ({KINDS})"))),
         }
@@ -145,6 +189,9 @@ impl fmt::Display for Endpoint {
             Endpoint::Tcp(host, port) => write!(f, "tcp:{host}:{port}"),
             Endpoint::Unix(path) => write!(f, "unix:{}", path.display()),
             Endpoint::Hybrid(path, port) => write!(f, "hybrid:{}:{port}", path.display()),
+            Endpoint::VsockSeqpacket(vm, svc) => write!(f, "vsock-seqpacket:{vm}:{svc}"),
+            Endpoint::UnixSeqpacket(path) => write!(f, "unix-seqpacket:{}", path.display()),
+            Endpoint::HybridSeqpacket(path, port) => write!(f, "hybrid-seqpacket:{}:{port}", path.display()),
             Endpoint::Stdio => f.write_str("-"),
         }
     }
@@ -189,6 +236,16 @@ mod tests {
         assert_eq!(ep("unix:/run/a:b.sock"), Endpoint::Unix("/run/a:b.sock".into()));
         assert_eq!(ep("-"), Endpoint::Stdio);
         assert_eq!(ep("hybrid:/run/fc/v.sock:52"), Endpoint::Hybrid("/run/fc/v.sock".into(), 52));
+        assert_eq!(
+            ep("vsock-seqpacket:lo:5000"),
+            Endpoint::VsockSeqpacket(Vm::Loopback, Service::Port(5000))
+        );
+        assert_eq!(ep("UNIX-SEQPACKET:/tmp/s"), Endpoint::UnixSeqpacket("/tmp/s".into()));
+        assert_eq!(
+            ep("hybrid-seqpacket:/run/v.sock:52"),
+            Endpoint::HybridSeqpacket("/run/v.sock".into(), 52)
+        );
+        assert!(ep("vsock-seqpacket:3:1").is_seqpacket() && !ep("vsock:3:1").is_seqpacket());
     }
 
     #[test]
@@ -204,6 +261,9 @@ mod tests {
             "tcp:[::1]:2222",
             "unix:/tmp/x.sock",
             "hybrid:/run/fc/v.sock:52",
+            "vsock-seqpacket:3:5000",
+            "unix-seqpacket:/tmp/s.sock",
+            "hybrid-seqpacket:/run/fc/v.sock:52",
             "-",
         ] {
             assert_eq!(ep(s).to_string(), s);
@@ -214,10 +274,13 @@ mod tests {
 
     #[test]
     fn errors_name_the_bad_part() {
-        assert_eq!(
-            err("vsock"),
-            "endpoint `vsock`: no kind: expected vsock:, hv:, hybrid:, tcp:, unix: or -"
+        assert_eq!(err("vsock"), format!("endpoint `vsock`: no kind: {KINDS}"));
+        assert!(
+            err("vsock-seqpacket:3").contains("missing the port (expected vsock-seqpacket:CID|NAME:PORT)")
         );
+        assert!(err("hv-seqpacket:parent:1").contains("Hyper-V sockets are stream only"));
+        assert!(err("unix-seqpacket:").contains("missing the path (expected unix-seqpacket:PATH)"));
+        assert!(err("hybrid-seqpacket:/v:x").contains("`x` is not a vsock port"));
         assert!(err("vsok:1:2").contains("unknown kind `vsok:`"));
         assert!(err("vsock:1").contains("missing the port (expected vsock:CID|NAME:PORT)"));
         assert!(err("hv:parent").contains("missing the service (expected hv:VMID|NAME:SERVICE)"));

@@ -112,6 +112,33 @@ impl AsyncSeqpacket {
         Poll::Ready(Ok(Received::from_len(len, room)))
     }
 
+    /// [`poll_recv`](Self::poll_recv) into a tokio `ReadBuf` (its unfilled part need not be
+    /// initialised): one message, as much of it as fits; the `Received` says how long it was.
+    pub fn poll_recv_buf(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<Received>> {
+        let room = buf.remaining();
+        let flags = RECV_TRUNC | libc::MSG_DONTWAIT;
+        // SAFETY: recv writes only into the unfilled part, and we mark as filled only what it
+        // wrote.
+        let unfilled = unsafe { buf.unfilled_mut() };
+        let len = std::task::ready!(self
+            .io
+            .poll_io(cx, Interest::READABLE, |s| s.recv_with_flags(unfilled, flags)))?;
+        let got = Received::from_len(len, room);
+        // SAFETY: the first `got.bytes` bytes of the unfilled part were just written.
+        unsafe { buf.assume_init(got.bytes) };
+        buf.advance(got.bytes);
+        Poll::Ready(Ok(got))
+    }
+
+    /// A vsock buffer size of this connection (its `Size` bounds the messages it receives).
+    pub fn buffer_size(&self, which: crate::BufferSize) -> io::Result<u64> {
+        crate::sys::buffer_size(self.io.socket(), which)
+    }
+
     /// Ends sending (the peer receives end of data), receiving, or both.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         match self.io.socket().shutdown(how) {
