@@ -72,13 +72,17 @@ pub fn stream(
                 send(&mut s, &ours, bytes, size, moved)?;
                 verdict(&mut s)?;
             }
-            Direction::Down => receive(&mut s, &theirs, bytes, moved)
-                .map_err(|why| anyhow::anyhow!("received a fault{which}: {why}"))?,
+            Direction::Down => {
+                let messages = s.carries_messages().then_some(size);
+                receive(&mut s, &theirs, bytes, moved, messages)
+                    .map_err(|why| anyhow::anyhow!("received a fault{which}: {why}"))?
+            }
             Direction::Both => {
                 let mut writer = s.try_clone()?;
                 std::thread::scope(|scope| -> anyhow::Result<()> {
                     let sender = scope.spawn(|| send(&mut writer, &ours, bytes, size, moved));
-                    receive(&mut s, &theirs, bytes, moved)
+                    let messages = s.carries_messages().then_some(size);
+                    receive(&mut s, &theirs, bytes, moved, messages)
                         .map_err(|why| anyhow::anyhow!("received a fault{which}: {why}"))?;
                     sender.join().expect("sender thread")?;
                     verdict(&mut s)

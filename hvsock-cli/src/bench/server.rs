@@ -64,6 +64,7 @@ fn answer(mut s: Socket) -> Result<(), String> {
     };
     let io = |e: std::io::Error| format!("{:?} test: {e}", h.test);
     let quiet = AtomicU64::new(0);
+    let messages = s.carries_messages().then_some(h.size);
     match h.test {
         Test::Conn => s.write_all(b"OK\n").map_err(io)?,
         Test::Rr => {
@@ -79,12 +80,12 @@ fn answer(mut s: Socket) -> Result<(), String> {
             let ours = Pattern::new(h.seed.wrapping_add(1), h.size);
             let checked = match dir {
                 Direction::Down => return send(&mut s, &ours, h.count, h.size, &quiet).map_err(io),
-                Direction::Up => receive(&mut s, &theirs, h.count, &quiet),
+                Direction::Up => receive(&mut s, &theirs, h.count, &quiet, messages),
                 Direction::Both => {
                     let mut writer = s.try_clone().map_err(io)?;
                     std::thread::scope(|scope| {
                         let sender = scope.spawn(|| send(&mut writer, &ours, h.count, h.size, &quiet));
-                        let got = receive(&mut s, &theirs, h.count, &quiet);
+                        let got = receive(&mut s, &theirs, h.count, &quiet, messages);
                         let sent = sender.join().expect("sender thread");
                         got.and(sent.map_err(|e| e.to_string()))
                     })

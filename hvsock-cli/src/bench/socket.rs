@@ -6,12 +6,17 @@ use std::time::Duration;
 
 use hvsock::{Endpoint, Role, ToSocketAddr};
 
-/// One connection, of any kind.
+/// One connection, of any kind. The message ones (SOCK_SEQPACKET) read and write one whole
+/// message per call.
 pub enum Socket {
     Vm(hvsock::Stream),
     Tcp(std::net::TcpStream),
     #[cfg(unix)]
     Unix(std::os::unix::net::UnixStream),
+    #[cfg(target_os = "linux")]
+    VmSeqpacket(hvsock::Seqpacket),
+    #[cfg(unix)]
+    UnixSeqpacket(socket2::Socket),
 }
 
 impl Socket {
@@ -35,8 +40,35 @@ impl Socket {
             Endpoint::Hybrid(path, port) => {
                 Socket::Unix(connector.connect_hybrid(path, *port).map_err(failed)?.0)
             }
-            _ => anyhow::bail!("{ep}: bench needs a vsock:, hv:, hybrid:, tcp: or unix: endpoint"),
+            #[cfg(target_os = "linux")]
+            Endpoint::VsockSeqpacket(..) => Socket::VmSeqpacket(
+                connector.connect_seqpacket(ep.to_socket_addr(Role::Connect)?).map_err(failed)?,
+            ),
+            #[cfg(unix)]
+            Endpoint::UnixSeqpacket(path) => {
+                let s = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::SEQPACKET, None)?;
+                s.connect(&socket2::SockAddr::unix(path)?).map_err(failed)?;
+                Socket::UnixSeqpacket(s)
+            }
+            #[cfg(unix)]
+            Endpoint::HybridSeqpacket(path, port) => {
+                Socket::UnixSeqpacket(connector.connect_hybrid_seqpacket(path, *port).map_err(failed)?.0)
+            }
+            _ => anyhow::bail!(
+                "{ep}: bench needs a vsock:, hv:, hybrid:, tcp:, unix: or *-seqpacket: endpoint"
+            ),
         })
+    }
+
+    /// Whether each read and write is one whole message.
+    pub fn carries_messages(&self) -> bool {
+        match self {
+            #[cfg(target_os = "linux")]
+            Socket::VmSeqpacket(_) => true,
+            #[cfg(unix)]
+            Socket::UnixSeqpacket(_) => true,
+            _ => false,
+        }
     }
 
     pub fn try_clone(&self) -> io::Result<Socket> {
@@ -45,6 +77,10 @@ impl Socket {
             Socket::Tcp(s) => Socket::Tcp(s.try_clone()?),
             #[cfg(unix)]
             Socket::Unix(s) => Socket::Unix(s.try_clone()?),
+            #[cfg(target_os = "linux")]
+            Socket::VmSeqpacket(s) => Socket::VmSeqpacket(s.try_clone()?),
+            #[cfg(unix)]
+            Socket::UnixSeqpacket(s) => Socket::UnixSeqpacket(s.try_clone()?),
         })
     }
 
@@ -54,12 +90,9 @@ impl Socket {
             Socket::Vm(s) => s.peek(buf),
             Socket::Tcp(s) => s.peek(buf),
             #[cfg(unix)]
-            Socket::Unix(s) => {
-                // SAFETY: recv with MSG_PEEK writes only initialised bytes into an initialised
-                // buffer.
-                let buf = unsafe { &mut *(buf as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) };
-                socket2::SockRef::from(s).peek(buf)
-            }
+            Socket::Unix(s) => socket2::SockRef::from(s).peek(uninit(buf)),
+            // Lines come as messages of their own: see `wire::read_line`.
+            _ => Err(io::ErrorKind::Unsupported.into()),
         }
     }
 
@@ -71,6 +104,22 @@ impl Socket {
     }
 }
 
+/// A buffer as socket2's receives take it.
+#[cfg(unix)]
+fn uninit(buf: &mut [u8]) -> &mut [std::mem::MaybeUninit<u8>] {
+    // SAFETY: receives write only initialised bytes into an initialised buffer.
+    unsafe { &mut *(buf as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) }
+}
+
+/// A message that did not fit the buffer: a measuring tool must not take a cut one for whole.
+#[cfg(unix)]
+fn cut(len: usize, room: usize) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("a message of {len} bytes did not fit the {room}-byte buffer"),
+    )
+}
+
 impl Read for Socket {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
@@ -78,6 +127,23 @@ impl Read for Socket {
             Socket::Tcp(s) => s.read(buf),
             #[cfg(unix)]
             Socket::Unix(s) => s.read(buf),
+            #[cfg(target_os = "linux")]
+            Socket::VmSeqpacket(s) => {
+                let m = s.recv(buf)?;
+                if m.is_truncated() {
+                    return Err(cut(m.len, buf.len()));
+                }
+                Ok(m.bytes)
+            }
+            #[cfg(unix)]
+            Socket::UnixSeqpacket(s) => {
+                let room = buf.len();
+                let len = s.recv_with_flags(uninit(buf), libc::MSG_TRUNC)?;
+                if len > room {
+                    return Err(cut(len, room));
+                }
+                Ok(len)
+            }
         }
     }
 }
@@ -89,6 +155,10 @@ impl Write for Socket {
             Socket::Tcp(s) => s.write(buf),
             #[cfg(unix)]
             Socket::Unix(s) => s.write(buf),
+            #[cfg(target_os = "linux")]
+            Socket::VmSeqpacket(s) => s.send(buf),
+            #[cfg(unix)]
+            Socket::UnixSeqpacket(s) => s.send_with_flags(buf, libc::MSG_NOSIGNAL),
         }
     }
 
@@ -103,6 +173,10 @@ pub enum Listener {
     Tcp(std::net::TcpListener),
     #[cfg(unix)]
     Unix(std::os::unix::net::UnixListener),
+    #[cfg(target_os = "linux")]
+    VmSeqpacket(hvsock::SeqpacketListener),
+    #[cfg(unix)]
+    UnixSeqpacket(socket2::Socket),
 }
 
 impl Listener {
@@ -126,7 +200,25 @@ impl Listener {
             Endpoint::Hybrid(path, port) => {
                 Listener::Unix(hvsock::hybrid::listen(path, *port).map_err(failed)?)
             }
-            _ => anyhow::bail!("{ep}: bench --serve needs a vsock:, hv:, hybrid:, tcp: or unix: endpoint"),
+            #[cfg(target_os = "linux")]
+            Endpoint::VsockSeqpacket(..) => Listener::VmSeqpacket(
+                hvsock::SeqpacketListener::bind(ep.to_socket_addr(Role::Bind)?).map_err(failed)?,
+            ),
+            #[cfg(unix)]
+            Endpoint::UnixSeqpacket(path) => {
+                hvsock::hybrid::remove_stale(path).map_err(failed)?;
+                let s = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::SEQPACKET, None)?;
+                s.bind(&socket2::SockAddr::unix(path)?).map_err(failed)?;
+                s.listen(1024)?;
+                Listener::UnixSeqpacket(s)
+            }
+            #[cfg(unix)]
+            Endpoint::HybridSeqpacket(path, port) => {
+                Listener::UnixSeqpacket(hvsock::hybrid::listen_seqpacket(path, *port).map_err(failed)?)
+            }
+            _ => anyhow::bail!(
+                "{ep}: bench --serve needs a vsock:, hv:, hybrid:, tcp:, unix: or *-seqpacket: endpoint"
+            ),
         })
     }
 
@@ -140,6 +232,10 @@ impl Listener {
             }
             #[cfg(unix)]
             Listener::Unix(l) => Socket::Unix(l.accept()?.0),
+            #[cfg(target_os = "linux")]
+            Listener::VmSeqpacket(l) => Socket::VmSeqpacket(l.accept()?.0),
+            #[cfg(unix)]
+            Listener::UnixSeqpacket(l) => Socket::UnixSeqpacket(l.accept()?.0),
         })
     }
 }

@@ -81,6 +81,21 @@ impl Header {
 /// Reads one line (without its newline) and nothing after it: what has arrived is peeked at,
 /// and only the line is taken — two system calls for a whole header instead of one per byte.
 pub fn read_line(s: &mut Socket) -> io::Result<String> {
+    if s.carries_messages() {
+        // A line is a message of its own.
+        let mut line = vec![0u8; MAX_LINE + 1];
+        let n = s
+            .read(&mut line)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("a header: {e}")))?;
+        line.truncate(n);
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the peer closed before its line"));
+        }
+        if line.pop() != Some(b'\n') {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "a message that is not one line"));
+        }
+        return Ok(String::from_utf8_lossy(&line).into_owned());
+    }
     let mut line = Vec::new();
     let mut peeked = [0u8; MAX_LINE + 1];
     loop {

@@ -135,10 +135,13 @@ fn measure(args: &Args, target: &Target, done: &AtomicU64) -> anyhow::Result<ser
         TestKind::Stream => {
             let size = args.size.unwrap_or(1 << 20);
             let f = client::stream(target, args.direction, args.streams.into(), args.bytes, size, done)?;
+            // Over a message endpoint each write is one message, checked to arrive as one.
+            let messages = args.endpoint.is_seqpacket().then(|| f.bytes.div_ceil(size as u64));
             json!({
                 "test": "stream", "endpoint": endpoint, "direction": args.direction, "streams": args.streams,
                 "write_size": size, "bytes": f.bytes, "seconds": f.seconds,
                 "mib_per_s": f.bytes as f64 / 1048576.0 / f.seconds,
+                "messages": messages, "messages_per_s": messages.map(|m| m as f64 / f.seconds),
             })
         }
         TestKind::Rr => {
@@ -190,6 +193,9 @@ fn print_table(r: &serde_json::Value) -> anyhow::Result<()> {
                 f("seconds"),
                 f("mib_per_s")
             );
+            if let Some(m) = r["messages_per_s"].as_f64() {
+                outln!("{} messages of at most {} bytes, each whole: {m:.0} messages/s", r["messages"], r["write_size"]);
+            }
         }
         Some(test) => {
             let l = &r["latency_us"];
