@@ -382,3 +382,34 @@ fn host_to_guest_through_a_seqpacket_hybrid_socket() {
     );
     assert!(host.contains(&"stream connect: 1".to_string()), "{out}");
 }
+
+/// The lab's KVM-style host (a VM with CID 2 and real AF_VSOCK) takes SEQPACKET as any guest
+/// does: a guest reaches its Python echo through `parent`, and it reaches a guest's by CID.
+#[test]
+fn the_vm_host_speaks_seqpacket_both_ways() {
+    let done = std::env::temp_dir().join(format!("hvsock-vmhost-done-{}", std::process::id()));
+    let done = done.display();
+    let o = common::lab_scenario_with(
+        &[
+            "--guest-service",
+            &msgs("echo vsock 6000"),
+            "--vm-host",
+            // It serves until guest 4 is done (a file in the shared /tmp says so).
+            &format!(
+                "{} & $HVSOCK lab wait 3:6000; {}; until [ -e {done} ]; do sleep 0.1; done",
+                msgs("echo vsock 5000"),
+                msgs("send vsock 3 6000 50")
+            ),
+        ],
+        &[&format!(
+            "$HVSOCK lab wait 2:5000; {}; echo 'guest: $HVSOCK connect' | $HVSOCK connect vsock-seqpacket:parent:5000 --lines; touch {done}",
+            msgs("send vsock 2 5000 100"),
+        )],
+        &[],
+    );
+    common::assert_ok(&o);
+    let out = common::stdout(&o);
+    assert_eq!(common::lines_of(&out, "vm-host"), ["listening", "ok 50"], "{out}");
+    assert_eq!(common::lines_of(&out, "guest 4"), ["ok 100", "guest: $HVSOCK connect"], "{out}");
+    let _ = std::fs::remove_file(done.to_string());
+}

@@ -92,7 +92,10 @@ impl Socket {
             #[cfg(unix)]
             Socket::Unix(s) => socket2::SockRef::from(s).peek(uninit(buf)),
             // Lines come as messages of their own: see `wire::read_line`.
-            _ => Err(io::ErrorKind::Unsupported.into()),
+            #[cfg(unix)]
+            Socket::UnixSeqpacket(_) => Err(io::ErrorKind::Unsupported.into()),
+            #[cfg(target_os = "linux")]
+            Socket::VmSeqpacket(_) => Err(io::ErrorKind::Unsupported.into()),
         }
     }
 

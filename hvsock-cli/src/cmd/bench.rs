@@ -194,7 +194,11 @@ fn print_table(r: &serde_json::Value) -> anyhow::Result<()> {
                 f("mib_per_s")
             );
             if let Some(m) = r["messages_per_s"].as_f64() {
-                outln!("{} messages of at most {} bytes, each whole: {m:.0} messages/s", r["messages"], r["write_size"]);
+                outln!(
+                    "{} messages of at most {} bytes, each whole: {m:.0} messages/s",
+                    r["messages"],
+                    r["write_size"]
+                );
             }
         }
         Some(test) => {
