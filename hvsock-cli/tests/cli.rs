@@ -425,15 +425,24 @@ fn output_that_cannot_be_written_is_not_a_panic() {
             "{args:?}"
         );
 
-        let mut child = Command::new(common::HVSOCK)
+        // A pipe whose reader is gone before the command starts (dropping it after the spawn
+        // raced the command's first write).
+        let mut fds = [0; 2];
+        // SAFETY: pipe(2) fills the two descriptors, which we then own.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: both descriptors are ours and open; each is owned once.
+        let (reader, writer) = unsafe {
+            use std::os::fd::FromRawFd;
+            (std::os::fd::OwnedFd::from_raw_fd(fds[0]), std::os::fd::OwnedFd::from_raw_fd(fds[1]))
+        };
+        drop(reader);
+        let o = Command::new(common::HVSOCK)
             .args(args)
-            .stdout(Stdio::piped())
+            .stdout(Stdio::from(writer))
             .stderr(Stdio::piped())
             .stdin(Stdio::null())
-            .spawn()
+            .output()
             .unwrap();
-        drop(child.stdout.take()); // the reader is gone before anything is written
-        let o = child.wait_with_output().unwrap();
         assert_eq!(o.status.code(), Some(141), "{args:?}: {}", stderr(&o));
         assert_eq!(stderr(&o), "", "{args:?}");
     }
