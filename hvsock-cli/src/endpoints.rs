@@ -125,6 +125,12 @@ impl Conn {
         }
     }
 
+    /// A hybrid vsock message connection: its half-close waits as a hybrid stream's does.
+    #[cfg(unix)]
+    fn hybrid_message(socket: crate::messages::MsgSocket, peer: String) -> Conn {
+        Conn { half_close: HalfCloseMode::AfterQuiet(HYBRID_QUIET), ..Conn::message(socket, peer) }
+    }
+
     /// A hybrid vsock connection: a Unix socket whose half-close a VMM turns into a close.
     #[cfg(unix)]
     fn hybrid(stream: tokio::net::UnixStream, peer: String) -> Conn {
@@ -393,7 +399,7 @@ pub async fn connect(ep: &Endpoint, timeout: Duration, retries: u32) -> anyhow::
             let (s, _) = tokio::task::spawn_blocking(move || connector.connect_hybrid_seqpacket(&path, port))
                 .await?
                 .map_err(|e| anyhow::anyhow!("{}: {e}", action()))?;
-            Conn::message(crate::messages::MsgSocket::unix(s)?, ep.to_string())
+            Conn::hybrid_message(crate::messages::MsgSocket::unix(s)?, ep.to_string())
         }
         Endpoint::Stdio => Conn::stdio(),
         #[allow(unreachable_patterns)]
@@ -561,11 +567,13 @@ impl Listener {
                         Err(_would_block) => continue,
                     }
                 };
-                let peer = match ep {
-                    Endpoint::HybridSeqpacket(..) => format!("the guest via {ep}"),
-                    _ => "unix-seqpacket peer".to_string(),
-                };
-                Conn::message(crate::messages::MsgSocket::unix(s)?, peer)
+                let socket = crate::messages::MsgSocket::unix(s)?;
+                match ep {
+                    Endpoint::HybridSeqpacket(..) => {
+                        Conn::hybrid_message(socket, format!("the guest via {ep}"))
+                    }
+                    _ => Conn::message(socket, "unix-seqpacket peer".to_string()),
+                }
             }
         })
     }

@@ -358,12 +358,19 @@ fn host_to_guest_through_a_seqpacket_hybrid_socket() {
         &[
             "--hybrid-seqpacket",
             "--guest-service",
-            &format!("$HVSOCK listen vsock:any:5001 --keep-open & {}", msgs("echo vsock 5000")),
+            &format!(
+                "$HVSOCK listen vsock:any:5001 --keep-open &
+                 $HVSOCK listen vsock-seqpacket:any:5002 --keep-open --lines --exec 'while read l; do sleep 0.3; echo $l; done' &
+                 {}",
+                msgs("echo vsock 5000")
+            ),
         ],
         &[],
         &[&format!(
-            "$HVSOCK lab wait 3:5000; $HVSOCK lab wait 3:5001; {h2g}
-             printf 'x\\ny\\n' | $HVSOCK connect hybrid-seqpacket:$HVSOCK_LAB_VM3:5000 --lines | tr '\\n' '|'; echo
+            "$HVSOCK lab wait 3:5000; $HVSOCK lab wait 3:5001; $HVSOCK lab wait 3:5002; {h2g}
+             # The answers come after our input has ended: a VMM would drop them if our end of
+             # input went to the guest at once as a half-close (it is a full close there).
+             printf 'x\\ny\\n' | $HVSOCK connect hybrid-seqpacket:$HVSOCK_LAB_VM3:5002 --lines | tr '\\n' '|'; echo
              $HVSOCK connect hybrid-seqpacket:$HVSOCK_LAB_VM3:5001 < /dev/null 2>&1 || echo \"stream listener: $?\"
              $HVSOCK connect hybrid:$HVSOCK_LAB_VM3:5000 < /dev/null 2>&1 || echo \"stream connect: $?\"",
             h2g = msgs("send hybrid $HVSOCK_LAB_VM3 5000 100"),
