@@ -19,12 +19,14 @@ Examples:
   hvsock connect vsock:3:5000 < in     # stdin to a guest, its answer to stdout
   hvsock relay vsock:any:8000 tcp:127.0.0.1:80   # vsock-proxy-style forwarding
   hvsock lab run -- hvsock client lo   # run vsock code in a throwaway Linux guest
+  hvsock vms                           # the VMs here, by name: vsock:NAME:PORT reaches one
 
 The seed program's spelling works too: `hvsock /server any`, `hvsock /client parent`,
 `hvsock /register`; no arguments at all runs `hvsock server loopback`.
 
 VM names: any|wildcard|zero, lo|loopback, parent|host, child|children, broadcast,
-a VM ID GUID (Windows) or a CID number (Linux). Services: a port or a service GUID.";
+a VM ID GUID (Windows) or a CID number (Linux), or a VM's name as `hvsock vms` lists it.
+Services: a port or a service GUID.";
 
 /// Host<->VM sockets with one set of names: Hyper-V sockets (Windows), vsock (Linux).
 #[derive(Parser, Debug)]
@@ -51,6 +53,7 @@ pub enum Command {
     Addr(cmd::addr::Args),
     Lab(cmd::lab::Args),
     Bench(cmd::bench::Args),
+    Vms(cmd::vms::Args),
 }
 
 /// Parses the command line; on a usage error prints one line and returns the exit code.

@@ -14,6 +14,7 @@ mod splice;
 #[cfg(unix)]
 mod stdio;
 mod stopping;
+mod vms;
 mod wildcard;
 
 use std::process::ExitCode;

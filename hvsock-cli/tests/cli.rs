@@ -447,3 +447,29 @@ fn output_that_cannot_be_written_is_not_a_panic() {
         assert_eq!(stderr(&o), "", "{args:?}");
     }
 }
+
+/// `vms` answers on any machine: JSON that parses, and on Windows without the Host Compute
+/// Service (wine) one line saying so, not a failure to start.
+#[test]
+fn vms_lists_or_says_what_it_could_not_read() {
+    let o = hvsock(&["vms", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(v["vms"].is_array() && v["unavailable"].is_array(), "{v}");
+    #[cfg(windows)]
+    {
+        let o = hvsock(&["vms"]);
+        assert!(
+            stdout(&o).contains("not available here: HCS (Hyper-V, WSL): computecore.dll is not here"),
+            "{}",
+            stdout(&o)
+        );
+        let o = hvsock(&["connect", "vsock:wsl:5000"]);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(
+            stderr(&o).contains("`wsl` is not a VM name here") && stderr(&o).contains("not looked at: HCS"),
+            "{}",
+            stderr(&o)
+        );
+    }
+}

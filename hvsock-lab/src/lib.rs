@@ -24,6 +24,8 @@ mod console;
 mod guest;
 #[cfg(target_os = "linux")]
 mod readiness;
+#[cfg(target_os = "linux")]
+mod registry;
 mod role;
 #[cfg(target_os = "linux")]
 mod runner;
@@ -44,6 +46,8 @@ mod xstate_shim;
 pub use guest::init_if_guest;
 #[cfg(target_os = "linux")]
 pub use readiness::{wait_listening, Target, WaitError};
+#[cfg(target_os = "linux")]
+pub use registry::{running_vms, LabVm};
 #[cfg(target_os = "linux")]
 pub use runner::{Lab, LabError};
 #[cfg(target_os = "linux")]

@@ -215,6 +215,8 @@ impl Lab {
         };
         let switch =
             Switch::start(&dir, &vm_cids, options).map_err(io_err("cannot start the vsock switch"))?;
+        // For `hvsock vms` elsewhere; the file goes with the directory.
+        crate::registry::register(&dir, &vm_cids, |cid| uds_path(&dir, cid));
         let mut env: Vec<(OsString, OsString)> = vec![("HVSOCK_LAB_DIR".into(), dir.clone().into())];
         for &cid in vm_cids.iter().filter(|&&c| c != 2) {
             env.push((format!("HVSOCK_LAB_VM{cid}").into(), uds_path(&dir, cid).into()));

@@ -72,6 +72,53 @@ pub fn service_flag_names(flags: u32) -> Vec<String> {
 #[cfg(target_os = "linux")]
 pub use crate::sys::{hypervisor, transports};
 
+/// The hypervisor this CPU says it runs under (CPUID leaf 0x40000000, when the hypervisor bit
+/// of leaf 1 is set), named, with its vendor string: `KVM (CPUID "KVMKVMKVM")`.
+///
+/// ```
+/// if let Some(h) = hvsock::info::cpuid_hypervisor() {
+///     println!("under {h}");
+/// }
+/// ```
+#[cfg(target_arch = "x86_64")]
+pub fn cpuid_hypervisor() -> Option<String> {
+    use std::arch::x86_64::__cpuid;
+    // SAFETY: every x86_64 CPU has CPUID; leaves 1 and 0x40000000 only read registers.
+    #[allow(unused_unsafe)]
+    let (leaf1, vendor) = unsafe { (__cpuid(1), __cpuid(0x4000_0000)) };
+    if leaf1.ecx & (1 << 31) == 0 {
+        return None;
+    }
+    let bytes: Vec<u8> = [vendor.ebx, vendor.ecx, vendor.edx].iter().flat_map(|r| r.to_le_bytes()).collect();
+    Some(name_cpuid_vendor(String::from_utf8_lossy(&bytes).trim_end_matches('\0')))
+}
+
+/// Elsewhere CPUID has no hypervisor leaf to ask.
+#[cfg(not(target_arch = "x86_64"))]
+pub fn cpuid_hypervisor() -> Option<String> {
+    None
+}
+
+/// A CPUID hypervisor vendor string, named.
+fn name_cpuid_vendor(id: &str) -> String {
+    let name = match id {
+        "KVMKVMKVM" => "KVM",
+        "Linux KVM Hv" => "KVM (with Hyper-V enlightenments)",
+        "Microsoft Hv" => "Hyper-V",
+        "VMwareVMware" => "VMware",
+        "XenVMMXenVMM" => "Xen",
+        "TCGTCGTCGTCG" => "QEMU (TCG, no KVM)",
+        "VBoxVBoxVBox" => "VirtualBox",
+        "bhyve bhyve " => "bhyve",
+        "ACRNACRNACRN" => "ACRN",
+        " lrpepyh  vr" => "Parallels",
+        "QNXQVMBSQG" => "QNX",
+        "" => return "a hypervisor that gives no CPUID vendor".into(),
+        _ => return format!("a hypervisor with CPUID vendor \"{}\"", crate::Printable::new(id)),
+    };
+    format!("{name} (CPUID \"{id}\")")
+}
+
 /// Which of the loaded vsock transports carry SOCK_SEQPACKET, one line each (Linux): the
 /// loopback one does; a guest's virtio one when its device offers VIRTIO_VSOCK_F_SEQPACKET
 /// (read from sysfs); a host's vhost one for guests whose driver takes it; Hyper-V's and
@@ -138,6 +185,14 @@ pub use crate::sys::{providers, vm_id};
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpuid_vendors_are_named() {
+        assert_eq!(name_cpuid_vendor("KVMKVMKVM"), "KVM (CPUID \"KVMKVMKVM\")");
+        assert_eq!(name_cpuid_vendor("Microsoft Hv"), "Hyper-V (CPUID \"Microsoft Hv\")");
+        assert_eq!(name_cpuid_vendor("TCGTCGTCGTCG"), "QEMU (TCG, no KVM) (CPUID \"TCGTCGTCGTCG\")");
+        assert!(name_cpuid_vendor("NewVisor").contains("CPUID vendor \"NewVisor\""));
+    }
 
     #[test]
     #[cfg(target_os = "linux")]

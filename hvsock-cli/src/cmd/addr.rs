@@ -14,17 +14,35 @@ Examples:
   hvsock addr hv:parent:19000
   hvsock addr vsock:any:8000")]
 pub struct Args {
-    /// A vsock: or hv: endpoint
-    #[arg(value_name = "ENDPOINT")]
-    pub endpoint: Endpoint,
+    /// A vsock: or hv: endpoint (a VM's name works: what it resolved to is shown)
+    #[arg(value_name = "ENDPOINT", value_parser = named)]
+    pub endpoint: Named,
+}
+
+/// An endpoint, and the VM whose name it was written with.
+#[derive(Clone, Debug)]
+pub struct Named(Endpoint, Option<crate::vms::FoundVm>);
+
+fn named(text: &str) -> Result<Named, String> {
+    crate::vms::resolve_endpoint(text).map(|(ep, vm)| Named(ep, vm))
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
-    let ep = &args.endpoint;
+    let Named(ep, vm) = &args.endpoint;
+    let mut out = String::new();
+    if let Some(vm) = vm {
+        out += &format!("name     {} is {} ({}, from {})\n", vm.name, vm.reach, vm.hypervisor, vm.source);
+    }
     if ep.vm_service().is_none() {
+        if vm.is_some() {
+            // A hybrid-vsock VM: its endpoint is its socket, with no address to show.
+            out += &format!("endpoint {ep}\n");
+            out!("{out}");
+            return Ok(0);
+        }
         anyhow::bail!("endpoint `{ep}`: not a VM socket (expected vsock: or hv:)");
     }
-    let mut out = format!("endpoint {ep}\n");
+    out += &format!("endpoint {ep}\n");
     out += "linux (AF_VSOCK, struct sockaddr_vm)\n";
     for role in [Role::Bind, Role::Connect] {
         row(

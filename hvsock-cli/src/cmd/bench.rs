@@ -33,7 +33,7 @@ Examples:
   hvsock bench tcp:10.0.0.2:5201 --json               # the same over TCP, to compare")]
 pub struct Args {
     /// Where the server listens, or the client connects
-    #[arg(value_name = "ENDPOINT")]
+    #[arg(value_name = "ENDPOINT", value_parser = crate::vms::endpoint)]
     pub endpoint: Endpoint,
     /// Serve clients on ENDPOINT (until stopped, or --count connections)
     #[arg(long)]

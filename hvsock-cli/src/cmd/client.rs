@@ -21,7 +21,7 @@ Examples:
   hvsock client b50f20e6-cf19-1796-ba60-d9cfe2d8fe29   # Windows host: a VM by its ID")]
 pub struct Args {
     /// VM to connect to: loopback, parent, a VM ID GUID or a CID
-    #[arg(value_name = "VMID", default_value = "loopback")]
+    #[arg(value_name = "VMID", default_value = "loopback", value_parser = crate::vms::vm)]
     pub vm: Vm,
     /// Port number or service GUID
     #[arg(value_name = "SERVICE", default_value = "19000")]

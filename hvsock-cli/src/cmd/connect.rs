@@ -27,7 +27,7 @@ Examples:
 pub struct Args {
     /// Where to connect: vsock:CID:PORT, hv:VMID:SERVICE, hybrid:UDS:PORT, tcp:HOST:PORT, unix:PATH,
     /// or a message endpoint: vsock-seqpacket:CID:PORT, unix-seqpacket:PATH, hybrid-seqpacket:UDS:PORT
-    #[arg(value_name = "ENDPOINT")]
+    #[arg(value_name = "ENDPOINT", value_parser = crate::vms::endpoint)]
     pub endpoint: Endpoint,
     /// Seconds to wait for each connection attempt
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs, allow_negative_numbers = true)]

@@ -23,7 +23,7 @@ Examples:
   hvsock listen vsock-seqpacket:any:5000 --lines   # each message a line")]
 pub struct Args {
     /// Where to listen: vsock:any:PORT, hv:children:SERVICE, hybrid:UDS:PORT (the guest's connections to host PORT), tcp:HOST:PORT, unix:PATH, or the message forms vsock-seqpacket:, unix-seqpacket:, hybrid-seqpacket:
-    #[arg(value_name = "ENDPOINT")]
+    #[arg(value_name = "ENDPOINT", value_parser = crate::vms::endpoint)]
     pub endpoint: Endpoint,
     /// Serve connections until interrupted instead of just one
     #[arg(long, short = 'k')]

@@ -15,6 +15,7 @@ pub mod relay;
 pub mod server;
 pub mod services;
 pub mod unregister;
+pub mod vms;
 
 use crate::args::{Cli, Command};
 
@@ -36,5 +37,6 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Services(a) => services::run(a),
         Command::Unregister(a) => unregister::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Vms(a) => vms::run(a),
     }
 }

@@ -34,7 +34,7 @@ Examples:
   hvsock relay vsock:any:8443 'tcp:*:443' --allow-file vsock-proxy.yaml -v")]
 pub struct Args {
     /// Where to listen: vsock:, hv:, hybrid:, tcp:, unix: endpoint
-    #[arg(value_name = "FROM")]
+    #[arg(value_name = "FROM", value_parser = crate::vms::endpoint)]
     pub from: Endpoint,
     /// Where to connect for each client; `*` for the parts a client names (see above)
     #[arg(value_name = "TO")]
@@ -78,7 +78,11 @@ struct Summary {
 pub fn run(args: Args) -> anyhow::Result<u8> {
     crate::stopping::raise_fd_limit();
     crate::logging::init(args.verbose);
-    let target = Arc::new(Target::parse(&args.to)?);
+    // A fixed TO may name a VM (`vsock:web:80`); a wildcard one is the client's to fill in.
+    let target = Arc::new(match args.to.contains('*') {
+        false => Target::Fixed(crate::vms::endpoint(&args.to).map_err(anyhow::Error::msg)?),
+        true => Target::parse(&args.to)?,
+    });
     // What can never be connected to fails now, not once per client.
     if let Target::Fixed(ep) = &*target {
         match ep {

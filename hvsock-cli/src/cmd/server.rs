@@ -29,7 +29,7 @@ Examples:
   hvsock server children 00004a38-facb-11e6-bd58-64006a7986d3")]
 pub struct Args {
     /// VM to bind: any, loopback, parent, children, a VM ID GUID or a CID
-    #[arg(value_name = "VMID", default_value = "loopback")]
+    #[arg(value_name = "VMID", default_value = "loopback", value_parser = crate::vms::vm)]
     pub vm: Vm,
     /// Port number or service GUID
     #[arg(value_name = "SERVICE", default_value = "19000")]

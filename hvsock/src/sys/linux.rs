@@ -158,6 +158,9 @@ pub fn hypervisor() -> Option<String> {
     if !xen.trim().is_empty() {
         return Some(xen.trim().to_string());
     }
+    if let Some(named) = crate::info::cpuid_hypervisor() {
+        return Some(named);
+    }
     cpuinfo
         .lines()
         .any(|l| l.starts_with("flags") && l.split_whitespace().any(|f| f == "hypervisor"))

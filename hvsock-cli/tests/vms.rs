@@ -1,0 +1,164 @@
+//! `hvsock vms` and VM names in endpoints, against real processes whose command lines look
+//! like the VMMs' (a harmless Python under their names), and a lab run's guests. Nothing here
+//! connects an AF_VSOCK socket outside the lab: names are only resolved (`hvsock addr`).
+#![cfg(target_os = "linux")] // /proc, the lab
+
+mod common;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+
+use common::{assert_ok, hvsock, stderr, stdout};
+
+/// A process that sleeps under a VMM's name with its arguments, killed when dropped.
+struct FakeVmm(Child);
+
+impl FakeVmm {
+    fn start(argv0: &str, args: &[&str]) -> FakeVmm {
+        let child = Command::new("/usr/bin/python3")
+            .arg0(argv0)
+            .args(["-c", "import time; time.sleep(60)"])
+            .args(args)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Until exec has happened, /proc shows the test's own command line.
+        let cmdline = format!("/proc/{}/cmdline", child.id());
+        for _ in 0..200 {
+            if std::fs::read(&cmdline).is_ok_and(|c| c.starts_with(argv0.as_bytes())) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        FakeVmm(child)
+    }
+}
+
+impl Drop for FakeVmm {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn vmm_processes_are_found_and_their_names_resolve() {
+    let tag = std::process::id();
+    let dir = std::env::temp_dir().join(format!("hvsock-vms-test-{tag}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fc_config = dir.join("fc.json");
+    std::fs::write(
+        &fc_config,
+        format!(r#"{{"vsock":{{"guest_cid":3,"uds_path":"{}/fc.vsock"}}}}"#, dir.display()),
+    )
+    .unwrap();
+    let q = format!("q{tag}");
+    let fc = format!("fc{tag}");
+    let ch = format!("ch{tag}");
+    let qemu = FakeVmm::start(
+        "qemu-system-x86_64",
+        &[
+            "-name",
+            &format!("guest={q},debug-threads=on"),
+            "-device",
+            "vhost-vsock-pci,id=vsock0,guest-cid=42",
+        ],
+    );
+    let libvirt_style = FakeVmm::start(
+        "/usr/bin/qemu-system-x86_64",
+        &[
+            "-name",
+            &format!("twin{tag}"),
+            "-device",
+            r#"{"driver":"vhost-vsock-pci","id":"vsock0","guest-cid":43}"#,
+        ],
+    );
+    let twin = FakeVmm::start(
+        "qemu-kvm",
+        &["-name", &format!("twin{tag}"), "-device", "vhost-vsock-device,guest-cid=44"],
+    );
+    let _fc = FakeVmm::start("firecracker", &["--id", &fc, "--config-file", fc_config.to_str().unwrap()]);
+    let _ch = FakeVmm::start(
+        "cloud-hypervisor",
+        &["--vsock", &format!("cid=5,socket={}/ch.vsock,id={ch}", dir.display())],
+    );
+    let _crosvm = FakeVmm::start("crosvm", &["run", "--cid", "46", "vmlinux"]);
+    let _vhd = FakeVmm::start(
+        "vhost-device-vsock",
+        &["--vm", &format!("guest-cid=7,socket={0}/vhost.sock,uds-path={0}/vhd{tag}.vsock", dir.display())],
+    );
+
+    let o = hvsock(&["vms", "--json"]);
+    assert_ok(&o);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let find = |name: &str| {
+        v["vms"].as_array().unwrap().iter().filter(|e| e["name"] == name).cloned().collect::<Vec<_>>()
+    };
+    let q_entry = &find(&q)[0];
+    assert_eq!(q_entry["reach"]["cid"], 42, "{v}");
+    assert_eq!(q_entry["source"], format!("process {} (qemu-system-x86_64)", qemu.0.id()));
+    assert_eq!(find(&format!("twin{tag}")).len(), 2, "{v}");
+    assert_eq!(
+        find(&fc)[0]["reach"]["hybrid"],
+        format!("/proc/{}/root{}/fc.vsock", _fc.0.id(), dir.display())
+    );
+    assert_eq!(find(&ch)[0]["reach"]["hybrid"], format!("{}/ch.vsock", dir.display()));
+    assert_eq!(find(&format!("crosvm-{}", _crosvm.0.id()))[0]["reach"]["cid"], 46);
+    assert_eq!(find(&format!("vhd{tag}"))[0]["reach"]["hybrid"], format!("{}/vhd{tag}.vsock", dir.display()));
+
+    // Names work wherever a VM goes; `addr` says what one resolved to, and from where.
+    let o = hvsock(&["addr", &format!("vsock:{q}:5000")]);
+    assert_ok(&o);
+    assert!(
+        stdout(&o).contains(&format!("name     {q} is CID 42 (QEMU/KVM, from process {}", qemu.0.id())),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains("connect  CID 42, port 5000"), "{}", stdout(&o));
+    let o = hvsock(&["addr", &format!("vsock:{}:5000", ch.to_uppercase())]);
+    assert!(
+        stdout(&o).contains(&format!("endpoint hybrid:{}/ch.vsock:5000", dir.display())),
+        "{}",
+        stdout(&o)
+    );
+    let o = hvsock(&["addr", &format!("vsock-seqpacket:{fc}:52")]);
+    assert!(stdout(&o).contains("endpoint hybrid-seqpacket:"), "{}", stdout(&o));
+    // The names table wins over a VM called the same; two VMs of one name are an error that
+    // lists them; a VM that is gone is one clear line.
+    let o = hvsock(&["addr", &format!("vsock:twin{tag}:1")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("names 2 VMs: CID 43") && stderr(&o).contains("CID 44"), "{}", stderr(&o));
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    drop(qemu);
+    drop(libvirt_style);
+    drop(twin);
+    let o = hvsock(&["addr", &format!("vsock:{q}:5000")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains(&format!("`{q}` is not a VM name here")), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_lab_runs_guests_by_name() {
+    let o = common::lab_scenario_with(
+        &["--guest-service", "$HVSOCK listen vsock:any:5000 --keep-open --exec 'echo guest 3 here'"],
+        &["$HVSOCK lab wait 3:5000; $HVSOCK vms | sed 1d | awk '{ print $1, $2, $3 }'; $HVSOCK connect vsock:lab-vm3:5000 < /dev/null"],
+        &["$HVSOCK lab wait 3:5000; $HVSOCK vms --json; $HVSOCK connect vsock:lab-vm3:5000 < /dev/null"],
+    );
+    assert_ok(&o);
+    let out = stdout(&o);
+    // Inside the run, guests by CID; from this machine, by their hybrid sockets.
+    assert_eq!(
+        common::lines_of(&out, "guest 4"),
+        ["lab-vm3 CID 3", "lab-vm4 CID 4", "guest 3 here"],
+        "{out}"
+    );
+    let host = common::lines_of(&out, "host 1");
+    let v: serde_json::Value = serde_json::from_str(&host[0]).unwrap();
+    let vm3 = v["vms"].as_array().unwrap().iter().find(|e| e["name"] == "lab-vm3").unwrap().clone();
+    assert!(vm3["reach"]["hybrid"].as_str().unwrap().ends_with("/vm3.sock"), "{v}");
+    assert_eq!(host[1], "guest 3 here", "{out}");
+    // Once the run has ended, its names are gone.
+    let o = hvsock(&["addr", "vsock:lab-vm3:5000"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert!(stderr(&o).contains("`lab-vm3` is not a VM name here"), "{}", stderr(&o));
+}
