@@ -96,4 +96,36 @@ mod tests {
         assert!(is_firecracker("/usr/local/bin/firecracker") && !is_firecracker("firecracker-jailer"));
         let _ = std::fs::remove_dir_all(&dir);
     }
+
+    /// A VM configured through the API has no config file: its vsock comes from
+    /// `GET /vm/config` on the API socket (here a stand-in answering as Firecracker does).
+    #[test]
+    fn config_from_the_api_socket() {
+        use std::io::{Read, Write};
+        let dir = std::env::temp_dir().join(format!("hvsock-fc-api-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let api = dir.join("fc.api");
+        let listener = std::os::unix::net::UnixListener::bind(&api).unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut req = [0u8; 512];
+            let n = s.read(&mut req).unwrap();
+            let body = r#"{"vsock":{"guest_cid":3,"uds_path":"/run/fc/v.sock"}}"#;
+            write!(
+                s,
+                "HTTP/1.1 200 \r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+            String::from_utf8_lossy(&req[..n]).into_owned()
+        });
+        let args: Vec<String> = ["firecracker", "--api-sock", api.to_str().unwrap(), "--id", "api-vm"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let vm = parse(&args, "process 8 (firecracker)", Path::new("/"), Path::new("/")).unwrap();
+        assert_eq!((vm.name.as_str(), vm.reach), ("api-vm", Reach::Hybrid("/run/fc/v.sock".into())));
+        assert!(server.join().unwrap().starts_with("GET /vm/config HTTP/1.1\r\n"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
