@@ -1,5 +1,5 @@
 #!/bin/sh
-# The seed's echo exchange end to end: `hvsock server any` answers `hvsock client lo`.
+# The echo exchange of the Hyper-V socket wildcards article's C# sample, end to end: `hvsock server any` answers `hvsock client lo`.
 # Runs on this machine when it has vsock loopback (CID 1) of its own, else in the lab guest.
 set -eu
 cd "$(dirname "$0")/.."

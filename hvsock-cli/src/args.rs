@@ -1,4 +1,4 @@
-//! The command line's grammar, and the seed program's spelling of it.
+//! The command line's grammar, and the `/server` spelling of the C# sample it grew from.
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -21,7 +21,7 @@ Examples:
   hvsock lab run -- hvsock client lo   # run vsock code in a throwaway Linux guest
   hvsock vms                           # the VMs here, by name: vsock:NAME:PORT reaches one
 
-The seed program's spelling works too: `hvsock /server any`, `hvsock /client parent`,
+The spelling of the Hyper-V socket wildcards article's C# sample works too: `hvsock /server any`, `hvsock /client parent`,
 `hvsock /register`; no arguments at all runs `hvsock server loopback`.
 
 VM names: any|wildcard|zero, lo|loopback, parent|host, child|children, broadcast,
@@ -58,7 +58,7 @@ pub enum Command {
 
 /// Parses the command line; on a usage error prints one line and returns the exit code.
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, ExitCode> {
-    Cli::try_parse_from(seed_spelling(args.into_iter().collect())).map_err(|e| {
+    Cli::try_parse_from(sample_spelling(args.into_iter().collect())).map_err(|e| {
         use clap::error::ErrorKind::*;
         if matches!(e.kind(), DisplayHelp | DisplayVersion | DisplayHelpOnMissingArgumentOrSubcommand) {
             let _ = e.print();
@@ -97,9 +97,9 @@ fn one_line(rendered: &str) -> String {
         .to_string()
 }
 
-/// The seed program's `/server`, `/client`, `/register`, and no arguments meaning a loopback
+/// The article's sample program's `/server`, `/client`, `/register`, and no arguments meaning a loopback
 /// server.
-fn seed_spelling(mut args: Vec<OsString>) -> Vec<OsString> {
+fn sample_spelling(mut args: Vec<OsString>) -> Vec<OsString> {
     if args.len() == 1 {
         args.extend(["server".into(), "loopback".into()]);
     } else if let Some(cmd) = args[1].to_str().and_then(|a| a.strip_prefix('/')) {
@@ -173,7 +173,7 @@ mod tests {
 
     fn parse_ok(args: &[&str]) -> Command {
         let argv = std::iter::once("hvsock").chain(args.iter().copied()).map(OsString::from);
-        Cli::try_parse_from(seed_spelling(argv.collect())).unwrap().command
+        Cli::try_parse_from(sample_spelling(argv.collect())).unwrap().command
     }
 
     #[test]
@@ -184,7 +184,7 @@ mod tests {
     }
 
     #[test]
-    fn seed_spelling_maps_to_commands() {
+    fn sample_spelling_maps_to_commands() {
         assert!(matches!(parse_ok(&["/server", "any"]), Command::Server(a) if a.vm == hvsock::Vm::Any));
         assert!(matches!(parse_ok(&["/client", "parent"]), Command::Client(a) if a.vm == hvsock::Vm::Parent));
         assert!(matches!(parse_ok(&["/register"]), Command::Register(_)));

@@ -158,7 +158,7 @@ fn a_guest_powering_off_mid_stream_leaves_the_switch_and_others_up() {
 }
 
 #[test]
-fn matrix_measures_the_seeds_experiment_cell_by_cell() {
+fn matrix_measures_the_articles_experiment_cell_by_cell() {
     let o = common::hvsock(&["matrix", "--json"]);
     assert_ok(&o);
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();

@@ -103,7 +103,7 @@ fn hybrid_endpoints_work_against_vhost_device_vsock() {
         let target = hybrid(19000);
         move || hvsock_with(&["connect", &target, "--retries", "300"], b"World!")
     });
-    // The guest: the seed server, an echo, an upload sink; it powers off when told.
+    // The guest: the article's server, an echo, an upload sink; it powers off when told.
     let done = dir.join("poweroff");
     let script = format!(
         "$HVSOCK server any 19000 >/dev/null 2>&1 &

@@ -1,4 +1,4 @@
-//! `hvsock client`: the seed's client.
+//! `hvsock client`: the client of the Hyper-V socket wildcards article's C# sample.
 
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
@@ -10,7 +10,7 @@ use crate::args::parse_secs;
 use crate::diagnose::socket_error;
 use crate::output::outln;
 
-/// Connect, send a text, print the answer (the seed's client).
+/// Connect, send a text, print the answer (the client of the Hyper-V socket wildcards article's C# sample).
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
 Examples:

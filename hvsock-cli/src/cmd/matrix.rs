@@ -1,4 +1,4 @@
-//! `hvsock matrix`: the seed's experiment — which bind accepts a connection from where.
+//! `hvsock matrix`: the Hyper-V socket wildcards article's experiment — which bind accepts a connection from where.
 
 #[cfg(target_os = "linux")]
 use serde_json::json;
@@ -7,7 +7,7 @@ use serde_json::json;
 use crate::output::out;
 use crate::output::outln;
 
-/// Run the seed's experiment and print which bind accepts connections from where.
+/// Run the Hyper-V socket wildcards article's experiment and print which bind accepts connections from where.
 ///
 /// On Linux it runs for real in the lab: this machine is the host (parent, CID 2, reached
 /// through hybrid sockets), guest A (CID 3) and guest B (CID 4) are child VMs. Servers on
@@ -15,7 +15,7 @@ use crate::output::outln;
 /// A itself (by loopback and by its own CID), from the host (by guest A's CID), and from guest
 /// B; guest A also tries the host's server through `parent`. O = answered, X = refused or
 /// failed, `-` = a cell that cannot exist. On Windows it tries the binds with a loopback
-/// client on this machine and shows the seed's Hyper-V observations as reference rows.
+/// client on this machine and shows the article's Hyper-V observations as reference rows.
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
 Examples:
@@ -273,7 +273,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         })();
         measured.push((bind, ok.map_err(|e| crate::diagnose::socket_error("not available", e).to_string())));
     }
-    // The seed's observations on a Hyper-V host and VM (reported, not measured here).
+    // The article's observations on a Hyper-V host and VM (reported, not measured here).
     let reported = [
         ("host", "wildcard", "VM -> parent: O, same host by loopback: O"),
         ("VM", "wildcard", "host -> VM by ID: O, inside the VM by its ID: O"),
@@ -299,7 +299,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             Err(e) => outln!("  bind {b:<9} loopback client: {e}"),
         }
     }
-    outln!("Reported, not measured (the seed's Hyper-V experiment):");
+    outln!("Reported, not measured (the article's Hyper-V experiment):");
     for (s, b, c) in reported {
         outln!("  server on {s:<4} bind {b:<9} {c}");
     }

@@ -1,4 +1,4 @@
-//! `hvsock server`: the seed's echo server.
+//! `hvsock server`: the echo server of the Hyper-V socket wildcards article's C# sample.
 
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
@@ -12,19 +12,19 @@ use crate::diagnose::socket_error;
 
 /// How long a client may take to send its first byte before the server gives up on it.
 const FIRST_BYTE_WAIT: Duration = Duration::from_secs(10);
-/// A client that keeps its side open (like the seed's own) is answered after this much quiet.
+/// A client that keeps its side open (like the article's own) is answered after this much quiet.
 const QUIET: Duration = Duration::from_millis(100);
 /// Texts longer than this are answered by their start.
 const MAX_TEXT: usize = 64 * 1024;
 
-/// Listen, and answer each connection's text with `Hello: <text>` (the seed's server).
+/// Listen, and answer each connection's text with `Hello: <text>` (the article's sample server).
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
 Prints `connected: <peer>` and the text for each connection on stdout, and
 `listening on <address>` on stderr once it is ready.
 
 Examples:
-  hvsock server                      # loopback, port 19000 (the seed's default)
+  hvsock server                      # loopback, port 19000 (the article's default)
   hvsock server any --count 1        # any VM, one connection, then exit
   hvsock server children 00004a38-facb-11e6-bd58-64006a7986d3")]
 pub struct Args {
@@ -84,7 +84,7 @@ fn answer(stream: Stream, peer: hvsock::SocketAddr) {
     let _ = stream.shutdown(Shutdown::Both);
 }
 
-/// Reads until the client half-closes, or goes quiet after sending something (the seed's
+/// Reads until the client half-closes, or goes quiet after sending something (the article's
 /// client sends once and waits for the answer with its side open).
 fn read_text(mut stream: &Stream) -> io::Result<Vec<u8>> {
     stream.set_read_timeout(Some(FIRST_BYTE_WAIT))?;

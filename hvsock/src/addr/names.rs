@@ -159,7 +159,7 @@ pub enum Service {
 }
 
 impl Service {
-    /// The seed's service: port 19000, `00004a38-facb-11e6-bd58-64006a7986d3`.
+    /// The Hyper-V socket wildcards article's service: port 19000, `00004a38-facb-11e6-bd58-64006a7986d3`.
     pub const DEFAULT: Service = Service::Port(19000);
 
     /// The vsock port: the number itself, or the port a template GUID carries.

@@ -1,4 +1,4 @@
-//! The seed program's exchange, for real, inside the lab guest; and interop with programs we
+//! The exchange of the Hyper-V socket wildcards article's C# sample, for real, inside the lab guest; and interop with programs we
 //! did not write (socat, Python's AF_VSOCK).
 #![cfg(target_os = "linux")] // the lab is a Linux guest
 
@@ -6,7 +6,7 @@ mod common;
 use common::{assert_ok, lab_sh, stdout};
 
 #[test]
-fn seed_exchange_any_and_loopback() {
+fn the_articles_exchange_any_and_loopback() {
     let o = lab_sh(
         r#"
         $HVSOCK server any --count 1 >$T/server.out 2>$T/server.err &
@@ -27,7 +27,7 @@ fn seed_exchange_any_and_loopback() {
 }
 
 #[test]
-fn seed_spelling_and_no_arguments() {
+fn the_articles_spelling_and_no_arguments() {
     let o = lab_sh(
         r#"
         $HVSOCK /server any --count 1 2>$T/a.err >/dev/null &
