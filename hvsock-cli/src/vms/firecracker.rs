@@ -100,6 +100,7 @@ mod tests {
     /// A VM configured through the API has no config file: its vsock comes from
     /// `GET /vm/config` on the API socket (here a stand-in answering as Firecracker does).
     #[test]
+    #[cfg(unix)]
     fn config_from_the_api_socket() {
         use std::io::{Read, Write};
         let dir = std::env::temp_dir().join(format!("hvsock-fc-api-{}", std::process::id()));

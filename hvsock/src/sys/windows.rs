@@ -5,24 +5,18 @@ use std::os::windows::io::{
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
-use windows_sys::Win32::Networking::WinSock::{
-    getsockopt, setsockopt, WSACleanup, WSAEnumProtocolsW, WSAGetLastError, WSAStartup, SOCKET, SOCKET_ERROR,
-    WSADATA, WSAENOBUFS, WSAPROTOCOL_INFOW,
-};
+use windows_sys::Win32::Networking::WinSock::{getsockopt, setsockopt, SOCKET, SOCKET_ERROR};
 use windows_sys::Win32::System::Hypervisor::{
     HVSOCKET_CONNECTED_SUSPEND, HVSOCKET_CONNECT_TIMEOUT, HVSOCKET_CONNECT_TIMEOUT_MAX, HVSOCKET_HIGH_VTL,
     HV_PROTOCOL_RAW,
 };
 
-use crate::info::Provider;
-use crate::{AddrError, Guid, HvAddr, Listener, Role, Service, ServiceId, SocketAddr, Stream, Vm, VmId};
+use crate::{AddrError, HvAddr, Listener, Role, Service, ServiceId, SocketAddr, Stream, Vm};
 
 pub(crate) use crate::net::HvFlag;
 
 /// `AF_HYPERV`.
 const AF_HYPERV: i32 = HvAddr::FAMILY as i32;
-/// Where a Hyper-V guest with integration services finds its own VM ID.
-const GUEST_PARAMETERS_KEY: &str = r"SOFTWARE\Microsoft\Virtual Machine\Guest\Parameters";
 
 /// A registered service's `ElementName` names it too.
 pub(crate) fn service_by_name(name: &str) -> Option<ServiceId> {
@@ -137,145 +131,6 @@ fn get_u32(socket: &Socket, name: u32) -> io::Result<u32> {
     }
 }
 
-/// This VM's own ID when it is a Hyper-V guest with integration services, `None` otherwise.
-pub fn vm_id() -> io::Result<Option<VmId>> {
-    let Ok(key) = windows_registry::LOCAL_MACHINE.open(GUEST_PARAMETERS_KEY) else { return Ok(None) };
-    let Ok(text) = key.get_string("VirtualMachineId") else { return Ok(None) };
-    text.trim()
-        .parse::<VmId>()
-        .map(Some)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("VirtualMachineId: {e}")))
-}
-
-/// The Winsock catalog's AF_HYPERV providers (empty where Hyper-V sockets are missing).
-pub fn providers() -> io::Result<Vec<Provider>> {
-    let _winsock = Winsock::start()?;
-    let mut len: u32 = 0;
-    // SAFETY: a null buffer asks for the size needed.
-    let rc = unsafe { WSAEnumProtocolsW(std::ptr::null(), std::ptr::null_mut(), &mut len) };
-    // SAFETY: plain call.
-    if rc != SOCKET_ERROR || unsafe { WSAGetLastError() } != WSAENOBUFS {
-        return Ok(Vec::new());
-    }
-    let entry = std::mem::size_of::<WSAPROTOCOL_INFOW>();
-    let mut buf: Vec<WSAPROTOCOL_INFOW> = Vec::with_capacity((len as usize).div_ceil(entry));
-    // SAFETY: the buffer holds `len` bytes; Winsock fills `rc` entries.
-    let rc = unsafe { WSAEnumProtocolsW(std::ptr::null(), buf.as_mut_ptr(), &mut len) };
-    if rc == SOCKET_ERROR {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: Winsock initialised `rc` entries.
-    unsafe { buf.set_len(rc as usize) };
-    Ok(buf
-        .iter()
-        .filter(|p| p.iAddressFamily == AF_HYPERV)
-        .map(|p| {
-            let end = p.szProtocol.iter().position(|&c| c == 0).unwrap_or(p.szProtocol.len());
-            let g = p.ProviderId;
-            Provider {
-                name: String::from_utf16_lossy(&p.szProtocol[..end]),
-                provider_id: Guid::from_fields(g.data1, g.data2, g.data3, g.data4),
-                address_family: p.iAddressFamily,
-                min_address_length: p.iMinSockAddr,
-                max_address_length: p.iMaxSockAddr,
-                socket_type: p.iSocketType,
-                protocol: p.iProtocol,
-                service_flags: p.dwServiceFlags1,
-            }
-        })
-        .collect())
-}
-
-/// WSAStartup/WSACleanup around a Winsock call that needs no socket.
-struct Winsock;
-
-impl Winsock {
-    fn start() -> io::Result<Winsock> {
-        let mut data = std::mem::MaybeUninit::<WSADATA>::zeroed();
-        // SAFETY: WSAStartup fills `data`.
-        match unsafe { WSAStartup(0x0202, data.as_mut_ptr()) } {
-            0 => Ok(Winsock),
-            code => Err(io::Error::from_raw_os_error(code)),
-        }
-    }
-}
-
-impl Drop for Winsock {
-    fn drop(&mut self) {
-        // SAFETY: paired with a successful WSAStartup.
-        unsafe { WSACleanup() };
-    }
-}
-
-/// A nonblocking connect that has started and not finished.
-#[cfg(feature = "tokio")]
-pub(crate) fn connect_in_progress(e: &io::Error) -> bool {
-    e.raw_os_error() == Some(windows_sys::Win32::Networking::WinSock::WSAEWOULDBLOCK)
-}
-
-/// A socket registered with tokio's reactor. AF_HYPERV sockets are IFS handles, which mio's
-/// AFD polling takes like any Winsock socket; tokio's `UdpSocket` is the public door to that
-/// registration, used here for readiness only; the I/O goes through socket2 on the same handle.
-#[cfg(feature = "tokio")]
-#[derive(Debug)]
-pub(crate) struct AsyncSocket(tokio::net::UdpSocket);
-
-#[cfg(feature = "tokio")]
-impl AsyncSocket {
-    pub(crate) fn new(socket: Socket) -> io::Result<AsyncSocket> {
-        socket.set_nonblocking(true)?;
-        AsyncSocket::register(socket)
-    }
-
-    /// Registers a socket that is already non-blocking.
-    pub(crate) fn register(socket: Socket) -> io::Result<AsyncSocket> {
-        // SAFETY: the handle moves from `socket` into the UdpSocket shell, which owns it now.
-        let shell = unsafe { std::net::UdpSocket::from_raw_socket(socket.into_raw_socket()) };
-        Ok(AsyncSocket(tokio::net::UdpSocket::from_std(shell)?))
-    }
-
-    pub(crate) fn socket(&self) -> socket2::SockRef<'_> {
-        socket2::SockRef::from(&self.0)
-    }
-
-    pub(crate) fn into_socket(self) -> io::Result<Socket> {
-        let shell = self.0.into_std()?;
-        // SAFETY: the handle moves back out of the shell.
-        Ok(unsafe { Socket::from_raw_socket(shell.into_raw_socket()) })
-    }
-
-    /// Runs `op` once the socket is ready for `interest`, until it stops saying WouldBlock.
-    pub(crate) fn poll_io<R>(
-        &self,
-        cx: &mut std::task::Context<'_>,
-        interest: tokio::io::Interest,
-        mut op: impl FnMut(&Socket) -> io::Result<R>,
-    ) -> std::task::Poll<io::Result<R>> {
-        loop {
-            std::task::ready!(if interest.is_readable() {
-                self.0.poll_recv_ready(cx)
-            } else {
-                self.0.poll_send_ready(cx)
-            })?;
-            match self.0.try_io(interest, || op(&self.socket())) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                result => return std::task::Poll::Ready(result),
-            }
-        }
-    }
-
-    /// A read or write of `offered` bytes (tokio's UdpSocket keeps no partial-move hint).
-    pub(crate) fn poll_rw(
-        &self,
-        cx: &mut std::task::Context<'_>,
-        interest: tokio::io::Interest,
-        _offered: usize,
-        op: impl FnMut(&Socket) -> io::Result<usize>,
-    ) -> std::task::Poll<io::Result<usize>> {
-        self.poll_io(cx, interest, op)
-    }
-}
-
 macro_rules! impl_socket {
     ($ty:ident) => {
         impl AsSocket for $ty {
@@ -316,27 +171,6 @@ macro_rules! impl_socket {
 impl_socket!(Stream);
 impl_socket!(Listener);
 
-#[cfg(feature = "tokio")]
-macro_rules! impl_async_socket {
-    ($ty:ty) => {
-        impl AsSocket for $ty {
-            fn as_socket(&self) -> BorrowedSocket<'_> {
-                self.io.0.as_socket()
-            }
-        }
-        impl AsRawSocket for $ty {
-            fn as_raw_socket(&self) -> RawSocket {
-                self.io.0.as_raw_socket()
-            }
-        }
-    };
-}
-
-#[cfg(feature = "tokio")]
-impl_async_socket!(crate::tokio::AsyncStream);
-#[cfg(feature = "tokio")]
-impl_async_socket!(crate::tokio::AsyncListener);
-
 #[cfg(test)]
 mod tests {
     use windows_sys::core::GUID;
@@ -346,6 +180,7 @@ mod tests {
     };
 
     use super::*;
+    use crate::{Guid, VmId};
 
     fn guid(g: GUID) -> Guid {
         Guid::from_fields(g.data1, g.data2, g.data3, g.data4)

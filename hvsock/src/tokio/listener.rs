@@ -4,9 +4,9 @@ use std::io;
 use socket2::Type;
 use tokio::io::Interest;
 
+use super::reactor::AsyncSocket;
 use super::AsyncStream;
 use crate::net::{from_sockaddr, to_sockaddr};
-use crate::sys::AsyncSocket;
 use crate::{Listener, Role, SocketAddr, ToSocketAddr};
 
 /// A VM-socket listener for tokio.

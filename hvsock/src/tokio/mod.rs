@@ -9,6 +9,7 @@
 //! has gone through it in our CI (wine has no AF_HYPERV).
 
 mod listener;
+mod reactor;
 #[cfg(target_os = "linux")]
 mod seqpacket;
 mod stream;

@@ -9,8 +9,8 @@ use std::task::{Context, Poll};
 use socket2::Type;
 use tokio::io::Interest;
 
+use super::reactor::AsyncSocket;
 use crate::net::{from_sockaddr, peek_error, send_error, to_sockaddr, uninit, RECV_TRUNC};
-use crate::sys::AsyncSocket;
 use crate::{Received, Role, Seqpacket, SeqpacketListener, SocketAddr, ToSocketAddr};
 
 /// A connected vsock `SOCK_SEQPACKET` socket for tokio: every [`send`](Self::send) arrives as
@@ -52,7 +52,7 @@ impl AsyncSeqpacket {
         let addr = to_sockaddr(&addr.to_socket_addr(Role::Connect)?);
         let pending = match socket.connect(&addr) {
             Ok(()) => false,
-            Err(e) if crate::sys::connect_in_progress(&e) => true,
+            Err(e) if super::reactor::connect_in_progress(&e) => true,
             Err(e) => return Err(e),
         };
         let io = AsyncSocket::register(socket)?;

@@ -9,8 +9,8 @@ use std::task::{Context, Poll};
 use socket2::{Socket, Type};
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 
+use super::reactor::AsyncSocket;
 use crate::net::{from_sockaddr, to_sockaddr};
-use crate::sys::AsyncSocket;
 use crate::{Role, SocketAddr, Stream, ToSocketAddr};
 
 /// A connected VM socket for tokio: `AsyncRead` + `AsyncWrite`.
@@ -47,7 +47,7 @@ impl AsyncStream {
         let addr = to_sockaddr(&addr.to_socket_addr(Role::Connect)?);
         let pending = match socket.connect(&addr) {
             Ok(()) => false,
-            Err(e) if crate::sys::connect_in_progress(&e) => true,
+            Err(e) if super::reactor::connect_in_progress(&e) => true,
             Err(e) => return Err(e),
         };
         let stream = AsyncStream { io: AsyncSocket::register(socket)? };

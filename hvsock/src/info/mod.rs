@@ -70,7 +70,13 @@ pub fn service_flag_names(flags: u32) -> Vec<String> {
 }
 
 #[cfg(target_os = "linux")]
-pub use crate::sys::{hypervisor, transports};
+mod linux;
+#[cfg(target_os = "linux")]
+pub use linux::{hypervisor, seqpacket, transports};
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+pub use windows::{providers, vm_id};
 
 /// The hypervisor this CPU says it runs under (CPUID leaf 0x40000000, when the hypervisor bit
 /// of leaf 1 is set), named, with its vendor string: `KVM (CPUID "KVMKVMKVM")`.
@@ -119,69 +125,6 @@ fn name_cpuid_vendor(id: &str) -> String {
     format!("{name} (CPUID \"{id}\")")
 }
 
-/// Which of the loaded vsock transports carry SOCK_SEQPACKET, one line each (Linux): the
-/// loopback one does; a guest's virtio one when its device offers VIRTIO_VSOCK_F_SEQPACKET
-/// (read from sysfs); a host's vhost one for guests whose driver takes it; Hyper-V's and
-/// VMware's never.
-///
-/// ```
-/// for line in hvsock::info::seqpacket() {
-///     println!("{line}");
-/// }
-/// ```
-#[cfg(target_os = "linux")]
-pub fn seqpacket() -> Vec<String> {
-    seqpacket_of(&transports(), &virtio_vsock_features())
-}
-
-/// The feature bits of each virtio vsock device (virtio device ID 19), as sysfs shows them: a
-/// string of '0'/'1', bit 0 first.
-#[cfg(target_os = "linux")]
-fn virtio_vsock_features() -> Vec<String> {
-    let Ok(devices) = std::fs::read_dir("/sys/bus/virtio/devices") else { return Vec::new() };
-    devices
-        .flatten()
-        .filter(|d| std::fs::read_to_string(d.path().join("device")).is_ok_and(|id| id.trim() == "0x0013"))
-        .filter_map(|d| std::fs::read_to_string(d.path().join("features")).ok())
-        .map(|f| f.trim().to_string())
-        .collect()
-}
-
-#[cfg(target_os = "linux")]
-fn seqpacket_of(transports: &[String], virtio_features: &[String]) -> Vec<String> {
-    const F_SEQPACKET: usize = 1;
-    let has = |m: &str| transports.iter().any(|t| t == m);
-    let mut lines = Vec::new();
-    if has("vsock_loopback") {
-        lines.push("loopback (CID 1): yes".to_string());
-    }
-    if has("vmw_vsock_virtio_transport") {
-        lines.push(match virtio_features.first() {
-            Some(f) if f.as_bytes().get(F_SEQPACKET) == Some(&b'1') => {
-                "virtio (to the host): yes, the device offers VIRTIO_VSOCK_F_SEQPACKET".to_string()
-            }
-            Some(_) => {
-                "virtio (to the host): no, the device does not offer VIRTIO_VSOCK_F_SEQPACKET".to_string()
-            }
-            None => "virtio (to the host): not known (no virtio vsock device in sysfs)".to_string(),
-        });
-    }
-    if has("vhost_vsock") {
-        lines.push(
-            "vhost (to guests): for each guest whose driver takes VIRTIO_VSOCK_F_SEQPACKET".to_string(),
-        );
-    }
-    if has("hv_sock") {
-        lines.push("hv_sock (Hyper-V): no, stream only".to_string());
-    }
-    if has("vmw_vsock_vmci_transport") {
-        lines.push("vmci (VMware): no".to_string());
-    }
-    lines
-}
-#[cfg(windows)]
-pub use crate::sys::{providers, vm_id};
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,19 +135,6 @@ mod tests {
         assert_eq!(name_cpuid_vendor("Microsoft Hv"), "Hyper-V (CPUID \"Microsoft Hv\")");
         assert_eq!(name_cpuid_vendor("TCGTCGTCGTCG"), "QEMU (TCG, no KVM) (CPUID \"TCGTCGTCGTCG\")");
         assert!(name_cpuid_vendor("NewVisor").contains("CPUID vendor \"NewVisor\""));
-    }
-
-    #[test]
-    #[cfg(target_os = "linux")]
-    fn seqpacket_per_transport() {
-        let t = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(seqpacket_of(&t(&["vsock", "vsock_loopback"]), &[]), ["loopback (CID 1): yes"]);
-        let guest = t(&["vsock", "vmw_vsock_virtio_transport"]);
-        assert!(seqpacket_of(&guest, &["01000000".into()])[0].contains("yes, the device offers"));
-        assert!(seqpacket_of(&guest, &["10000000".into()])[0].contains("no, the device does not offer"));
-        assert!(seqpacket_of(&guest, &[])[0].contains("not known"));
-        assert_eq!(seqpacket_of(&t(&["hv_sock"]), &[]), ["hv_sock (Hyper-V): no, stream only"]);
-        assert!(seqpacket_of(&t(&["vsock"]), &[]).is_empty());
     }
 
     #[test]
