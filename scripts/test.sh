@@ -8,6 +8,8 @@ t0=$(date +%s)
 scripts/setup.sh
 cargo build --workspace --all-targets
 cargo test --workspace
+# The library's and the lab's docs: every public item documented, no broken link.
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p hvsock -p hvsock-lab --features hvsock/tokio
 t1=$(date +%s)
 scripts/fuzz.sh --seconds 6
 t2=$(date +%s)

@@ -98,6 +98,7 @@ fn nonblocking_clones_raw_fds_and_kernel_chosen_ports() {
         let (s, _) = l2.accept().unwrap();
         (&c.try_clone().unwrap()).write_all(b"via a clone").unwrap();
         // Through a raw fd and back, then an OwnedFd and back: the same connection.
+        // SAFETY: the descriptor was just given up by `into_raw_fd`, open and owned by no one.
         let s = unsafe { Stream::from_raw_fd(s.into_raw_fd()) };
         let s = Stream::from(OwnedFd::from(s));
         let mut buf = [0u8; 11];

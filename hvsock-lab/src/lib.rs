@@ -18,6 +18,9 @@
 //! # }
 //! ```
 
+#![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 #[cfg(target_os = "linux")]
 mod console;
 #[cfg(target_os = "linux")]

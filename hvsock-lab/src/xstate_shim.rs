@@ -80,6 +80,7 @@ mod tests {
         // SAFETY: the child only calls async-signal-safe functions, then is killed.
         let child = unsafe { libc::fork() };
         if child == 0 {
+            // SAFETY: in the forked child: only async-signal-safe calls, and it never returns.
             unsafe {
                 libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0);
                 libc::raise(libc::SIGSTOP);

@@ -11,9 +11,9 @@
 //! - `SeqpacketListener`, `Seqpacket` (Linux): vsock `SOCK_SEQPACKET`, connections that keep
 //!   message boundaries.
 //! - [`info`]: what this machine offers (transports, hypervisor, VM ID, Winsock catalog);
-//!   [`registry`] (Windows): Hyper-V service registration.
-//! - [`hybrid`] (Unix): the host side of Firecracker-style VMs, `CONNECT <port>` over a Unix socket.
-//! - [`diag`] (Linux): the machine's vsock sockets and their owners, like `ss -f vsock -p`.
+//!   `registry` (Windows): Hyper-V service registration.
+//! - `hybrid` (Unix): the host side of Firecracker-style VMs, `CONNECT <port>` over a Unix socket.
+//! - `diag` (Linux): the machine's vsock sockets and their owners, like `ss -f vsock -p`.
 //! - `tokio` (feature `tokio`): `AsyncListener`, `AsyncStream`; on Linux `AsyncSeqpacketListener`,
 //!   `AsyncSeqpacket`.
 //! - [`Printable`]: a user's or a peer's text, safe to put in a one-line message.
@@ -28,7 +28,10 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
+// docs.rs marks what each platform or feature has (Windows items appear in the Windows
+// target's docs, which docs.rs builds on Linux too).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod addr;
 #[cfg(target_os = "linux")]

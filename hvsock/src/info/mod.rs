@@ -1,8 +1,8 @@
 //! What this machine offers for VM sockets: the facts `hvsock info` prints.
 //!
-//! Linux: [`transports`] (and which carry SOCK_SEQPACKET: `seqpacket`), [`hypervisor`] and
-//! [`crate::local_cid`]. Windows: [`vm_id`] (a
-//! Hyper-V guest's own ID) and [`providers`] (the Winsock catalog's AF_HYPERV entries). Where a
+//! Linux: `transports` (and which carry SOCK_SEQPACKET: `seqpacket`), `hypervisor` and
+//! `local_cid`. Windows: `vm_id` (a
+//! Hyper-V guest's own ID) and `providers` (the Winsock catalog's AF_HYPERV entries). Where a
 //! piece is missing the answer is empty, not an error.
 
 use crate::Guid;
