@@ -22,6 +22,8 @@ command -v socat >/dev/null 2>&1 || need="$need socat"
 command -v cc >/dev/null 2>&1 || need="$need gcc libc6-dev"
 # libFuzzer (scripts/fuzz.sh) is C++
 command -v c++ >/dev/null 2>&1 || need="$need g++"
+# The man pages are rendered by the tests (man -l)
+command -v man >/dev/null 2>&1 || need="$need man-db"
 if ! command -v cargo >/dev/null 2>&1; then
     # Debian 12's security updates carry a current Rust as rustc-web/cargo-web.
     if apt-cache show cargo-web >/dev/null 2>&1; then need="$need rustc-web cargo-web"; else need="$need cargo"; fi

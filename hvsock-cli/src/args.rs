@@ -54,6 +54,8 @@ pub enum Command {
     Lab(cmd::lab::Args),
     Bench(cmd::bench::Args),
     Vms(cmd::vms::Args),
+    Completions(cmd::completions::Args),
+    Man(cmd::man::Args),
 }
 
 /// Parses the command line; on a usage error prints one line and returns the exit code.

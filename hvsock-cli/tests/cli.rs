@@ -473,3 +473,70 @@ fn vms_lists_or_says_what_it_could_not_read() {
         );
     }
 }
+
+/// Completions come from the grammar: bash's loads in bash and completes commands and
+/// subcommands; the other shells get their own kind of script.
+#[test]
+fn completions_complete_in_bash_and_exist_for_every_shell() {
+    for (shell, start) in
+        [("zsh", "#compdef hvsock"), ("fish", "# Print an optspec"), ("powershell", "using namespace")]
+    {
+        let o = hvsock(&["completions", shell]);
+        assert_eq!(o.status.code(), Some(0), "{shell}");
+        assert!(
+            stdout(&o).trim_start().starts_with(start),
+            "{shell}: {}",
+            &stdout(&o)[..80.min(stdout(&o).len())]
+        );
+    }
+    let o = hvsock(&["completions", "tcsh"]);
+    assert_eq!(o.status.code(), Some(2));
+    #[cfg(unix)]
+    for (words, want) in
+        [("hvsock con", "connect"), ("hvsock lab r", "run"), ("hvsock connect --ret", "--retries")]
+    {
+        // As bash calls a completion function: the command, the word at the cursor, the one before.
+        let w: Vec<&str> = words.split(' ').collect();
+        let script = format!(
+            "source <({} completions bash); COMP_WORDS=({words}); COMP_CWORD={}; COMP_LINE='{words}'; COMP_POINT={}; _hvsock hvsock {} {}; echo \"${{COMPREPLY[*]}}\"",
+            common::HVSOCK,
+            w.len() - 1,
+            words.len(),
+            w[w.len() - 1],
+            w[w.len() - 2],
+        );
+        let o = std::process::Command::new("bash").args(["-c", &script]).output().unwrap();
+        assert_eq!(stdout(&o).trim(), want, "{words}: {}", stderr(&o));
+    }
+}
+
+/// A man page for hvsock and for every command, each rendering with `man -l`.
+#[test]
+#[cfg(unix)]
+fn man_pages_for_every_command_render() {
+    let dir = std::env::temp_dir().join(format!("hvsock-man-test-{}", std::process::id()));
+    let o = hvsock(&["man", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let mut pages: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    pages.sort();
+    for want in
+        ["hvsock.1", "hvsock-connect.1", "hvsock-relay.1", "hvsock-lab-run.1", "hvsock-vms.1", "hvsock-man.1"]
+    {
+        assert!(pages.iter().any(|p| p == want), "{want} missing from {pages:?}");
+    }
+    for page in &pages {
+        let o = std::process::Command::new("man")
+            .arg("-l")
+            .arg(dir.join(page))
+            .env("MANPAGER", "cat")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{page}: {}", stderr(&o));
+        let name = page.trim_end_matches(".1");
+        assert!(stdout(&o).contains("NAME") && stdout(&o).contains(name), "{page}: {}", stdout(&o));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

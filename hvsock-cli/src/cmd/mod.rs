@@ -3,12 +3,14 @@
 pub mod addr;
 pub mod bench;
 pub mod client;
+pub mod completions;
 pub mod connect;
 pub mod guid;
 pub mod info;
 pub mod lab;
 pub mod list;
 pub mod listen;
+pub mod man;
 pub mod matrix;
 pub mod register;
 pub mod relay;
@@ -38,5 +40,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Unregister(a) => unregister::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Vms(a) => vms::run(a),
+        Command::Completions(a) => completions::run(a),
+        Command::Man(a) => man::run(a),
     }
 }
