@@ -540,3 +540,28 @@ fn man_pages_for_every_command_render() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Every reporting command's --json is one JSON value with the documented keys.
+#[test]
+fn every_reporting_command_speaks_json() {
+    let json = |args: &[&str]| -> serde_json::Value {
+        let o = hvsock(args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+        serde_json::from_str(&stdout(&o)).unwrap_or_else(|e| panic!("{args:?}: {e}: {}", stdout(&o)))
+    };
+    let g = json(&["guid", "19000", "--json"]);
+    assert_eq!(
+        (g["port"].as_u64(), g["service_id"].as_str()),
+        (Some(19000), Some("00004a38-facb-11e6-bd58-64006a7986d3"))
+    );
+    let a = json(&["addr", "hv:parent:19000", "--json"]);
+    assert_eq!(a["linux"]["connect"]["cid"], 2);
+    assert_eq!(a["windows"]["connect"]["vm_id"], "a42e7cda-d03f-480c-9cc2-a4de20abb878");
+    assert_eq!(a["linux"]["bind"]["bytes"].as_str().map(str::len), Some(32));
+    let a = json(&["addr", "vsock:any:1", "--json"]);
+    assert!(a["linux"]["connect"]["error"].as_str().unwrap().contains("only a listener"), "{a}");
+    let i = json(&["info", "--json"]);
+    assert!(i["platform"].is_string());
+    let v = json(&["vms", "--json"]);
+    assert!(v["vms"].is_array());
+}

@@ -17,6 +17,38 @@ pub struct Args {
     /// A vsock: or hv: endpoint (a VM's name works: what it resolved to is shown)
     #[arg(value_name = "ENDPOINT", value_parser = named)]
     pub endpoint: Named,
+    /// Print JSON: {"endpoint", "name": {name, reach, source} | null, "linux": {"bind", "connect"},
+    /// "windows": {"bind", "connect"}}, each end {"cid", "port", "bytes"} / {"vm_id", "service_id",
+    /// "bytes"} (bytes in hex), or {"error"}
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The JSON of `--json`.
+fn as_json(ep: &Endpoint, vm: Option<&crate::vms::FoundVm>) -> serde_json::Value {
+    use serde_json::json;
+    let hex = |b: &[u8]| b.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let end = |role| {
+        let linux = match ep.vsock_addr(role) {
+            Ok(a) => json!({ "cid": a.cid, "port": a.port, "bytes": hex(&a.to_bytes()) }),
+            Err(e) => json!({ "error": e.to_string() }),
+        };
+        let windows = match ep.hv_addr(role) {
+            Ok(a) => {
+                json!({ "vm_id": a.vm_id.to_string(), "service_id": a.service_id.to_string(), "bytes": hex(&a.to_bytes()) })
+            }
+            Err(e) => json!({ "error": e.to_string() }),
+        };
+        (linux, windows)
+    };
+    let (lb, wb) = end(Role::Bind);
+    let (lc, wc) = end(Role::Connect);
+    json!({
+        "endpoint": ep.to_string(),
+        "name": vm.map(|v| json!({ "name": v.name, "reach": v.reach.to_string(), "source": v.source })),
+        "linux": { "bind": lb, "connect": lc },
+        "windows": { "bind": wb, "connect": wc },
+    })
 }
 
 /// An endpoint, and the VM whose name it was written with.
@@ -29,6 +61,10 @@ fn named(text: &str) -> Result<Named, String> {
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let Named(ep, vm) = &args.endpoint;
+    if args.json && (ep.vm_service().is_some() || vm.is_some()) {
+        crate::output::outln!("{}", as_json(ep, vm.as_ref()));
+        return Ok(0);
+    }
     let mut out = String::new();
     if let Some(vm) = vm {
         out += &format!("name     {} is {} ({}, from {})\n", vm.name, vm.reach, vm.hypervisor, vm.source);

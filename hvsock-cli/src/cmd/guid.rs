@@ -14,12 +14,20 @@ pub struct Args {
     /// A port number (decimal or 0x hex), or a template GUID
     #[arg(value_name = "PORT|GUID")]
     pub value: Service,
+    /// Print JSON: {"port": N, "service_id": "GUID"}
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
+    let (port, id) = (args.value.to_port()?, args.value.to_service_id());
+    if args.json {
+        outln!("{}", serde_json::json!({ "port": port, "service_id": id.to_string() }));
+        return Ok(0);
+    }
     match args.value {
-        Service::Port(_) => outln!("{}", args.value.to_service_id()),
-        Service::Id(_) => outln!("{}", args.value.to_port()?),
+        Service::Port(_) => outln!("{id}"),
+        Service::Id(_) => outln!("{port}"),
     }
     Ok(0)
 }
