@@ -22,6 +22,8 @@ command -v socat >/dev/null 2>&1 || need="$need socat"
 command -v cc >/dev/null 2>&1 || need="$need gcc libc6-dev"
 # libFuzzer (scripts/fuzz.sh) is C++
 command -v c++ >/dev/null 2>&1 || need="$need g++"
+# socket activation is tested with systemd's own systemd-socket-activate
+command -v systemd-socket-activate >/dev/null 2>&1 || need="$need systemd"
 # The man pages are rendered by the tests (man -l)
 command -v man >/dev/null 2>&1 || need="$need man-db"
 if ! command -v cargo >/dev/null 2>&1; then

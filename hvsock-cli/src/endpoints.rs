@@ -311,12 +311,21 @@ pub struct Framing {
 }
 
 impl Framing {
-    /// Checks `--lines` against the endpoint it is for.
+    /// Checks `--lines` against the endpoint it is for (a handed-over socket is checked once
+    /// it is taken: see [`Framing::check_listener`]).
     pub fn check(self, ep: &Endpoint) -> anyhow::Result<Framing> {
-        if self.lines && !ep.is_seqpacket() {
+        if self.lines && !ep.is_seqpacket() && !matches!(ep, Endpoint::Activated(_)) {
             anyhow::bail!(
                 "--lines maps lines to messages: {ep} is a byte stream (use vsock-seqpacket:, unix-seqpacket: or hybrid-seqpacket:)"
             );
+        }
+        Ok(self)
+    }
+
+    /// Checks `--lines` against what a listener turned out to be.
+    pub fn check_listener(self, listener: &Listener, ep: &Endpoint) -> anyhow::Result<Framing> {
+        if self.lines && !listener.carries_messages() {
+            anyhow::bail!("--lines maps lines to messages: {ep} is a byte stream socket");
         }
         Ok(self)
     }
@@ -402,6 +411,9 @@ pub async fn connect(ep: &Endpoint, timeout: Duration, retries: u32) -> anyhow::
             Conn::hybrid_message(crate::messages::MsgSocket::unix(s)?, ep.to_string())
         }
         Endpoint::Stdio => Conn::stdio(),
+        Endpoint::Activated(_) => anyhow::bail!(
+            "{ep} is a listening socket a service manager hands over: it is for listen, relay's FROM and server, not for connecting"
+        ),
         #[allow(unreachable_patterns)]
         _ if ep.is_seqpacket() => {
             anyhow::bail!(
@@ -491,6 +503,8 @@ impl Listener {
             Endpoint::Stdio => {
                 anyhow::bail!("`-` cannot listen: give a vsock:, hv:, hybrid:, tcp: or unix: endpoint")
             }
+            #[cfg(target_os = "linux")]
+            Endpoint::Activated(name) => Listener::adopt(name.as_deref(), ep)?,
             #[allow(unreachable_patterns)]
             _ if ep.is_seqpacket() => {
                 anyhow::bail!("{ep}: SOCK_SEQPACKET is Linux's (vsock and Unix sockets); Hyper-V sockets are stream only")
@@ -498,6 +512,76 @@ impl Listener {
             #[allow(unreachable_patterns)]
             _ => anyhow::bail!("{ep}: not supported on this platform"),
         })
+    }
+
+    /// The listening socket a service manager handed over (systemd socket activation): the one
+    /// called `name`, or the only one; of whatever kind it is.
+    #[cfg(target_os = "linux")]
+    fn adopt(name: Option<&str>, ep: &Endpoint) -> anyhow::Result<Listener> {
+        let mut sockets = crate::activation::handed_over()?;
+        if sockets.is_empty() {
+            anyhow::bail!(
+                "{ep}: no socket was handed over (LISTEN_FDS is not set for this process): start it from a systemd .socket unit or systemd-socket-activate, or give an endpoint to bind"
+            );
+        }
+        let names = || sockets.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ");
+        let i = match name {
+            Some(n) => sockets.iter().position(|s| s.name == n),
+            None if sockets.len() == 1 => Some(0),
+            None => anyhow::bail!(
+                "{ep}: {} sockets were handed over ({}): name one, like systemd:{}",
+                sockets.len(),
+                names(),
+                sockets[0].name
+            ),
+        }
+        .ok_or_else(|| {
+            anyhow::anyhow!("{ep}: no socket of that name was handed over (there are: {})", names())
+        })?;
+        let fd = sockets.swap_remove(i).fd;
+        let socket = socket2::Socket::from(fd);
+        let (domain, ty) = (socket.domain()?, socket.r#type()?);
+        let fd = std::os::fd::OwnedFd::from(socket);
+        let what = |e: std::io::Error| anyhow::anyhow!("{ep}: {e}");
+        Ok(match (domain, ty) {
+            (socket2::Domain::VSOCK, socket2::Type::STREAM) => {
+                Listener::Vm(AsyncListener::from_std(hvsock::Listener::adopt(fd).map_err(what)?)?)
+            }
+            (socket2::Domain::VSOCK, socket2::Type::SEQPACKET) => {
+                Listener::VmSeqpacket(hvsock::tokio::AsyncSeqpacketListener::from_std(
+                    hvsock::SeqpacketListener::adopt(fd).map_err(what)?,
+                )?)
+            }
+            (socket2::Domain::IPV4 | socket2::Domain::IPV6, socket2::Type::STREAM) => {
+                let l = std::net::TcpListener::from(fd);
+                l.set_nonblocking(true)?;
+                Listener::Tcp(tokio::net::TcpListener::from_std(l)?)
+            }
+            (socket2::Domain::UNIX, socket2::Type::STREAM) => {
+                let l = std::os::unix::net::UnixListener::from(fd);
+                l.set_nonblocking(true)?;
+                Listener::Unix(tokio::net::UnixListener::from_std(l)?)
+            }
+            (socket2::Domain::UNIX, socket2::Type::SEQPACKET) => {
+                let s = socket2::Socket::from(fd);
+                s.set_nonblocking(true)?;
+                Listener::UnixSeqpacket(crate::messages::register(s)?, ep.clone())
+            }
+            (d, t) => anyhow::bail!(
+                "{ep}: the socket handed over is of a kind hvsock does not serve ({d:?}, {t:?})"
+            ),
+        })
+    }
+
+    /// Whether its connections carry messages (SOCK_SEQPACKET).
+    pub fn carries_messages(&self) -> bool {
+        match self {
+            #[cfg(target_os = "linux")]
+            Listener::VmSeqpacket(_) => true,
+            #[cfg(unix)]
+            Listener::UnixSeqpacket(..) => true,
+            _ => false,
+        }
     }
 
     /// Where it listens, for the `listening on` line.

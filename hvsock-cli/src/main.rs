@@ -1,5 +1,6 @@
 //! `hvsock`: the command line. Each command lives in its own module under `cmd/`.
 
+mod activation;
 mod allowlist;
 mod args;
 mod bench;
@@ -22,6 +23,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     // In a lab guest this process is init; it never returns from there.
     hvsock_lab::init_if_guest();
+    activation::take_at_start();
     let cli = match args::parse(std::env::args_os()) {
         Ok(cli) => cli,
         Err(code) => return code,

@@ -14,6 +14,8 @@
 //!   `registry` (Windows): Hyper-V service registration.
 //! - `hybrid` (Unix): the host side of Firecracker-style VMs, `CONNECT <port>` over a Unix socket.
 //! - `diag` (Linux): the machine's vsock sockets and their owners, like `ss -f vsock -p`.
+//! - `activation` (Linux): listening sockets a service manager hands over (systemd socket
+//!   activation), for `Listener::adopt`.
 //! - `tokio` (feature `tokio`): `AsyncListener`, `AsyncStream`; on Linux `AsyncSeqpacketListener`,
 //!   `AsyncSeqpacket`.
 //! - [`Printable`]: a user's or a peer's text, safe to put in a one-line message.
@@ -33,6 +35,8 @@
 // target's docs, which docs.rs builds on Linux too).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(target_os = "linux")]
+pub mod activation;
 mod addr;
 #[cfg(target_os = "linux")]
 pub mod diag;

@@ -55,6 +55,7 @@ async fn serve(args: Args) -> anyhow::Result<u8> {
     let framing = args.framing.check(&args.endpoint)?;
     let mut signals = Signals::new()?;
     let listener = Listener::bind(&args.endpoint).await?;
+    let framing = framing.check_listener(&listener, &args.endpoint)?;
     eprintln!("listening on {}", listener.local()?);
     let mut tasks = tokio::task::JoinSet::new();
     let mut backoff = Backoff::new();

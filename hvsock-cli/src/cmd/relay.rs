@@ -125,6 +125,8 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let summary = Arc::new(Summary::default());
     let result = rt.block_on(serve(&args, target, Arc::new(allow), summary.clone()));
     rt.shutdown_background();
+    // A relay that never listened has nothing to sum up: its error is the one line.
+    let code = result?;
     let s = &summary;
     eprintln!(
         "relay: {} connections ({} refused, {} failed), {} bytes to {}, {} bytes back",
@@ -135,7 +137,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         args.to,
         s.bytes.b_to_a.load(Ordering::Relaxed),
     );
-    result
+    Ok(code)
 }
 
 /// Clients in the CONNECT handshake at once (each for at most 10 s), apart from --max-conns:

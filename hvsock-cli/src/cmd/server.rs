@@ -26,7 +26,8 @@ Prints `connected: <peer>` and the text for each connection on stdout, and
 Examples:
   hvsock server                      # loopback, port 19000 (the article's default)
   hvsock server any --count 1        # any VM, one connection, then exit
-  hvsock server children 00004a38-facb-11e6-bd58-64006a7986d3")]
+  hvsock server children 00004a38-facb-11e6-bd58-64006a7986d3
+  systemd-socket-activate -l vsock:1:19000 hvsock server --systemd   # socket activation")]
 pub struct Args {
     /// VM to bind: any, loopback, parent, children, a VM ID GUID or a CID
     #[arg(value_name = "VMID", default_value = "loopback", value_parser = crate::vms::vm)]
@@ -37,12 +38,41 @@ pub struct Args {
     /// Exit after serving N connections
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
+    /// Serve the listening vsock socket a service manager handed over (systemd socket
+    /// activation) instead of binding VMID and SERVICE; NAME picks one of several
+    #[cfg(target_os = "linux")]
+    #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = "")]
+    pub systemd: Option<String>,
+}
+
+/// The listener: bound here, or handed over.
+fn listener(args: &Args) -> anyhow::Result<Listener> {
+    #[cfg(target_os = "linux")]
+    if let Some(name) = &args.systemd {
+        let mut sockets = crate::activation::handed_over()?;
+        let i = match name.as_str() {
+            "" if sockets.len() == 1 => Some(0),
+            "" => None,
+            n => sockets.iter().position(|s| s.name == n),
+        };
+        let Some(i) = i else {
+            let names: Vec<&str> = sockets.iter().map(|s| s.name.as_str()).collect();
+            anyhow::bail!(
+                "--systemd: {} socket(s) handed over ({}){}: start it from a systemd .socket unit or systemd-socket-activate",
+                sockets.len(),
+                names.join(", "),
+                if name.is_empty() { "" } else { ", none of that name" }
+            );
+        };
+        return Listener::adopt(sockets.swap_remove(i).fd).map_err(|e| anyhow::anyhow!("--systemd: {e}"));
+    }
+    let addr = (args.vm, args.service).to_socket_addr(Role::Bind)?;
+    Listener::bind(addr).map_err(|e| socket_error(format!("cannot listen on {addr}"), e))
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
     crate::stopping::raise_fd_limit();
-    let addr = (args.vm, args.service).to_socket_addr(Role::Bind)?;
-    let listener = Listener::bind(addr).map_err(|e| socket_error(format!("cannot listen on {addr}"), e))?;
+    let listener = listener(&args)?;
     let local = listener.local_addr().context("cannot read the listening address")?;
     eprintln!("listening on {local}");
     let mut handlers = Vec::new();

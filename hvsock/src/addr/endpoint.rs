@@ -7,7 +7,8 @@ use crate::{AddrError, HvAddr, Role, Service, SocketAddr, Vm, VsockAddr};
 /// One end of a connection, written socat-style: `vsock:CID|NAME:PORT`, `hv:VMID|NAME:SERVICE`,
 /// `tcp:HOST:PORT`, `unix:PATH`, `hybrid:UDS_PATH:PORT` or `-` (standard input and output);
 /// and the message (SOCK_SEQPACKET) forms `vsock-seqpacket:CID|NAME:PORT`,
-/// `unix-seqpacket:PATH`, `hybrid-seqpacket:UDS_PATH:PORT`.
+/// `unix-seqpacket:PATH`, `hybrid-seqpacket:UDS_PATH:PORT`; and `systemd:[NAME]`, a listening
+/// socket handed over by a service manager.
 ///
 /// `vsock:` and `hv:` take the same names and map by the names table, so `hv:parent:19000`
 /// works on Linux (CID 2, port 19000) and `vsock:lo:19000` on Windows.
@@ -42,10 +43,13 @@ pub enum Endpoint {
     HybridSeqpacket(PathBuf, u32),
     /// `-`: standard input and output.
     Stdio,
+    /// `systemd:[NAME]`: a listening socket a service manager handed over (socket activation),
+    /// the one named NAME (`FileDescriptorName=`) or the only one.
+    Activated(Option<String>),
 }
 
 const KINDS: &str =
-    "expected vsock:, hv:, hybrid:, tcp:, unix:, vsock-seqpacket:, unix-seqpacket:, hybrid-seqpacket: or -";
+    "expected vsock:, hv:, hybrid:, tcp:, unix:, vsock-seqpacket:, unix-seqpacket:, hybrid-seqpacket:, systemd: or -";
 
 impl Endpoint {
     /// The VM and service of a `vsock:` or `hv:` endpoint.
@@ -130,6 +134,7 @@ impl FromStr for Endpoint {
             "hv-seqpacket" => {
                 Err(bad("Hyper-V sockets are stream only (vsock-seqpacket: is Linux vsock)".into()))
             }
+            "systemd" => Ok(Endpoint::Activated((!rest.is_empty()).then(|| rest.to_string()))),
             "tcp" => {
                 let (host, port) = rest
                     .rsplit_once(':')
@@ -193,6 +198,8 @@ impl fmt::Display for Endpoint {
             Endpoint::UnixSeqpacket(path) => write!(f, "unix-seqpacket:{}", path.display()),
             Endpoint::HybridSeqpacket(path, port) => write!(f, "hybrid-seqpacket:{}:{port}", path.display()),
             Endpoint::Stdio => f.write_str("-"),
+            Endpoint::Activated(None) => f.write_str("systemd:"),
+            Endpoint::Activated(Some(name)) => write!(f, "systemd:{name}"),
         }
     }
 }
@@ -264,6 +271,8 @@ mod tests {
             "vsock-seqpacket:3:5000",
             "unix-seqpacket:/tmp/s.sock",
             "hybrid-seqpacket:/run/fc/v.sock:52",
+            "systemd:",
+            "systemd:agent",
             "-",
         ] {
             assert_eq!(ep(s).to_string(), s);

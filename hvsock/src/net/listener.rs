@@ -37,6 +37,22 @@ impl Listener {
         Ok(Listener { inner })
     }
 
+    /// Takes over a listening vsock stream socket made elsewhere — one a service manager
+    /// handed over ([`activation::take`](crate::activation::take)) — and refuses anything else,
+    /// saying what it is (Linux).
+    ///
+    /// ```no_run
+    /// let socket = hvsock::activation::take()?.pop().expect("started by systemd");
+    /// let listener = hvsock::Listener::adopt(socket.fd)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    #[cfg(target_os = "linux")]
+    pub fn adopt(fd: std::os::fd::OwnedFd) -> io::Result<Listener> {
+        let inner = Socket::from(fd);
+        crate::sys::check_listener(&inner, Type::STREAM)?;
+        Ok(Listener { inner })
+    }
+
     /// Waits for a connection; returns it with the peer's address.
     pub fn accept(&self) -> io::Result<(Stream, SocketAddr)> {
         let (inner, addr) = self.inner.accept()?;

@@ -218,6 +218,14 @@ impl SeqpacketListener {
         Ok(SeqpacketListener { inner })
     }
 
+    /// Takes over a listening vsock seqpacket socket a service manager handed over (see
+    /// [`Listener::adopt`](crate::Listener::adopt)); anything else is refused.
+    pub fn adopt(fd: std::os::fd::OwnedFd) -> io::Result<SeqpacketListener> {
+        let inner = Socket::from(fd);
+        crate::sys::check_listener(&inner, Type::SEQPACKET)?;
+        Ok(SeqpacketListener { inner })
+    }
+
     /// Waits for a connection; returns it with the peer's address.
     pub fn accept(&self) -> io::Result<(Seqpacket, SocketAddr)> {
         let (inner, addr) = self.inner.accept()?;

@@ -53,6 +53,31 @@ pub(crate) fn accept_nonblocking(listener: &Socket) -> io::Result<(Socket, socke
 /// A vsock connect, blocking or not, ends with ETIMEDOUT after SO_VM_SOCKETS_CONNECT_TIMEOUT.
 pub(crate) const KERNEL_TIMES_CONNECT: bool = true;
 
+/// Refuses a socket handed over that is not a listening vsock socket of type `ty`, saying what
+/// it is instead.
+pub(crate) fn check_listener(socket: &Socket, ty: Type) -> io::Result<()> {
+    let (domain, got, listening) = (socket.domain()?, socket.r#type()?, socket.is_listener()?);
+    if domain == Domain::VSOCK && got == ty && listening {
+        return Ok(());
+    }
+    let kind = |t: Type| match t {
+        Type::STREAM => "stream",
+        Type::SEQPACKET => "seqpacket",
+        Type::DGRAM => "datagram",
+        _ => "other",
+    };
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "the socket handed over is a {}{} {:?} socket, not a listening vsock {} socket",
+            if listening { "listening " } else { "" },
+            kind(got),
+            domain,
+            kind(ty)
+        ),
+    ))
+}
+
 /// Lets a blocking connect wait as long as the caller asked, not just the kernel's 2 s.
 pub(crate) fn set_connect_timeout(socket: &Socket, timeout: Duration) -> io::Result<()> {
     let tv = libc::timeval {
