@@ -23,14 +23,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub fn connect(uds: impl AsRef<Path>, port: u32, timeout: Option<Duration>) -> io::Result<(UnixStream, u32)> {
-    // One deadline for the whole exchange: a VM answering a byte at a time cannot stretch it.
-    let deadline = Instant::now() + timeout.unwrap_or(DEFAULT_TIMEOUT);
-    let left = || {
-        deadline
-            .checked_duration_since(Instant::now())
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| no_answer(port))
-    };
+    let left = time_left(timeout, port);
     let mut s = UnixStream::connect(uds.as_ref()).map_err(|e| no_vmm(e, uds.as_ref()))?;
     s.set_write_timeout(Some(left()?))?;
     s.write_all(format!("CONNECT {port}\n").as_bytes()).map_err(|e| closed_early(e, port))?;
@@ -82,13 +75,7 @@ pub fn connect_seqpacket(
     port: u32,
     timeout: Option<Duration>,
 ) -> io::Result<(socket2::Socket, u32)> {
-    let deadline = Instant::now() + timeout.unwrap_or(DEFAULT_TIMEOUT);
-    let left = || {
-        deadline
-            .checked_duration_since(Instant::now())
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| no_answer(port))
-    };
+    let left = time_left(timeout, port);
     let s = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::SEQPACKET, None)?;
     s.connect(&socket2::SockAddr::unix(uds.as_ref())?).map_err(|e| match e.raw_os_error() {
         Some(libc::EPROTOTYPE) => io::Error::new(
@@ -131,6 +118,18 @@ pub fn listen_seqpacket(uds: impl AsRef<Path>, port: u32) -> io::Result<socket2:
     s.bind(&socket2::SockAddr::unix(&path)?)?;
     s.listen(crate::net::BACKLOG)?;
     Ok(s)
+}
+
+/// One deadline for the whole exchange (a VM answering a byte at a time cannot stretch it): what
+/// is left of it, or the error for a VM that did not answer in time.
+fn time_left(timeout: Option<Duration>, port: u32) -> impl Fn() -> io::Result<Duration> {
+    let deadline = Instant::now() + timeout.unwrap_or(DEFAULT_TIMEOUT);
+    move || {
+        deadline
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| no_answer(port))
+    }
 }
 
 /// Reads the answer line byte by byte, so nothing of the stream after it is consumed.

@@ -52,14 +52,22 @@ mod linux {
             mut op: impl FnMut(&Socket) -> io::Result<R>,
         ) -> std::task::Poll<io::Result<R>> {
             loop {
-                let mut guard = std::task::ready!(if interest.is_readable() {
-                    self.0.poll_read_ready(cx)
-                } else {
-                    self.0.poll_write_ready(cx)
-                })?;
+                let mut guard = std::task::ready!(self.poll_ready(cx, interest))?;
                 if let Ok(result) = guard.try_io(|fd| op(fd.get_ref())) {
                     return std::task::Poll::Ready(result);
                 }
+            }
+        }
+
+        fn poll_ready<'a>(
+            &'a self,
+            cx: &mut std::task::Context<'_>,
+            interest: tokio::io::Interest,
+        ) -> std::task::Poll<io::Result<tokio::io::unix::AsyncFdReadyGuard<'a, Socket>>> {
+            if interest.is_readable() {
+                self.0.poll_read_ready(cx)
+            } else {
+                self.0.poll_write_ready(cx)
             }
         }
 
@@ -76,11 +84,7 @@ mod linux {
             mut op: impl FnMut(&Socket) -> io::Result<usize>,
         ) -> std::task::Poll<io::Result<usize>> {
             loop {
-                let mut guard = std::task::ready!(if interest.is_readable() {
-                    self.0.poll_read_ready(cx)
-                } else {
-                    self.0.poll_write_ready(cx)
-                })?;
+                let mut guard = std::task::ready!(self.poll_ready(cx, interest))?;
                 match guard.try_io(|fd| op(fd.get_ref())) {
                     Ok(Ok(n)) if n > 0 && n < offered => {
                         guard.clear_ready();
