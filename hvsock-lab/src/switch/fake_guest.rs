@@ -279,14 +279,14 @@ impl FakeGuest {
         out
     }
 
-    /// How many times the device has signalled queue `q` (and clears the count).
-    #[cfg(test)]
     /// Sets or clears VRING_AVAIL_F_NO_INTERRUPT on queue `q`, as a driver does while it works.
     #[cfg(test)]
     pub fn set_no_interrupt(&mut self, q: usize, on: bool) {
         self.mem.write_obj(u16::from(on), GuestAddress(ring_base(q) + 0x1000)).unwrap();
     }
 
+    /// How many times the device has signalled queue `q` (and clears the count).
+    #[cfg(test)]
     pub fn signals(&mut self, q: usize) -> u64 {
         let mut n = [0u8; 8];
         match (&self.calls[q]).read(&mut n) {
