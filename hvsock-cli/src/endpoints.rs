@@ -13,6 +13,7 @@ use hvsock::{Endpoint, Role, ToSocketAddr};
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 
 use crate::diagnose::socket_error;
+use crate::zero_copy::Spliceable;
 
 pub type Reader = Box<dyn AsyncRead + Send + Unpin>;
 pub type Writer = Box<dyn AsyncWrite + Send + Unpin>;
@@ -33,6 +34,8 @@ pub struct Conn {
     /// A message (SOCK_SEQPACKET) connection, whose messages are at most this long: each read
     /// is one message and each write sends one. `None`: a byte stream.
     pub messages: Option<usize>,
+    /// The socket again, for splice(2) (Linux stream sockets; see `zero_copy`).
+    pub splice: Option<Spliceable>,
 }
 
 /// When our end-of-data becomes a half-close of a connection.
@@ -71,8 +74,9 @@ where
 }
 
 impl Conn {
-    /// A socket read and written through one `Arc` (see [`Shared`]).
-    fn shared<T>(stream: T, peer: String) -> Conn
+    /// A socket read and written through one `Arc` (see [`Shared`]), and spliced through it
+    /// where `splice` says how.
+    fn shared<T>(stream: T, peer: String, splice: impl FnOnce(&Arc<T>) -> Option<Spliceable>) -> Conn
     where
         T: Send + Sync + 'static,
         Shared<T>: AsyncRead + AsyncWrite + Unpin,
@@ -82,6 +86,7 @@ impl Conn {
         Conn {
             reader: Box::new(Shared(shared.clone())),
             writer: Box::new(Shared(shared.clone())),
+            splice: splice(&shared),
             resetter: Some(shared),
             peer,
             stops_reading_ok: false,
@@ -90,23 +95,31 @@ impl Conn {
         }
     }
 
-    fn tcp(stream: tokio::net::TcpStream, peer: String) -> Conn {
-        let _ = stream.set_nodelay(true);
-        Conn::shared(stream, peer)
+    fn vsock(stream: AsyncStream, peer: String) -> Conn {
+        #[cfg(target_os = "linux")]
+        return Conn::shared(stream, peer, |s| Some(Spliceable::Vsock(s.clone())));
+        #[cfg(not(target_os = "linux"))]
+        Conn::shared(stream, peer, |_| None)
     }
 
+    fn tcp(stream: tokio::net::TcpStream, peer: String) -> Conn {
+        let _ = stream.set_nodelay(true);
+        #[cfg(target_os = "linux")]
+        return Conn::shared(stream, peer, |s| Some(Spliceable::Tcp(s.clone())));
+        #[cfg(not(target_os = "linux"))]
+        Conn::shared(stream, peer, |_| None)
+    }
+
+    /// A Unix stream: shared as TCP's is, so that only our own half-close (never a dropped
+    /// half) ends its sending side — `--no-shutdown` keeps it open. Its peer is not probed nor
+    /// reset (no `resetter`): a closed Unix peer is seen by end-of-file or EPIPE.
     #[cfg(unix)]
     fn unix(stream: tokio::net::UnixStream, peer: String) -> Conn {
-        let (r, w) = stream.into_split();
-        Conn {
-            reader: Box::new(r),
-            writer: Box::new(w),
-            resetter: None,
-            peer,
-            stops_reading_ok: false,
-            half_close: HalfCloseMode::Now,
-            messages: None,
-        }
+        #[cfg(target_os = "linux")]
+        let splice = |s: &Arc<_>| Some(Spliceable::Unix(Arc::clone(s)));
+        #[cfg(not(target_os = "linux"))]
+        let splice = |_: &Arc<_>| None;
+        Conn { resetter: None, ..Conn::shared(stream, peer, splice) }
     }
 
     /// A message (SOCK_SEQPACKET) connection.
@@ -122,6 +135,7 @@ impl Conn {
             stops_reading_ok: false,
             half_close: HalfCloseMode::Now,
             messages: Some(max),
+            splice: None,
         }
     }
 
@@ -152,6 +166,7 @@ impl Conn {
             stops_reading_ok: false,
             half_close: HalfCloseMode::Now,
             messages: None,
+            splice: None,
         }
     }
 
@@ -164,6 +179,7 @@ impl Conn {
             reader: Box::new(LineReader::new(self.reader)),
             writer: Box::new(LineWriter::new(self.writer)),
             messages: Some(crate::splice::STREAM_MESSAGE),
+            splice: None,
             ..self
         }
     }
@@ -180,6 +196,7 @@ impl Conn {
             stops_reading_ok: true,
             half_close: HalfCloseMode::Now,
             messages: None,
+            splice: None,
         }
     }
 }
@@ -206,14 +223,45 @@ impl AsyncWrite for Shared<AsyncStream> {
     }
 }
 
-impl AsyncRead for Shared<tokio::net::TcpStream> {
+/// tokio's TCP and Unix streams: read and written by our own calls, through their readiness.
+trait Readiness: Send + Sync {
+    fn poll_ready(&self, cx: &mut Context<'_>, interest: Interest) -> Poll<io::Result<()>>;
+    fn try_io(&self, interest: Interest, f: impl FnOnce() -> io::Result<usize>) -> io::Result<usize>;
+    fn sock(&self) -> socket2::SockRef<'_>;
+}
+
+macro_rules! readiness {
+    ($ty:ty) => {
+        impl Readiness for $ty {
+            fn poll_ready(&self, cx: &mut Context<'_>, interest: Interest) -> Poll<io::Result<()>> {
+                if interest.is_readable() {
+                    self.poll_read_ready(cx)
+                } else {
+                    self.poll_write_ready(cx)
+                }
+            }
+            fn try_io(&self, interest: Interest, f: impl FnOnce() -> io::Result<usize>) -> io::Result<usize> {
+                <$ty>::try_io(self, interest, f)
+            }
+            fn sock(&self) -> socket2::SockRef<'_> {
+                socket2::SockRef::from(self)
+            }
+        }
+    };
+}
+
+readiness!(tokio::net::TcpStream);
+#[cfg(unix)]
+readiness!(tokio::net::UnixStream);
+
+impl<T: Readiness> AsyncRead for Shared<T> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let offered = buf.remaining();
-        let n = std::task::ready!(poll_tcp(&self.0, cx, Interest::READABLE, offered, || {
+        let n = std::task::ready!(poll_rw(&*self.0, cx, Interest::READABLE, offered, || {
             // SAFETY: recv writes only into the unfilled part; only what it wrote is marked
             // filled below.
             let unfilled = unsafe { &mut *(buf.unfilled_mut() as *mut [std::mem::MaybeUninit<u8>]) };
-            socket2::SockRef::from(&*self.0).recv(unfilled)
+            self.0.sock().recv(unfilled)
         }))?;
         // SAFETY: recv initialised the first n bytes of the unfilled part.
         unsafe { buf.assume_init(n) };
@@ -222,40 +270,36 @@ impl AsyncRead for Shared<tokio::net::TcpStream> {
     }
 }
 
-impl AsyncWrite for Shared<tokio::net::TcpStream> {
+impl<T: Readiness> AsyncWrite for Shared<T> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        poll_tcp(&self.0, cx, Interest::WRITABLE, buf.len(), || socket2::SockRef::from(&*self.0).send(buf))
+        poll_rw(&*self.0, cx, Interest::WRITABLE, buf.len(), || self.0.sock().send(buf))
     }
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
     }
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(match socket2::SockRef::from(&*self.0).shutdown(std::net::Shutdown::Write) {
+        Poll::Ready(match self.0.sock().shutdown(std::net::Shutdown::Write) {
             Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
             r => r,
         })
     }
 }
 
-/// One read or write of `offered` bytes on a shared TCP socket, once it is ready. When it moves
-/// less than offered the socket is drained (or its send buffer full): the readiness seen is
-/// cleared, so the next call waits for the reactor instead of first failing with WouldBlock —
-/// what tokio's own `TcpStream::poll_read` does, and `try_io` alone does only on WouldBlock.
-/// Reporting the short move to `try_io` as WouldBlock clears exactly the readiness observed
-/// before the call, never an event that came during it.
-fn poll_tcp(
-    s: &tokio::net::TcpStream,
+/// One read or write of `offered` bytes on a shared TCP or Unix socket, once it is ready. When
+/// it moves less than offered the socket is drained (or its send buffer full): the readiness
+/// seen is cleared, so the next call waits for the reactor instead of first failing with
+/// WouldBlock — what tokio's own `TcpStream::poll_read` does, and `try_io` alone does only on
+/// WouldBlock. Reporting the short move to `try_io` as WouldBlock clears exactly the readiness
+/// observed before the call, never an event that came during it.
+fn poll_rw(
+    s: &impl Readiness,
     cx: &mut Context<'_>,
     interest: Interest,
     offered: usize,
     mut op: impl FnMut() -> io::Result<usize>,
 ) -> Poll<io::Result<usize>> {
     loop {
-        std::task::ready!(if interest.is_readable() {
-            s.poll_read_ready(cx)
-        } else {
-            s.poll_write_ready(cx)
-        })?;
+        std::task::ready!(s.poll_ready(cx, interest))?;
         let mut short = None;
         match s.try_io(interest, || match op() {
             Ok(n) if n > 0 && n < offered => {
@@ -360,7 +404,7 @@ pub async fn connect(ep: &Endpoint, timeout: Duration, retries: u32) -> anyhow::
                 .connect_async(addr)
                 .await
                 .map_err(|e| socket_error(format!("cannot connect to {addr}"), e))?;
-            Conn::shared(stream, addr.to_string())
+            Conn::vsock(stream, addr.to_string())
         }
         Endpoint::Tcp(host, port) => {
             let stream =
@@ -620,7 +664,7 @@ impl Listener {
         Ok(match self {
             Listener::Vm(l) => {
                 let (s, peer) = l.accept().await?;
-                Conn::shared(s, peer.to_string())
+                Conn::vsock(s, peer.to_string())
             }
             Listener::Tcp(l) => {
                 let (s, peer) = l.accept().await?;

@@ -17,6 +17,7 @@ mod stdio;
 mod stopping;
 mod vms;
 mod wildcard;
+mod zero_copy;
 
 use std::process::ExitCode;
 

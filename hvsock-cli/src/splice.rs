@@ -8,12 +8,17 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::endpoints::{Conn, HalfCloseMode, Reader, SocketHandle, Writer};
+use crate::zero_copy::Spliceable;
 
 /// Each direction's buffer starts this small (a relay may hold thousands of quiet
 /// connections) and grows, while reads fill it, up to `MAX_BUF` (a bulk stream then moves in
 /// reads as large as a vsock socket gives at once, as socat -b 1048576 does).
 const FIRST_BUF: usize = 16 * 1024;
-const MAX_BUF: usize = 1 << 20;
+pub const MAX_BUF: usize = 1 << 20;
+/// A read that fills this much (at least) is a bulk stream's: splice it, where both sides can
+/// be spliced (Linux). Not less: a Unix socket's reads come in at most its ~200 KiB buffer.
+#[cfg(target_os = "linux")]
+const BULK: usize = 64 * 1024;
 /// A byte stream copied to a message connection becomes one message per read, of at most
 /// this much (well inside the 256 KiB a vsock peer takes by default).
 pub const STREAM_MESSAGE: usize = 64 * 1024;
@@ -63,6 +68,8 @@ pub async fn splice(
     // Set once we have half-closed that side: its peer then rightly refuses our sends.
     let (a_write_closed, b_write_closed) = (AtomicBool::new(false), AtomicBool::new(false));
     let (a_to_b, b_to_a) = (Flow::new(), Flow::new());
+    let pair = |x: &Option<Spliceable>, y: &Option<Spliceable>| x.clone().zip(y.clone());
+    let (a_b_splice, b_a_splice) = (pair(&a.splice, &b.splice), pair(&b.splice, &a.splice));
     let forward = pump(
         a.reader,
         b.writer,
@@ -74,6 +81,7 @@ pub async fn splice(
             to_closed: &b_write_closed,
             this: &a_to_b,
             back: &b_to_a,
+            splice: a_b_splice,
         },
     );
     let backward = pump(
@@ -87,6 +95,7 @@ pub async fn splice(
             to_closed: &a_write_closed,
             this: &b_to_a,
             back: &a_to_b,
+            splice: b_a_splice,
         },
     );
     // A peer that went away, while the other side (one that cannot be told by end-of-file:
@@ -294,6 +303,8 @@ struct Way<'a> {
     /// This direction's news, and the opposite one's.
     this: &'a Flow,
     back: &'a Flow,
+    /// Both sides again, when splice(2) can join them (see `zero_copy`).
+    splice: Option<(Spliceable, Spliceable)>,
 }
 
 /// Marks a direction ended however its pump returns.
@@ -307,13 +318,19 @@ impl Drop for Ended<'_> {
 
 /// One direction: read until end-of-file, then half-close the writer as its mode says.
 async fn pump(mut from: Reader, mut to: Writer, way: Way<'_>) -> Result<(), (String, Failed)> {
-    let Way { sizes, stops_reading_ok, half_close, count, to_closed, this, back } = way;
+    #[cfg_attr(not(target_os = "linux"), allow(unused_mut, unused_variables))]
+    let Way { sizes, stops_reading_ok, half_close, count, to_closed, this, back, mut splice } = way;
     let _ended = Ended(this);
     // Read into spare capacity: no zeroing, and no memory for a connection that moves little
     // (a message connection's large buffer is only touched as far as its messages reach).
     let mut buf: Vec<u8> = Vec::with_capacity(sizes.first);
     let read_err = |e: std::io::Error| (format!("read: {e}"), Failed::Reader);
     let write_err = |e: std::io::Error| (format!("write: {e}"), Failed::Writer);
+    // A write refused by a command that stopped reading its input ends this direction only.
+    let write_failed = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::BrokenPipe if stops_reading_ok => Ok(()),
+        _ => Err(write_err(e)),
+    };
     loop {
         buf.clear();
         let n = from.read_buf(&mut buf).await.map_err(read_err)?;
@@ -325,13 +342,38 @@ async fn pump(mut from: Reader, mut to: Writer, way: Way<'_>) -> Result<(), (Str
         // binary protocol must not wait for a newline that may never come.
         match to.write_all(&buf).await {
             Ok(()) => to.flush().await.map_err(write_err)?,
-            Err(e) if stops_reading_ok && e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
-            Err(e) => return Err(write_err(e)),
+            Err(e) => return write_failed(e),
         }
         count.fetch_add(n as u64, Ordering::Relaxed);
         // Grow while reads fill the buffer; shrink back when they use a sliver of it, so many
         // slow connections do not each keep a bulk stream's buffer.
         if n == buf.capacity() && n < sizes.most {
+            // A bulk stream between two sockets goes on in the kernel, if a pipe can be had.
+            #[cfg(target_os = "linux")]
+            if n >= BULK {
+                if let Some(((from_s, to_s), pipe)) =
+                    splice.take().and_then(|e| Some((e, crate::zero_copy::Pipe::new()?)))
+                {
+                    drop(std::mem::take(&mut buf));
+                    let moved = |n: usize| {
+                        this.moved();
+                        count.fetch_add(n as u64, Ordering::Relaxed);
+                    };
+                    tracing::debug!("a bulk stream: splicing it");
+                    match crate::zero_copy::copy(&from_s, &to_s, pipe, moved).await {
+                        Ok(crate::zero_copy::Spliced::End) => break,
+                        Ok(crate::zero_copy::Spliced::Unsupported(stranded)) => {
+                            tracing::debug!("no splice between these sockets: copying");
+                            if let Err(e) = to.write_all(&stranded).await {
+                                return write_failed(e);
+                            }
+                            count.fetch_add(stranded.len() as u64, Ordering::Relaxed);
+                        }
+                        Err(crate::zero_copy::SpliceError::Read(e)) => return Err(read_err(e)),
+                        Err(crate::zero_copy::SpliceError::Write(e)) => return write_failed(e),
+                    }
+                }
+            }
             buf = Vec::with_capacity((4 * n).min(sizes.most));
         } else if buf.capacity() > sizes.least && n <= buf.capacity() / 16 {
             buf = Vec::with_capacity(sizes.least);

@@ -565,3 +565,57 @@ fn every_reporting_command_speaks_json() {
     let v = json(&["vms", "--json"]);
     assert!(v["vms"].is_array());
 }
+
+/// `--no-shutdown` keeps our sending side open after our input ends, for every stream kind
+/// (a Unix socket's dropped write half used to half-close it anyway). The server waits 1.5 s
+/// for end-of-file, says which it got, answers and closes; with the option the client must see
+/// "open" and still get the answer.
+#[test]
+#[cfg(unix)]
+fn no_shutdown_keeps_tcp_and_unix_connections_open_after_end_of_input() {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+    fn serve(mut c: impl Read + Write) -> String {
+        let mut b = [0u8; 16];
+        let seen = match c.read(&mut b) {
+            Ok(0) => "eof",
+            Ok(_) => "data",
+            Err(_) => "open",
+        };
+        let _ = c.write_all(format!("{seen}\n").as_bytes());
+        seen.to_string()
+    }
+    let dir = std::env::temp_dir().join(format!("hvsock-no-shutdown-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("s.sock");
+    let unix = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let tcp_ep = format!("tcp:{}", tcp.local_addr().unwrap());
+    let unix_ep = format!("unix:{}", path.display());
+    for (ep, with) in [(&tcp_ep, true), (&unix_ep, true), (&tcp_ep, false), (&unix_ep, false)] {
+        let server = std::thread::scope(|s| {
+            let server = s.spawn(|| {
+                if ep.starts_with("tcp:") {
+                    let (c, _) = tcp.accept().unwrap();
+                    c.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+                    serve(c)
+                } else {
+                    let (c, _) = unix.accept().unwrap();
+                    c.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+                    serve(c)
+                }
+            });
+            let mut args = vec!["connect", ep.as_str()];
+            if with {
+                args.push("--no-shutdown");
+            }
+            let o = hvsock(&args);
+            let seen = server.join().unwrap();
+            assert!(o.status.success(), "{ep} {with}: {}", stderr(&o));
+            assert_eq!(stdout(&o), format!("{seen}\n"), "{ep} {with}");
+            seen
+        });
+        assert_eq!(server, if with { "open" } else { "eof" }, "{ep}, --no-shutdown {with}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

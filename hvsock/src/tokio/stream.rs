@@ -95,6 +95,31 @@ impl AsyncStream {
         self.io.socket().set_linger(Some(std::time::Duration::ZERO))
     }
 
+    /// Runs `f`, a system call of your own on this socket (splice(2), sendmsg with ancillary
+    /// data, …), once the socket is ready for `interest`, and again each time `f` says
+    /// `WouldBlock` (which clears that readiness): as tokio's `TcpStream::async_io`. `f` must
+    /// leave the socket non-blocking.
+    ///
+    /// ```no_run
+    /// # async fn f() -> std::io::Result<()> {
+    /// use hvsock::tokio::AsyncStream;
+    /// use std::mem::MaybeUninit;
+    /// use tokio::io::Interest;
+    ///
+    /// let s = AsyncStream::connect("vsock:host:5000").await?;
+    /// // Wait for data and look at the first byte without taking it.
+    /// let mut first = [MaybeUninit::<u8>::uninit(); 1];
+    /// let n = s.async_io(Interest::READABLE, || socket2::SockRef::from(&s).peek(&mut first)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn async_io<R>(
+        &self,
+        interest: Interest,
+        mut f: impl FnMut() -> io::Result<R>,
+    ) -> io::Result<R> {
+        poll_fn(|cx| self.io.poll_io(cx, interest, |_| f())).await
+    }
+
     /// Borrowed halves, for reading and writing from one task.
     pub fn split(&mut self) -> (ReadHalf<'_>, WriteHalf<'_>) {
         (ReadHalf(self), WriteHalf(self))
