@@ -3,6 +3,7 @@
 # (`socat TCP-LISTEN:... VSOCK-CONNECT:...`, as shipped and with a 256 KiB buffer), in the same
 # lab guest, same source and sink, best of N runs each. UML system calls are slow: compare the
 # rows with each other, never with numbers taken outside this guest.
+# Then 20 streams at once through one relay, for the relay's memory under bulk load.
 #   bench/relay.sh [SIZE_MIB] [RUNS]
 set -eu
 cd "$(dirname "$0")/.."
@@ -76,3 +77,30 @@ direct() {
 b=0
 for _ in $(seq "$runs"); do b=$(echo "$(direct) $b" | awk '{ print ($1 > $2) ? $1 : $2 }'); done
 printf '%-48s best %8s MiB/s\n' "no relay: sender -> vsock sink directly" "$b"
+
+# Many bulk streams at once through one relay: what they cost it in memory. Each bulk
+# direction is spliced in the kernel (no buffer of ours), so this stays near an idle relay's.
+streams=20
+port=$((port + 2))
+socat -u -b 262144 VSOCK-LISTEN:$((port + 1)),fork OPEN:/dev/null 2>/dev/null &
+sink=$!
+"$hvsock" relay tcp:127.0.0.1:$port vsock:1:$((port + 1)) --count $streams 2>/dev/null &
+relay=$!
+until grep -q ":$(printf %04X $port) 00000000:0000 0A" /proc/net/tcp; do sleep 0.05; done
+( peak=0; while kill -0 $relay 2>/dev/null; do
+      a=$(awk '/^RssAnon/ { print $2 }' /proc/$relay/status 2>/dev/null || true)
+      [ -z "$a" ] || [ "$a" -le "$peak" ] || peak=$a
+      echo "$peak" >/tmp/relay-anon.$$; sleep 0.1
+  done ) &
+watcher=$!
+start=$(date +%s.%N)
+for _ in $(seq $streams); do
+    socat -u -b 262144 OPEN:/dev/zero,readbytes=$((bytes / streams)) TCP:127.0.0.1:$port &
+done
+wait $relay
+end=$(date +%s.%N)
+wait $watcher
+kill $sink 2>/dev/null || true
+echo "$start $end" | awk -v b="$bytes" -v n=$streams -v m="$(cat /tmp/relay-anon.$$)" \
+    '{ printf "%-48s       %8.1f MiB/s  peak anon %6s KiB\n", "hvsock relay, " n " streams at once", b / 1048576 / ($2 - $1), m }'
+rm -f /tmp/relay-anon.$$ /tmp/relay-hwm.$$
