@@ -286,7 +286,7 @@ fn accept_failures_and_silent_clients_do_not_stop_service() {
     );
 }
 
-/// Each relayed connection holds four descriptors; a soft limit far below what the machine
+/// Each relayed connection holds two descriptors; a soft limit far below what the machine
 /// allows must not refuse clients: servers raise it to the hard limit.
 #[test]
 fn many_connections_under_a_low_soft_fd_limit() {
@@ -362,7 +362,8 @@ PY
 /// A bulk stream between two sockets is spliced in the kernel (socket -> pipe -> socket, see
 /// zero_copy.rs) once it has filled the relay's buffer: both directions of tcp<->vsock,
 /// vsock<->tcp and tcp<->unix relays carry 12 MiB each way, every MiB numbered so a lost,
-/// doubled or reordered chunk shows, and each relay says it spliced both directions.
+/// doubled or reordered chunk shows; each relay says it spliced both directions, and counts
+/// every byte in its summary.
 #[test]
 fn bulk_streams_are_spliced_and_arrive_whole_and_in_order() {
     let o = common::lab_sh(
@@ -415,14 +416,14 @@ PY
         python3 $T/client.py vsock 7302
         python3 $T/client.py tcp 7304
         wait
-        for r in r1 r2 r3; do echo "$r $(grep -c 'splicing' $T/$r) $(grep -c 'no splice' $T/$r)"; done
+        for r in r1 r2 r3; do echo "$r $(grep -c 'splicing' $T/$r) $(grep -c 'no splice' $T/$r) $(grep -c ', 12582912 bytes to .*, 12582912 bytes back' $T/$r)"; done
         "#,
     );
     assert_ok(&o);
     let size = 12 << 20;
     assert_eq!(
         stdout(&o),
-        format!("tcp {size} same\nvsock {size} same\ntcp {size} same\nr1 2 0\nr2 2 0\nr3 2 0\n"),
+        format!("tcp {size} same\nvsock {size} same\ntcp {size} same\nr1 2 0 1\nr2 2 0 1\nr3 2 0 1\n"),
         "{}",
         common::stderr(&o)
     );
