@@ -567,12 +567,12 @@ fn every_reporting_command_speaks_json() {
 }
 
 /// `--no-shutdown` keeps our sending side open after our input ends, for every stream kind
-/// (a Unix socket's dropped write half used to half-close it anyway). The server waits 1.5 s
-/// for end-of-file, says which it got, answers and closes; with the option the client must see
-/// "open" and still get the answer.
+/// (a Unix socket's dropped write half used to half-close it anyway, hybrid vsock's too). The
+/// server waits a moment for end-of-file, says which it got, answers and closes; with the
+/// option the client must see "open" and still get the answer.
 #[test]
 #[cfg(unix)]
-fn no_shutdown_keeps_tcp_and_unix_connections_open_after_end_of_input() {
+fn no_shutdown_keeps_tcp_unix_and_hybrid_connections_open_after_end_of_input() {
     use std::io::{Read, Write};
     use std::time::Duration;
     fn serve(mut c: impl Read + Write) -> String {
@@ -592,7 +592,15 @@ fn no_shutdown_keeps_tcp_and_unix_connections_open_after_end_of_input() {
     let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let tcp_ep = format!("tcp:{}", tcp.local_addr().unwrap());
     let unix_ep = format!("unix:{}", path.display());
-    for (ep, with) in [(&tcp_ep, true), (&unix_ep, true), (&tcp_ep, false), (&unix_ep, false)] {
+    let hybrid_ep = format!("hybrid:{}:5000", path.display());
+    for (ep, with) in [
+        (&tcp_ep, true),
+        (&unix_ep, true),
+        (&hybrid_ep, true),
+        (&tcp_ep, false),
+        (&unix_ep, false),
+        (&hybrid_ep, false),
+    ] {
         let server = std::thread::scope(|s| {
             let server = s.spawn(|| {
                 if ep.starts_with("tcp:") {
@@ -600,8 +608,19 @@ fn no_shutdown_keeps_tcp_and_unix_connections_open_after_end_of_input() {
                     c.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
                     serve(c)
                 } else {
-                    let (c, _) = unix.accept().unwrap();
-                    c.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+                    let (mut c, _) = unix.accept().unwrap();
+                    if ep.starts_with("hybrid:") {
+                        // A VMM's side of the handshake: CONNECT 5000, then OK.
+                        let mut line = Vec::new();
+                        let mut b = [0u8];
+                        while line.last() != Some(&b'\n') && c.read(&mut b).unwrap() == 1 {
+                            line.push(b[0]);
+                        }
+                        assert_eq!(line, b"CONNECT 5000\n");
+                        c.write_all(b"OK 1073741824\n").unwrap();
+                    }
+                    // Past hybrid's own wait for a quiet guest (1 s) before it half-closes.
+                    c.set_read_timeout(Some(Duration::from_millis(2500))).unwrap();
                     serve(c)
                 }
             });
