@@ -329,15 +329,23 @@ pub struct HalfClose {
     /// (ncat's --no-shutdown)
     #[arg(long)]
     pub no_shutdown: bool,
+    /// Hybrid vsock: half-close once the guest has sent nothing for SECS (default 1). A guest
+    /// whose answer can pause longer (a loaded VM, a slow command) loses the rest of it when
+    /// the VMM turns our half-close into a close: give it more
+    #[arg(long, value_name = "SECS", value_parser = crate::args::parse_secs, conflicts_with_all = ["shutdown", "no_shutdown"])]
+    pub shutdown_quiet: Option<Duration>,
 }
 
 impl HalfClose {
     /// Sets a network connection's half-close as asked.
     pub fn apply(self, mut conn: Conn) -> Conn {
-        conn.half_close = match (self.shutdown, self.no_shutdown) {
-            (true, _) => HalfCloseMode::Now,
-            (_, true) => HalfCloseMode::Never,
-            _ => conn.half_close,
+        conn.half_close = match (self.shutdown, self.no_shutdown, conn.half_close) {
+            (true, _, _) => HalfCloseMode::Now,
+            (_, true, _) => HalfCloseMode::Never,
+            (_, _, HalfCloseMode::AfterQuiet(default)) => {
+                HalfCloseMode::AfterQuiet(self.shutdown_quiet.unwrap_or(default))
+            }
+            (_, _, mode) => mode,
         };
         conn
     }

@@ -567,12 +567,12 @@ fn every_reporting_command_speaks_json() {
 }
 
 /// `--no-shutdown` keeps our sending side open after our input ends, for every stream kind
-/// (a Unix socket's dropped write half used to half-close it anyway, hybrid vsock's too). The
-/// server waits a moment for end-of-file, says which it got, answers and closes; with the
-/// option the client must see "open" and still get the answer.
+/// (a Unix socket's dropped write half used to half-close it anyway, hybrid vsock's too), and
+/// `--shutdown-quiet` holds a hybrid half-close as long as it says. The server waits a moment
+/// for end-of-file, says which it got, answers and closes; the client must get the answer.
 #[test]
 #[cfg(unix)]
-fn no_shutdown_keeps_tcp_unix_and_hybrid_connections_open_after_end_of_input() {
+fn no_shutdown_and_shutdown_quiet_keep_connections_open_after_end_of_input() {
     use std::io::{Read, Write};
     use std::time::Duration;
     fn serve(mut c: impl Read + Write) -> String {
@@ -593,13 +593,16 @@ fn no_shutdown_keeps_tcp_unix_and_hybrid_connections_open_after_end_of_input() {
     let tcp_ep = format!("tcp:{}", tcp.local_addr().unwrap());
     let unix_ep = format!("unix:{}", path.display());
     let hybrid_ep = format!("hybrid:{}:5000", path.display());
-    for (ep, with) in [
-        (&tcp_ep, true),
-        (&unix_ep, true),
-        (&hybrid_ep, true),
-        (&tcp_ep, false),
-        (&unix_ep, false),
-        (&hybrid_ep, false),
+    // (endpoint, options, what the server sees within its wait)
+    for (ep, opts, want) in [
+        (&tcp_ep, &["--no-shutdown"][..], "open"),
+        (&unix_ep, &["--no-shutdown"], "open"),
+        (&hybrid_ep, &["--no-shutdown"], "open"),
+        // Hybrid waits for a quiet guest as long as it is told (past the server's 2.5 s).
+        (&hybrid_ep, &["--shutdown-quiet", "4"], "open"),
+        (&tcp_ep, &[], "eof"),
+        (&unix_ep, &[], "eof"),
+        (&hybrid_ep, &[], "eof"),
     ] {
         let server = std::thread::scope(|s| {
             let server = s.spawn(|| {
@@ -624,17 +627,13 @@ fn no_shutdown_keeps_tcp_unix_and_hybrid_connections_open_after_end_of_input() {
                     serve(c)
                 }
             });
-            let mut args = vec!["connect", ep.as_str()];
-            if with {
-                args.push("--no-shutdown");
-            }
-            let o = hvsock(&args);
+            let o = hvsock(&[&["connect", ep.as_str()][..], opts].concat());
             let seen = server.join().unwrap();
-            assert!(o.status.success(), "{ep} {with}: {}", stderr(&o));
-            assert_eq!(stdout(&o), format!("{seen}\n"), "{ep} {with}");
+            assert!(o.status.success(), "{ep} {opts:?}: {}", stderr(&o));
+            assert_eq!(stdout(&o), format!("{seen}\n"), "{ep} {opts:?}");
             seen
         });
-        assert_eq!(server, if with { "open" } else { "eof" }, "{ep}, --no-shutdown {with}");
+        assert_eq!(server, want, "{ep} {opts:?}");
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
