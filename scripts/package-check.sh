@@ -6,7 +6,14 @@ set -eu
 cd "$(dirname "$0")/.."
 sudo=""
 [ "$(id -u)" = 0 ] || sudo="sudo"
-cargo package --workspace --quiet
+# cargo builds each crate from its tarball against the others, unpacked from a local registry
+# into $CARGO_HOME/registry/src/-HASH/, and reuses an unpacked copy of the same version left by
+# an earlier run at the same path: that stale copy (not this source) would be built. Local
+# registries' folders start with '-'; crates.io's are left alone. A registry crate once built is
+# never rebuilt for a changed source either: the verification builds in a target folder of its
+# own, made anew each run.
+rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/hvsock-* target/package target/package-check
+cargo package --workspace --quiet --target-dir target/package-check
 deb=$(scripts/deb.sh)
 $sudo dpkg -i "$deb" >/dev/null
 trap '$sudo dpkg -r hvsock >/dev/null' EXIT
