@@ -13,7 +13,7 @@ use hvsock::{Endpoint, Role, ToSocketAddr};
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 
 use crate::diagnose::socket_error;
-use crate::zero_copy::Spliceable;
+use crate::zero_copy::{Spliceable, ToSpliceable};
 
 pub type Reader = Box<dyn AsyncRead + Send + Unpin>;
 pub type Writer = Box<dyn AsyncWrite + Send + Unpin>;
@@ -75,10 +75,10 @@ where
 
 impl Conn {
     /// A socket read and written through one `Arc` (see [`Shared`]), and spliced through it
-    /// where `splice` says how.
-    fn shared<T>(stream: T, peer: String, splice: impl FnOnce(&Arc<T>) -> Option<Spliceable>) -> Conn
+    /// where it can be.
+    fn shared<T>(stream: T, peer: String) -> Conn
     where
-        T: Send + Sync + 'static,
+        T: ToSpliceable + Send + Sync + 'static,
         Shared<T>: AsyncRead + AsyncWrite + Unpin,
         for<'a> socket2::SockRef<'a>: From<&'a T>,
     {
@@ -86,7 +86,7 @@ impl Conn {
         Conn {
             reader: Box::new(Shared(shared.clone())),
             writer: Box::new(Shared(shared.clone())),
-            splice: splice(&shared),
+            splice: T::spliceable(&shared),
             resetter: Some(shared),
             peer,
             stops_reading_ok: false,
@@ -95,19 +95,9 @@ impl Conn {
         }
     }
 
-    fn vsock(stream: AsyncStream, peer: String) -> Conn {
-        #[cfg(target_os = "linux")]
-        return Conn::shared(stream, peer, |s| Some(Spliceable::Vsock(s.clone())));
-        #[cfg(not(target_os = "linux"))]
-        Conn::shared(stream, peer, |_| None)
-    }
-
     fn tcp(stream: tokio::net::TcpStream, peer: String) -> Conn {
         let _ = stream.set_nodelay(true);
-        #[cfg(target_os = "linux")]
-        return Conn::shared(stream, peer, |s| Some(Spliceable::Tcp(s.clone())));
-        #[cfg(not(target_os = "linux"))]
-        Conn::shared(stream, peer, |_| None)
+        Conn::shared(stream, peer)
     }
 
     /// A Unix stream: shared as TCP's is, so that only our own half-close (never a dropped
@@ -115,11 +105,7 @@ impl Conn {
     /// reset (no `resetter`): a closed Unix peer is seen by end-of-file or EPIPE.
     #[cfg(unix)]
     fn unix(stream: tokio::net::UnixStream, peer: String) -> Conn {
-        #[cfg(target_os = "linux")]
-        let splice = |s: &Arc<_>| Some(Spliceable::Unix(Arc::clone(s)));
-        #[cfg(not(target_os = "linux"))]
-        let splice = |_: &Arc<_>| None;
-        Conn { resetter: None, ..Conn::shared(stream, peer, splice) }
+        Conn { resetter: None, ..Conn::shared(stream, peer) }
     }
 
     /// A message (SOCK_SEQPACKET) connection.
@@ -412,7 +398,7 @@ pub async fn connect(ep: &Endpoint, timeout: Duration, retries: u32) -> anyhow::
                 .connect_async(addr)
                 .await
                 .map_err(|e| socket_error(format!("cannot connect to {addr}"), e))?;
-            Conn::vsock(stream, addr.to_string())
+            Conn::shared(stream, addr.to_string())
         }
         Endpoint::Tcp(host, port) => {
             let stream =
@@ -672,7 +658,7 @@ impl Listener {
         Ok(match self {
             Listener::Vm(l) => {
                 let (s, peer) = l.accept().await?;
-                Conn::vsock(s, peer.to_string())
+                Conn::shared(s, peer.to_string())
             }
             Listener::Tcp(l) => {
                 let (s, peer) = l.accept().await?;

@@ -19,6 +19,32 @@ pub enum Spliceable {
     Unix(std::sync::Arc<tokio::net::UnixStream>),
 }
 
+/// A socket kind a relay can splice: on Linux, itself again; elsewhere, none.
+pub trait ToSpliceable {
+    fn spliceable(this: &std::sync::Arc<Self>) -> Option<Spliceable>;
+}
+
+macro_rules! spliceable {
+    ($ty:ty, $variant:ident) => {
+        impl ToSpliceable for $ty {
+            fn spliceable(this: &std::sync::Arc<Self>) -> Option<Spliceable> {
+                #[cfg(target_os = "linux")]
+                return Some(Spliceable::$variant(std::sync::Arc::clone(this)));
+                #[cfg(not(target_os = "linux"))]
+                {
+                    let _ = this;
+                    None
+                }
+            }
+        }
+    };
+}
+
+spliceable!(tokio::net::TcpStream, Tcp);
+spliceable!(hvsock::tokio::AsyncStream, Vsock);
+#[cfg(unix)]
+spliceable!(tokio::net::UnixStream, Unix);
+
 #[cfg(target_os = "linux")]
 mod linux {
     use std::io;
