@@ -246,17 +246,19 @@ printf 'one\ntwo\n\nthree' | $HVSOCK connect vsock-seqpacket:lo:5000 --lines
 wait
 echo "lines: $(tr '\n' '|' < $T/lines)"
 # Without --lines a read of input is one message, and a message one write.
-python3 - <<'PY' &
-import socket
+python3 - "$T/got" <<'PY' &
+import socket, sys
 l = socket.socket(socket.AF_VSOCK, socket.SOCK_SEQPACKET); l.bind((socket.VMADDR_CID_ANY, 5001)); l.listen()
 c, _ = l.accept()
 sizes = []
 while (m := c.recv(1 << 20)):
     sizes.append(len(m))
+    open(sys.argv[1], "a").close()
 print("message sizes", sizes, flush=True)
 PY
 $HVSOCK lab wait 5001
-(printf aaa; sleep 0.5; printf bbbb) | $HVSOCK connect vsock-seqpacket:lo:5001
+# The second write waits until the first arrived: a slow connect must not find both in the pipe.
+(printf aaa; while [ ! -e $T/got ]; do sleep 0.05; done; printf bbbb) | $HVSOCK connect vsock-seqpacket:lo:5001
 wait
 python3 - <<'PY'
 import socket, subprocess
