@@ -51,7 +51,7 @@ for _ in range(100):
     try:
         socket.create_connection(("127.0.0.1", 5004)); break
     except OSError: time.sleep(0.1)'
-sleep 1
+i=0; until grep -q 'hvsock:' $T/act || [ $i -ge 300 ]; do sleep 0.05; i=$((i+1)); done
 grep 'hvsock:' $T/act || true
 "#,
     );
