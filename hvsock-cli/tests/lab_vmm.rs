@@ -82,8 +82,9 @@ fn hybrid_endpoints_work_against_vhost_device_vsock() {
             .arg(&vhost)
             .arg("--uds-path")
             .arg(&vm)
+            .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("backend.log")).unwrap())
             .spawn()
             .unwrap(),
     );
@@ -103,12 +104,14 @@ fn hybrid_endpoints_work_against_vhost_device_vsock() {
         let target = hybrid(19000);
         move || hvsock_with(&["connect", &target, "--retries", "300"], b"World!")
     });
-    // The guest: the article's server, an echo, an upload sink; it powers off when told.
+    // The guest: the article's server, an echo, an upload sink, a download source; it powers
+    // off when told.
     let done = dir.join("poweroff");
     let script = format!(
         "$HVSOCK server any 19000 >/dev/null 2>&1 &
-         $HVSOCK listen vsock:any:5000 --keep-open --exec cat 2>/dev/null &
+         $HVSOCK listen vsock:any:5000 --keep-open --exec cat 2>{dir}/echo.log &
          $HVSOCK listen vsock:any:5001 > /tmp/upload.$$ 2>/dev/null && sha256sum < /tmp/upload.$$ > {dir}/upload.sum &
+         $HVSOCK listen vsock:any:5002 < {dir}/payload 2>{dir}/download.log &
          until ls {dir} | grep -q poweroff; do sleep 0.1; done",
         dir = dir.display()
     );
@@ -129,9 +132,32 @@ fn hybrid_endpoints_work_against_vhost_device_vsock() {
     assert_eq!(stdout(&o), "Hello: World!", "{}", common::stderr(&o));
     let o = hvsock_with(&["connect", &hybrid(5000), "--retries", "100"], b"hello\n");
     assert_eq!(stdout(&o), "hello\n", "{}", common::stderr(&o));
-    let o = hvsock_with(&["connect", &hybrid(5000)], &payload);
-    assert!(o.status.success(), "{}", common::stderr(&o));
-    assert_eq!((o.stdout.len(), sha256(&o.stdout)), (payload.len(), sum.clone()), "the 64 MiB echo");
+    let logs = || {
+        let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+        format!(
+            "\nthe backend said: {}\nthe guest said: {}{}",
+            read("backend.log"),
+            read("echo.log"),
+            read("download.log")
+        )
+    };
+    // Both ways at once, but no more than the backend's socket buffer holds: vhost-device-vsock
+    // 0.3.0 can stall a connection for good once a write of its to us is short while we still
+    // have data for it (it then never flushes, see the README), so a bulk echo is a test of
+    // that bug, not of us. Bulk goes one way at a time below.
+    let echo = &payload[..128 << 10];
+    let o = hvsock_with(&["connect", &hybrid(5000)], echo);
+    assert!(o.status.success(), "{}{}", common::stderr(&o), logs());
+    assert!(o.stdout == echo, "the echo: {} bytes back of {}{}", o.stdout.len(), echo.len(), logs());
+    // A download: the guest sends 64 MiB and ends; our half-close (after it went quiet) closes it.
+    let o = hvsock_with(&["connect", &hybrid(5002), "--retries", "100"], b"");
+    assert!(o.status.success(), "{}{}", common::stderr(&o), logs());
+    assert_eq!(
+        (o.stdout.len(), sha256(&o.stdout)),
+        (payload.len(), sum.clone()),
+        "the 64 MiB download{}",
+        logs()
+    );
     // An upload the guest never answers still ends, whole.
     let o = hvsock_with(&["connect", &hybrid(5001), "--retries", "100"], &payload);
     assert!(o.status.success(), "{}", common::stderr(&o));
