@@ -159,7 +159,7 @@ fn every_command_has_help_with_an_example() {
 #[test]
 #[cfg(target_os = "linux")]
 fn lab_without_uml_names_the_package() {
-    let o = std::process::Command::new(common::HVSOCK)
+    let o = common::hvsock_command()
         .args(["lab", "run", "--", "true"])
         .env("HVSOCK_UML", "/nonexistent/linux.uml")
         .output()
@@ -331,7 +331,7 @@ fn list_outside_the_lab_lists_or_names_the_module() {
 fn stdout_gets_every_byte_without_waiting_for_a_newline() {
     use std::io::{Read, Write};
     use std::net::{TcpListener, TcpStream};
-    use std::process::{Command, Stdio};
+    use std::process::Stdio;
     use std::time::Duration;
 
     fn first_bytes(child: &mut std::process::Child, n: usize) -> Vec<u8> {
@@ -350,7 +350,7 @@ fn stdout_gets_every_byte_without_waiting_for_a_newline() {
 
     // listen: the peer's "abc" with no newline, and the connection left open
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut listen = Command::new(common::HVSOCK)
+    let mut listen = common::hvsock_command()
         .args(["listen", &format!("tcp:127.0.0.1:{port}")])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -369,7 +369,7 @@ fn stdout_gets_every_byte_without_waiting_for_a_newline() {
     // connect: the server's "xyz" with no newline
     let server = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = server.local_addr().unwrap().port();
-    let mut connect = Command::new(common::HVSOCK)
+    let mut connect = common::hvsock_command()
         .args(["connect", &format!("tcp:127.0.0.1:{port}")])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -389,7 +389,7 @@ fn listen_hybrid_names_itself_hybrid() {
     let dir = std::env::temp_dir().join(format!("hvsock-listen-name-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let vm = dir.join("vm.sock");
-    let mut child = std::process::Command::new(common::HVSOCK)
+    let mut child = common::hvsock_command()
         .args(["listen", &format!("hybrid:{}:5000", vm.display())])
         .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
@@ -414,10 +414,10 @@ fn listen_hybrid_names_itself_hybrid() {
 #[test]
 #[cfg(target_os = "linux")] // /dev/full
 fn output_that_cannot_be_written_is_not_a_panic() {
-    use std::process::{Command, Stdio};
+    use std::process::Stdio;
     for args in [&["guid", "19000"][..], &["addr", "vsock:3:5000"], &["info"], &["info", "--json"]] {
         let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
-        let o = Command::new(common::HVSOCK).args(args).stdout(full).stdin(Stdio::null()).output().unwrap();
+        let o = common::hvsock_command().args(args).stdout(full).stdin(Stdio::null()).output().unwrap();
         assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
         assert_eq!(
             stderr(&o),
@@ -436,7 +436,7 @@ fn output_that_cannot_be_written_is_not_a_panic() {
             (std::os::fd::OwnedFd::from_raw_fd(fds[0]), std::os::fd::OwnedFd::from_raw_fd(fds[1]))
         };
         drop(reader);
-        let o = Command::new(common::HVSOCK)
+        let o = common::hvsock_command()
             .args(args)
             .stdout(Stdio::from(writer))
             .stderr(Stdio::piped())

@@ -6,10 +6,10 @@
 
 mod common;
 use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{in_lab, HVSOCK};
+use common::in_lab;
 
 /// Valid command lines of the commands that open sockets; `@` marks each argument the fuzzer
 /// replaces. These run in the lab guest.
@@ -140,7 +140,7 @@ fn fuzz(templates: &[&[&str]], per_argument: usize, at_least: usize) {
 
 /// What is wrong with how `hvsock ARGV` ended, if anything.
 fn check(argv: &[String]) -> Option<String> {
-    let mut child = Command::new(HVSOCK)
+    let mut child = common::hvsock_command()
         .args(argv)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

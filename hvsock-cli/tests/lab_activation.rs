@@ -77,7 +77,7 @@ fn without_a_service_manager_it_is_one_line() {
         assert!(err.contains("systemd") && !err.contains("listening on"), "{args:?}: {err}");
     }
     // A manager that says there is a socket where there is none: one line, not an abort.
-    let o = std::process::Command::new(common::HVSOCK)
+    let o = common::hvsock_command()
         .args(["listen", "systemd:"])
         .env("LISTEN_FDS", "1")
         .env("LISTEN_PID", "0")

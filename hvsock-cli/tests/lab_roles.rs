@@ -3,14 +3,14 @@
 #![cfg(target_os = "linux")] // the lab is a Linux guest
 
 mod common;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{assert_ok, lines_of, stderr, stdout, HVSOCK};
 
 /// `hvsock lab run` with these flags and their commands (`$HVSOCK` is the binary under test).
 fn lab(args: &[(&str, &str)], timeout: &str) -> Output {
-    let mut cmd = Command::new(HVSOCK);
+    let mut cmd = common::hvsock_command();
     cmd.args(["lab", "run", "--timeout", timeout]);
     for (flag, command) in args {
         cmd.arg(flag).arg(command);

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{assert_ok, lab_sh, stderr, stdout, HVSOCK};
+use common::{assert_ok, lab_sh, stderr, stdout};
 
 #[test]
 fn passes_output_status_cwd_env_and_loads_vsock() {
@@ -35,7 +35,7 @@ fn passes_output_status_cwd_env_and_loads_vsock() {
 #[test]
 fn forwards_stdin_byte_for_byte_and_reports_signals() {
     let data: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
-    let mut child = Command::new(HVSOCK)
+    let mut child = common::hvsock_command()
         .args(["lab", "run", "--timeout", "60", "--", "sh", "-c", "wc -c; kill -TERM $$"])
         .env("LAB_MARKER", "x")
         .stdin(Stdio::piped())
@@ -53,7 +53,7 @@ fn forwards_stdin_byte_for_byte_and_reports_signals() {
 
 #[test]
 fn a_missing_command_is_127_with_its_name() {
-    let o = Command::new(HVSOCK).args(["lab", "run", "--", "no-such-command-xyz"]).output().unwrap();
+    let o = common::hvsock_command().args(["lab", "run", "--", "no-such-command-xyz"]).output().unwrap();
     assert_eq!(o.status.code(), Some(127));
     assert!(stderr(&o).contains("cannot run `no-such-command-xyz`"), "{}", stderr(&o));
 }
@@ -63,7 +63,7 @@ fn timeout_kills_the_guest() {
     // The limit covers the boot and the echo even beside the other lab tests (3 s did not once
     // in CI: a guest booting among parallel tests had not printed yet).
     let start = Instant::now();
-    let o = Command::new(HVSOCK)
+    let o = common::hvsock_command()
         .args(["lab", "run", "--timeout", "10", "--", "sh", "-c", "echo started; sleep 600"])
         .stdin(Stdio::null())
         .output()
@@ -76,7 +76,7 @@ fn timeout_kills_the_guest() {
 
 #[test]
 fn env_of_the_caller_reaches_the_command() {
-    let o = Command::new(HVSOCK)
+    let o = common::hvsock_command()
         .args(["lab", "run", "--", "sh", "-c", "echo $LAB_MARKER"])
         .env("LAB_MARKER", "seen in guest")
         .stdin(Stdio::null())
@@ -101,7 +101,7 @@ fn xstate_shrinker() -> std::path::PathBuf {
 #[test]
 fn boots_where_the_kernel_refuses_short_xstate_writes() {
     let shrink = xstate_shrinker();
-    let o = Command::new(HVSOCK)
+    let o = common::hvsock_command()
         .args(["lab", "run", "--", "echo", "booted"])
         .env("LD_PRELOAD", &shrink)
         .env("HVSOCK_LAB_XSTATE_SHIM", "0")
@@ -117,7 +117,7 @@ fn boots_where_the_kernel_refuses_short_xstate_writes() {
     assert!(std::fs::read_to_string(console).unwrap().contains("Kernel panic"), "{console}");
     std::fs::remove_dir_all(std::path::Path::new(console).parent().unwrap()).unwrap();
 
-    let o = Command::new(HVSOCK)
+    let o = common::hvsock_command()
         .args(["lab", "run", "--", "sh", "-c", "echo booted; python3 -c 'print(sum(range(10**5)))'"])
         .env("LD_PRELOAD", &shrink)
         .stdin(Stdio::null())
@@ -141,13 +141,13 @@ fn lab_dirs_of(pid: u32) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn lab_files_go_after_a_run_and_stay_named_after_a_timeout() {
-    let child = Command::new(HVSOCK).args(["lab", "run", "--", "sh", "-c", "exit 3"]).spawn().unwrap();
+    let child = common::hvsock_command().args(["lab", "run", "--", "sh", "-c", "exit 3"]).spawn().unwrap();
     let pid = child.id();
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(3));
     assert_eq!(lab_dirs_of(pid), Vec::<std::path::PathBuf>::new());
 
-    let child = Command::new(HVSOCK)
+    let child = common::hvsock_command()
         .args(["lab", "run", "--timeout", "3", "--", "sleep", "60"])
         .stderr(Stdio::piped())
         .spawn()
@@ -184,7 +184,7 @@ fn a_signal_stops_every_guest_and_host_command() {
         let marker = format!("hvsock-signal-test-{}-{sig}-{scenario}", std::process::id());
         let ready = std::env::temp_dir().join(&marker);
         let _ = std::fs::remove_file(&ready);
-        let mut cmd = Command::new(HVSOCK);
+        let mut cmd = common::hvsock_command();
         cmd.args(["lab", "run", "--timeout", "60"]);
         let guest = format!("touch {}; exec sleep 77.{sig}", ready.display());
         if scenario {

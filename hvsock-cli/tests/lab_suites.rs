@@ -38,7 +38,7 @@ fn assert_unittest_ran_all(report: &str, count: usize) {
 #[test]
 fn cpython_vsock_tests_pass() {
     cpython_has_its_tests();
-    let o = Command::new(HVSOCK)
+    let o = common::hvsock_command()
         .args(["lab", "run", "--timeout", "120", "--", PYTHON, "-m", "unittest", "-v"])
         .args(CPYTHON_VSOCK)
         .stdin(Stdio::null())
@@ -48,7 +48,7 @@ fn cpython_vsock_tests_pass() {
     assert_unittest_ran_all(&stderr(&o), 5);
 
     let suite = format!("{PYTHON} -m unittest -v {} 2>&1", CPYTHON_VSOCK.join(" "));
-    let o = Command::new(HVSOCK)
+    let o = common::hvsock_command()
         .args(["lab", "run", "--timeout", "120", "--guest", &suite, "--guest", "true"])
         .stdin(Stdio::null())
         .output()
@@ -126,7 +126,7 @@ fn build_tokio_vsock_tests() -> Vec<String> {
 fn tokio_vsock_tests_pass_on_the_vm_host() {
     let tests = build_tokio_vsock_tests();
     let run_all: Vec<String> = tests.iter().map(|t| format!("{t} --test-threads=2")).collect();
-    let o = Command::new(HVSOCK)
+    let o = common::hvsock_command()
         .args(["lab", "run", "--timeout", "180"])
         .args(["--guest-service", &format!("{HVSOCK} listen vsock:any:8000 --keep-open --exec cat")])
         .args(["--vm-host", &format!("set -e; {HVSOCK} lab wait 3:8000; {}", run_all.join("; "))])

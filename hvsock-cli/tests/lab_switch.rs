@@ -241,7 +241,7 @@ for _ in range(4):
     except OSError: pass
     held.append(c)
 time.sleep(120)'";
-    let o = std::process::Command::new(common::HVSOCK)
+    let o = common::hvsock_command()
         .args(["lab", "run", "--timeout", "120"])
         .args(["--host-service", filler])
         .args([

@@ -63,7 +63,7 @@ fn sha256(bytes: &[u8]) -> String {
 
 /// `hvsock ARGS` on this machine with `input` on stdin; its output.
 fn hvsock_with(args: &[&str], input: &[u8]) -> std::process::Output {
-    let mut cmd = Command::new(HVSOCK);
+    let mut cmd = common::hvsock_command();
     cmd.args(args);
     run_with_input(cmd, input)
 }
@@ -116,7 +116,7 @@ fn hybrid_endpoints_work_against_vhost_device_vsock() {
         dir = dir.display()
     );
     reaper.0.push(
-        Command::new(HVSOCK)
+        common::hvsock_command()
             .args(["lab", "run", "--timeout", "300", "--vhost-user"])
             .arg(&vhost)
             .args(["--", "sh", "-c", &script])
@@ -171,7 +171,7 @@ fn hybrid_endpoints_work_against_vhost_device_vsock() {
 
     // The guest powers off in the middle of a connection: the backend keeps its socket
     // open, so the connection ends by its idle limit, with one line saying why.
-    let mut mid = Command::new(HVSOCK)
+    let mut mid = common::hvsock_command()
         .args(["connect", &hybrid(5000), "--idle-timeout", "3"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())

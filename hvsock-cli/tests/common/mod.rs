@@ -13,14 +13,24 @@ ready() { i=0; until grep -q 'listening on' "$1" 2>/dev/null; do i=$((i+1)); [ $
 T=$(mktemp -d)
 "#;
 
+/// The binary under test as a command whose lab guests (and their host roles) find Debian's
+/// `python3` first, the peer `scripts/setup.sh` installs: a `python3` earlier on PATH may be
+/// a version manager's shim, a shell script that forks a dozen times (seconds in the guest).
+pub fn hvsock_command() -> Command {
+    let mut cmd = Command::new(HVSOCK);
+    let path = std::env::var("PATH").unwrap_or_default();
+    cmd.env("PATH", format!("/usr/bin:/bin:{path}"));
+    cmd
+}
+
 /// `hvsock ARGS` outside the lab, with no stdin.
 pub fn hvsock(args: &[&str]) -> Output {
-    Command::new(HVSOCK).args(args).stdin(Stdio::null()).output().expect("run hvsock")
+    hvsock_command().args(args).stdin(Stdio::null()).output().expect("run hvsock")
 }
 
 /// Runs a `sh -eu` script in a fresh lab guest; `$HVSOCK` is the binary under test.
 pub fn lab_sh(script: &str) -> Output {
-    Command::new(HVSOCK)
+    hvsock_command()
         .args(["lab", "run", "--timeout", "120", "--", "sh", "-euc"])
         .arg(format!("{PRELUDE}\n{script}"))
         .env("HVSOCK", HVSOCK)
@@ -57,7 +67,7 @@ pub fn in_lab(test_name: &str, body: impl FnOnce()) {
         return;
     }
     let me = std::env::current_exe().expect("test binary path");
-    let o = Command::new(HVSOCK)
+    let o = hvsock_command()
         .args(["lab", "run", "--timeout", "120", "--"])
         .arg(me)
         .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
@@ -79,7 +89,7 @@ pub fn lab_scenario(guests: &[&str], hosts: &[&str]) -> Output {
 
 /// [`lab_scenario`] with more `lab run` flags.
 pub fn lab_scenario_with(flags: &[&str], guests: &[&str], hosts: &[&str]) -> Output {
-    let mut cmd = Command::new(HVSOCK);
+    let mut cmd = hvsock_command();
     cmd.args(["lab", "run", "--timeout", "120"]).args(flags);
     for g in guests {
         cmd.arg("--guest").arg(format!("set -eu; {g}"));
