@@ -53,6 +53,10 @@ pub enum HalfCloseMode {
     AfterQuiet(Duration),
     /// Never: the connection ends when the peer closes (ncat's --no-shutdown).
     Never,
+    /// Close the whole connection, ending it (ncat's --send-only). A close reaches the peer
+    /// through any VMM; a guest's half-close does not (Firecracker and vhost-device-vsock drop
+    /// SHUTDOWN with SEND alone), so a host waiting for the end of a guest's upload waits for ever.
+    Close,
 }
 
 /// How long a hybrid peer must be quiet before our half-close reaches it.
@@ -154,6 +158,13 @@ impl Conn {
             messages: None,
             splice: None,
         }
+    }
+
+    /// ncat's `--send-only`, for a session of this (our side) with `peer`: what the peer sends
+    /// is read and dropped, and the end of our data closes the connection ([`HalfCloseMode::Close`]).
+    pub fn send_only(self, peer: Conn) -> (Conn, Conn) {
+        let ours = Conn { writer: Box::new(tokio::io::sink()), ..self };
+        (ours, Conn { half_close: HalfCloseMode::Close, ..peer })
     }
 
     /// Lines as messages (`--lines`): each line read, its newline taken off, is one message,

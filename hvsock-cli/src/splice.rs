@@ -62,6 +62,8 @@ pub async fn splice(
     // closed socket. Only a side that cannot be told so (a command, or --no-shutdown) is
     // ended at once when its peer is gone, or it might wait for ever.
     let told_by_eof = |c: &Conn| c.resetter.is_some() && c.half_close != HalfCloseMode::Never;
+    // A side that is closed at the end of the other's data ends the splice there.
+    let (a_closes, b_closes) = (a.half_close == HalfCloseMode::Close, b.half_close == HalfCloseMode::Close);
     let (a_told, b_told) = (told_by_eof(&a), told_by_eof(&b));
     let (a_reset, b_reset) = (a.resetter, b.resetter);
 
@@ -138,6 +140,7 @@ pub async fn splice(
                         return Err((e, if failed == Failed::Reader { Side::B } else { Side::A }));
                     }
                     f_done = Some(());
+                    if b_closes { return Ok(false); }
                     // A's end of data may be A gone altogether, with B still to be heard.
                     if b_done.is_none() && !b_told && peer_gone(a_reset.as_deref()) {
                         return Err((went_away(&a.peer), Side::B));
@@ -150,6 +153,7 @@ pub async fn splice(
                         return Err((e, if failed == Failed::Reader { Side::A } else { Side::B }));
                     }
                     b_done = Some(());
+                    if a_closes { return Ok(false); }
                     if stop_when_b_ends { return Ok(true); }
                     if f_done.is_none() && !a_told && peer_gone(b_reset.as_deref()) {
                         return Err((went_away(&b.peer), Side::A));
@@ -383,7 +387,7 @@ async fn pump(mut from: Reader, mut to: Writer, way: Way<'_>) -> Result<(), (Str
     match half_close {
         HalfCloseMode::Never => return Ok(()), // `to` ends when its peer closes
         HalfCloseMode::AfterQuiet(quiet) => back.pause(quiet).await,
-        HalfCloseMode::Now => {}
+        HalfCloseMode::Now | HalfCloseMode::Close => {}
     }
     to_closed.store(true, Ordering::Relaxed);
     to.shutdown().await.map_err(write_err)?;

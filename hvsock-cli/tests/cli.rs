@@ -637,3 +637,62 @@ fn no_shutdown_and_shutdown_quiet_keep_connections_open_after_end_of_input() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--send-only` (ncat's): the end of input closes the connection even while the peer keeps
+/// its side open and sends, and nothing it sends is printed.
+#[cfg(unix)]
+#[test]
+fn send_only_closes_at_end_of_input_and_prints_nothing() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let dir = std::env::temp_dir().join(format!("hvsock-send-only-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("s.sock");
+    let unix = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let upload = vec![7u8; 300_000];
+    for ep in [format!("tcp:{}", tcp.local_addr().unwrap()), format!("unix:{}", path.display())] {
+        // The server greets, reads to the end, and then holds the connection until the client
+        // has ended (at most 20 s).
+        let (ended, hold) = std::sync::mpsc::channel::<()>();
+        let (ep, tcp, unix) = (&ep, &tcp, &unix);
+        let server = std::thread::scope(|s| {
+            let server = s.spawn(move || {
+                let mut c: Box<dyn ReadWrite> = if ep.starts_with("tcp:") {
+                    Box::new(tcp.accept().unwrap().0)
+                } else {
+                    Box::new(unix.accept().unwrap().0)
+                };
+                c.write_all(b"greetings\n").unwrap();
+                let mut got = Vec::new();
+                c.read_to_end(&mut got).unwrap();
+                let _ = hold.recv_timeout(Duration::from_secs(20));
+                got.len()
+            });
+            let start = Instant::now();
+            let mut child = common::hvsock_command()
+                .args(["connect", ep, "--send-only"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            child.stdin.take().unwrap().write_all(&upload).unwrap();
+            let o = child.wait_with_output().unwrap();
+            let _ = ended.send(());
+            assert!(o.status.success(), "{ep}: {}", stderr(&o));
+            assert!(start.elapsed() < Duration::from_secs(10), "{ep}: waited for the peer to close");
+            assert_eq!(stdout(&o), "", "{ep}");
+            server.join().unwrap()
+        });
+        assert_eq!(server, upload.len(), "{ep}");
+    }
+    let o = hvsock(&["connect", "tcp:127.0.0.1:1", "--send-only", "--no-shutdown"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[cfg(unix)]
+trait ReadWrite: std::io::Read + std::io::Write + Send {}
+#[cfg(unix)]
+impl<T: std::io::Read + std::io::Write + Send> ReadWrite for T {}

@@ -115,6 +115,7 @@ fn hybrid_endpoints_work_against_vhost_device_vsock() {
          (until [ -e {dir}/host-up ]; do sleep 0.1; done
           head -c 8388608 {dir}/payload | $HVSOCK connect vsock:2:6000 > {dir}/g-answer 2>{dir}/g-up.log
           $HVSOCK connect vsock:2:6001 < /dev/null 2>{dir}/g-down.log | sha256sum > {dir}/g-down.tmp
+          head -c 8388608 {dir}/payload | $HVSOCK connect vsock:2:6002 --send-only 2>{dir}/g-send.log
           mv {dir}/g-down.tmp {dir}/g-down.sum) &
          until ls {dir} | grep -q poweroff; do sleep 0.1; done",
         dir = dir.display()
@@ -179,20 +180,28 @@ fn hybrid_endpoints_work_against_vhost_device_vsock() {
 
     // The guest connects to us: our hybrid listeners are where the backend takes a guest's
     // connection to the host's port. An upload answered with its hash (the backend passes no
-    // half-close of the guest's, so the answer follows a length, not an end-of-file), and a
-    // 64 MiB download that ends with our half-close.
-    let listen = |args: &[&str], stdin: Stdio| {
-        let mut child =
-            common::hvsock_command().args(args).stdin(stdin).stderr(Stdio::piped()).spawn().unwrap();
+    // half-close of the guest's, so the answer follows a length, not an end-of-file), a 64 MiB
+    // download that ends with our half-close, and an upload that ends with the guest's close.
+    let listen_with = |mut cmd: Command| {
+        let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
         let mut line = String::new();
         std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stderr.take().unwrap()), &mut line)
             .unwrap();
-        assert!(line.contains("listening on"), "{args:?}: {line}");
+        assert!(line.contains("listening on"), "{cmd:?}: {line}");
         child
+    };
+    let listen = |args: &[&str], stdin: Stdio| {
+        let mut cmd = common::hvsock_command();
+        cmd.args(args).stdin(stdin);
+        listen_with(cmd)
     };
     let upload = listen(&["listen", &hybrid(6000), "--exec", "head -c 8388608 | sha256sum"], Stdio::null());
     let download =
         listen(&["listen", &hybrid(6001)], std::fs::File::open(dir.join("payload")).unwrap().into());
+    // A plain upload into a command that waits for its end: only the guest's close
+    // (--send-only) tells it so; the guest's half-close would be dropped.
+    let into_file = format!("cat > {}", dir.join("h-got").display());
+    let mut sink = listen(&["listen", &hybrid(6002), "--exec", &into_file], Stdio::null());
     reaper.0.extend([upload, download]);
     std::fs::write(dir.join("host-up"), b"").unwrap();
     let down = dir.join("g-down.sum");
@@ -201,6 +210,21 @@ fn hybrid_endpoints_work_against_vhost_device_vsock() {
         assert!(start.elapsed() < Duration::from_secs(60), "the guest's connections never ended{}", logs());
         std::thread::sleep(Duration::from_millis(50));
     }
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = sink.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the guest's send-only upload never ended{}",
+            logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success());
+    let got = std::fs::read(dir.join("h-got")).unwrap();
+    assert!(got == payload[..8 << 20], "the guest's send-only upload: {} bytes", got.len());
     let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
     let first = sha256(&payload[..8 << 20]);
     assert_eq!(read("g-answer"), format!("{first}  -\n"), "the guest's upload{}{}", read("g-up.log"), logs());

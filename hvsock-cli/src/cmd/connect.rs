@@ -23,7 +23,8 @@ Examples:
   hvsock connect hv:parent:19000 < request > answer
   hvsock connect vsock:lo:5000 --retries 20      # wait for the listener to come up
   hvsock connect hybrid:/run/fc/v.sock:52        # Firecracker guest port 52, from the host
-  printf 'one\ntwo\n' | hvsock connect vsock-seqpacket:3:5000 --lines   # two messages")]
+  printf 'one\ntwo\n' | hvsock connect vsock-seqpacket:3:5000 --lines   # two messages
+  hvsock connect vsock:2:6000 --send-only < upload   # from a guest: the host sees the end")]
 pub struct Args {
     /// Where to connect: vsock:CID:PORT, hv:VMID:SERVICE, hybrid:UDS:PORT, tcp:HOST:PORT, unix:PATH,
     /// or a message endpoint: vsock-seqpacket:CID:PORT, unix-seqpacket:PATH, hybrid-seqpacket:UDS:PORT
@@ -41,6 +42,11 @@ pub struct Args {
     pub idle_timeout: Option<Duration>,
     #[command(flatten)]
     pub half_close: HalfClose,
+    /// Only send: what the peer sends is dropped, and the end of input closes the connection
+    /// (ncat's --send-only). A guest's upload to a host behind Firecracker or vhost-device-vsock
+    /// needs it: they drop a guest's half-close, so the host would wait for ever
+    #[arg(long, conflicts_with_all = ["shutdown", "no_shutdown", "shutdown_quiet"])]
+    pub send_only: bool,
     #[command(flatten)]
     pub framing: Framing,
 }
@@ -56,6 +62,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             args.half_close.apply(endpoints::connect(&args.endpoint, args.timeout, args.retries).await?);
         let peer = conn.peer.clone();
         let io = framing.apply(Conn::stdio());
+        let (io, conn) = if args.send_only { io.send_only(conn) } else { (io, conn) };
         match splice(io, conn, args.idle_timeout, &Counters::default(), stdin_is_terminal()).await {
             End::Clean | End::PeerDone => Ok(0),
             End::Error(e) => Err(anyhow::anyhow!("{peer}: {e}")),

@@ -36,6 +36,10 @@ pub struct Args {
     pub idle_timeout: Option<std::time::Duration>,
     #[command(flatten)]
     pub half_close: HalfClose,
+    /// Only send: what the peer sends is dropped, and the end of input closes the connection
+    /// (ncat's --send-only; a half-close of a guest's does not reach a host behind a real VMM)
+    #[arg(long, conflicts_with_all = ["exec", "shutdown", "no_shutdown", "shutdown_quiet"])]
+    pub send_only: bool,
     #[command(flatten)]
     pub framing: Framing,
     /// On SIGINT/SIGTERM, give open connections this long to finish (a second signal ends them)
@@ -88,7 +92,7 @@ async fn serve(args: Args) -> anyhow::Result<u8> {
             }
             None => {
                 // stdin/stdout serve one connection at a time.
-                tasks.spawn(run_stdio(conn, idle, framing));
+                tasks.spawn(run_stdio(conn, idle, framing, args.send_only));
                 tokio::select! {
                     Some(done) = tasks.join_next() => told(done, &mut failed),
                     () = signals.next() => { signalled = true; break 'serving }
@@ -109,9 +113,16 @@ async fn serve(args: Args) -> anyhow::Result<u8> {
 }
 
 /// One connection joined to our stdin/stdout.
-async fn run_stdio(conn: Conn, idle: Option<std::time::Duration>, framing: Framing) -> anyhow::Result<()> {
+async fn run_stdio(
+    conn: Conn,
+    idle: Option<std::time::Duration>,
+    framing: Framing,
+    send_only: bool,
+) -> anyhow::Result<()> {
     let peer = conn.peer.clone();
-    match splice(framing.apply(Conn::stdio()), conn, idle, &Counters::default(), stdin_is_terminal()).await {
+    let io = framing.apply(Conn::stdio());
+    let (io, conn) = if send_only { io.send_only(conn) } else { (io, conn) };
+    match splice(io, conn, idle, &Counters::default(), stdin_is_terminal()).await {
         End::Error(e) => anyhow::bail!("{peer}: {e}"),
         End::Idle => Err(endpoints::idle(&peer, idle)),
         _ => Ok(()),
