@@ -144,7 +144,7 @@ fn a_guest_powering_off_mid_stream_leaves_the_switch_and_others_up() {
              echo \"stream ended: $rc\"
              $HVSOCK client parent 7201 --retries 100 --message 'still here'",
         ],
-        &["$HVSOCK listen hybrid:$HVSOCK_LAB_VM4:7201 --exec 'printf \"Hello: \"; cat' 2>/dev/null"],
+        &["$HVSOCK listen hybrid:$HVSOCK_LAB_VM4:7201 --exec 'printf \"Hello: \"; dd bs=65536 count=1 status=none' 2>/dev/null"],
     );
     assert_ok(&o);
     let out = stdout(&o);
@@ -246,7 +246,7 @@ time.sleep(120)'";
         .args(["--host-service", filler])
         .args([
             "--host-service",
-            "$HVSOCK listen hybrid:$HVSOCK_LAB_VM3:7501 --keep-open --exec 'printf \"Hello: \"; cat'",
+            "$HVSOCK listen hybrid:$HVSOCK_LAB_VM3:7501 --keep-open --exec 'printf \"Hello: \"; dd bs=65536 count=1 status=none'",
         ])
         .args([
             "--guest",

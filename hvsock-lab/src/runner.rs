@@ -144,9 +144,11 @@ impl Lab {
         self
     }
 
-    /// Let the switch pass a host's half-close to a guest as SHUTDOWN SEND alone. By default it
-    /// sends RCV|SEND, as Firecracker and vhost-device-vsock do, so that tests see what users
-    /// of those VMMs see: after the host's half-close the guest can send nothing.
+    /// Let the switch pass half-closes on as a Linux peer would: a host's to a guest as SHUTDOWN
+    /// SEND alone, a guest's to the host as end-of-file. By default it acts as Firecracker and
+    /// vhost-device-vsock do, so that tests see what users of those VMMs see: after the host's
+    /// half-close the guest can send nothing (RCV|SEND), and a guest's half-close never reaches
+    /// the host.
     pub fn keep_half_close(mut self, yes: bool) -> Lab {
         self.keep_half_close = yes;
         self

@@ -82,8 +82,9 @@ pub struct RunFlags {
     /// UML 6.1's control-message quirks
     #[arg(long, value_name = "PATH", conflicts_with_all = ["guest", "guest_service", "vm_host", "vm_host_service"])]
     pub vhost_user: Option<std::path::PathBuf>,
-    /// Pass this machine's half-close on hybrid sockets to the guest as SHUTDOWN SEND alone
-    /// (by default RCV|SEND, as Firecracker and vhost-device-vsock do)
+    /// Pass half-closes on hybrid sockets on as a Linux peer would: this machine's to the guest
+    /// as SHUTDOWN SEND alone, a guest's to this machine as end-of-file (by default, as
+    /// Firecracker and vhost-device-vsock do, the first becomes RCV|SEND and the second is dropped)
     #[arg(long)]
     pub keep_half_close: bool,
     /// The guests' hybrid sockets take SOCK_SEQPACKET connections (CONNECT line and OK answer

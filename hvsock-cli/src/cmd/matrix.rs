@@ -149,7 +149,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         );
     }
     let hybrid_server =
-        format!("{h} listen hybrid:$HVSOCK_LAB_VM3:8300 --keep-open --exec 'printf \"Hello: \"; cat'");
+        format!("{h} listen hybrid:$HVSOCK_LAB_VM3:8300 --keep-open --exec 'printf \"Hello: \"; dd bs=65536 count=1 status=none'");
     let hybrid = spawn_lab(
         &me,
         &["--guest", &guest_a, "--guest", &guest_b, "--host-service", &hybrid_server, "--host", &host],

@@ -59,7 +59,9 @@ pub struct HostConn {
     uds_write_shut: bool,
     /// The Unix side sent its end-of-file; the guest has been told.
     uds_eof: bool,
-    /// Tell the guest a host half-close as SHUTDOWN SEND only; real VMMs send RCV|SEND.
+    /// Pass half-closes on as a Linux peer would: a host's as SHUTDOWN SEND only, a guest's as
+    /// the host socket's end-of-file. Real VMMs (Firecracker, vhost-device-vsock) turn a host's
+    /// half-close into SHUTDOWN RCV|SEND and drop a guest's; so does the switch without this.
     pub keep_half_close: bool,
     /// TYPE_STREAM, or TYPE_SEQPACKET: the Unix socket is then SOCK_SEQPACKET, each of the
     /// guest's messages one message on it and each of its messages one to the guest.
@@ -276,6 +278,7 @@ impl HostConn {
             out.push(Packet::control(self.header(OP_CREDIT_UPDATE)));
         }
         if self.guest_done_sending
+            && self.keep_half_close
             && self.to_uds.is_empty()
             && self.preface.is_empty()
             && !self.uds_write_shut
@@ -554,6 +557,27 @@ mod tests {
             c.on_guest_packet(from_guest(&c, OP_CREDIT_UPDATE, 0, 4096, 0, b""), &mut out);
             assert_eq!(ops(&out), [OP_SHUTDOWN]);
             assert_eq!(out[0].hdr.flags, flags);
+        }
+    }
+
+    /// The guest's half-close reaches the host only with keep_half_close: real VMMs drop it.
+    #[test]
+    fn the_guests_half_close_reaches_the_host_only_when_kept() {
+        for keep in [false, true] {
+            let (mut c, mut host) = established();
+            c.keep_half_close = keep;
+            let mut out = Vec::new();
+            c.on_guest_packet(from_guest(&c, OP_RW, 0, 4096, 0, b"data"), &mut out);
+            let shut = from_guest(&c, OP_SHUTDOWN, SHUTDOWN_SEND, 4096, 0, b"");
+            assert!(!matches!(c.on_guest_packet(shut, &mut out), Verdict::Close));
+            host.set_nonblocking(true).unwrap();
+            let mut buf = [0u8; 16];
+            assert_eq!(host.read(&mut buf).unwrap(), 4);
+            match host.read(&mut buf) {
+                Ok(0) => assert!(keep, "end-of-file reached the host"),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => assert!(!keep, "no end-of-file"),
+                other => panic!("{other:?}"),
+            }
         }
     }
 
