@@ -566,6 +566,19 @@ fn every_reporting_command_speaks_json() {
     assert!(v["vms"].is_array());
 }
 
+/// A folder of this test's own, with a Unix listener at `s.sock` in it, and a TCP listener on
+/// a free loopback port.
+#[cfg(unix)]
+fn local_listeners(
+    tag: &str,
+) -> (std::path::PathBuf, std::path::PathBuf, std::os::unix::net::UnixListener, std::net::TcpListener) {
+    let dir = std::env::temp_dir().join(format!("hvsock-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("s.sock");
+    let unix = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    (dir, path, unix, std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+}
+
 /// `--no-shutdown` keeps our sending side open after our input ends, for every stream kind
 /// (a Unix socket's dropped write half used to half-close it anyway, hybrid vsock's too), and
 /// `--shutdown-quiet` holds a hybrid half-close as long as it says. The server waits a moment
@@ -585,11 +598,7 @@ fn no_shutdown_and_shutdown_quiet_keep_connections_open_after_end_of_input() {
         let _ = c.write_all(format!("{seen}\n").as_bytes());
         seen.to_string()
     }
-    let dir = std::env::temp_dir().join(format!("hvsock-no-shutdown-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("s.sock");
-    let unix = std::os::unix::net::UnixListener::bind(&path).unwrap();
-    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (dir, path, unix, tcp) = local_listeners("no-shutdown");
     let tcp_ep = format!("tcp:{}", tcp.local_addr().unwrap());
     let unix_ep = format!("unix:{}", path.display());
     let hybrid_ep = format!("hybrid:{}:5000", path.display());
@@ -645,29 +654,27 @@ fn no_shutdown_and_shutdown_quiet_keep_connections_open_after_end_of_input() {
 fn send_only_closes_at_end_of_input_and_prints_nothing() {
     use std::io::{Read, Write};
     use std::time::{Duration, Instant};
-    let dir = std::env::temp_dir().join(format!("hvsock-send-only-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("s.sock");
-    let unix = std::os::unix::net::UnixListener::bind(&path).unwrap();
-    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (dir, path, unix, tcp) = local_listeners("send-only");
     let upload = vec![7u8; 300_000];
     for ep in [format!("tcp:{}", tcp.local_addr().unwrap()), format!("unix:{}", path.display())] {
         // The server greets, reads to the end, and then holds the connection until the client
         // has ended (at most 20 s).
+        fn serve(mut c: impl Read + Write, hold: std::sync::mpsc::Receiver<()>) -> usize {
+            c.write_all(b"greetings\n").unwrap();
+            let mut got = Vec::new();
+            c.read_to_end(&mut got).unwrap();
+            let _ = hold.recv_timeout(Duration::from_secs(20));
+            got.len()
+        }
         let (ended, hold) = std::sync::mpsc::channel::<()>();
         let (ep, tcp, unix) = (&ep, &tcp, &unix);
         let server = std::thread::scope(|s| {
             let server = s.spawn(move || {
-                let mut c: Box<dyn ReadWrite> = if ep.starts_with("tcp:") {
-                    Box::new(tcp.accept().unwrap().0)
+                if ep.starts_with("tcp:") {
+                    serve(tcp.accept().unwrap().0, hold)
                 } else {
-                    Box::new(unix.accept().unwrap().0)
-                };
-                c.write_all(b"greetings\n").unwrap();
-                let mut got = Vec::new();
-                c.read_to_end(&mut got).unwrap();
-                let _ = hold.recv_timeout(Duration::from_secs(20));
-                got.len()
+                    serve(unix.accept().unwrap().0, hold)
+                }
             });
             let start = Instant::now();
             let mut child = common::hvsock_command()
@@ -691,8 +698,3 @@ fn send_only_closes_at_end_of_input_and_prints_nothing() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let _ = std::fs::remove_dir_all(&dir);
 }
-
-#[cfg(unix)]
-trait ReadWrite: std::io::Read + std::io::Write + Send {}
-#[cfg(unix)]
-impl<T: std::io::Read + std::io::Write + Send> ReadWrite for T {}

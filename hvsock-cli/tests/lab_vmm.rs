@@ -61,6 +61,25 @@ fn sha256(bytes: &[u8]) -> String {
     String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_string()
 }
 
+/// Polls `done` every 50 ms until it holds; fails with `what` after `limit`.
+fn wait_until(limit: Duration, what: impl Fn() -> String, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "{}", what());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits for `child` to exit, failing with `what` after `limit`.
+fn exit_status(child: &mut Child, limit: Duration, what: impl Fn() -> String) -> std::process::ExitStatus {
+    let mut status = None;
+    wait_until(limit, what, || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    status.unwrap()
+}
+
 /// `hvsock ARGS` on this machine with `input` on stdin; its output.
 fn hvsock_with(args: &[&str], input: &[u8]) -> std::process::Output {
     let mut cmd = common::hvsock_command();
@@ -88,11 +107,7 @@ fn hybrid_endpoints_work_against_vhost_device_vsock() {
             .spawn()
             .unwrap(),
     );
-    let start = Instant::now();
-    while !vhost.exists() {
-        assert!(start.elapsed() < Duration::from_secs(10), "the backend never made its socket");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(Duration::from_secs(10), || "the backend never made its socket".into(), || vhost.exists());
     let hybrid = |port: u32| format!("hybrid:{}:{port}", vm.display());
     let payload: Vec<u8> = common::traffic::data(64 << 20, 64 << 20);
     let sum = sha256(&payload);
@@ -137,8 +152,8 @@ fn hybrid_endpoints_work_against_vhost_device_vsock() {
     assert_eq!(stdout(&o), "Hello: World!", "{}", common::stderr(&o));
     let o = hvsock_with(&["connect", &hybrid(5000), "--retries", "100", "--shutdown-quiet", "3"], b"hello\n");
     assert_eq!(stdout(&o), "hello\n", "{}", common::stderr(&o));
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
     let logs = || {
-        let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
         format!(
             "\nthe backend said: {}\nthe guest said: {}{}",
             read("backend.log")
@@ -172,13 +187,12 @@ fn hybrid_endpoints_work_against_vhost_device_vsock() {
     // An upload the guest never answers still ends, whole.
     let o = hvsock_with(&["connect", &hybrid(5001), "--retries", "100"], &payload);
     assert!(o.status.success(), "{}", common::stderr(&o));
-    let upload = dir.join("upload.sum");
-    let start = Instant::now();
-    while std::fs::read_to_string(&upload).map_or(true, |s| s.is_empty()) {
-        assert!(start.elapsed() < Duration::from_secs(30), "the guest never finished the upload");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(std::fs::read_to_string(&upload).unwrap().trim(), format!("{sum}  -"));
+    wait_until(
+        Duration::from_secs(30),
+        || "the guest never finished the upload".into(),
+        || !read("upload.sum").is_empty(),
+    );
+    assert_eq!(read("upload.sum").trim(), format!("{sum}  -"));
 
     // The guest connects to us: our hybrid listeners are where the backend takes a guest's
     // connection to the host's port. An upload answered with its hash (the backend passes no
@@ -203,31 +217,22 @@ fn hybrid_endpoints_work_against_vhost_device_vsock() {
     // A plain upload into a command that waits for its end: only the guest's close
     // (--send-only) tells it so; the guest's half-close would be dropped.
     let into_file = format!("cat > {}", dir.join("h-got").display());
-    let mut sink = listen(&["listen", &hybrid(6002), "--exec", &into_file], Stdio::null());
-    reaper.0.extend([upload, download]);
+    let sink = listen(&["listen", &hybrid(6002), "--exec", &into_file], Stdio::null());
+    reaper.0.extend([upload, download, sink]);
     std::fs::write(dir.join("host-up"), b"").unwrap();
     let down = dir.join("g-down.sum");
-    let start = Instant::now();
-    while !down.exists() {
-        assert!(start.elapsed() < Duration::from_secs(60), "the guest's connections never ended{}", logs());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = sink.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the guest's send-only upload never ended{}",
-            logs()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    wait_until(
+        Duration::from_secs(60),
+        || format!("the guest's connections never ended{}", logs()),
+        || down.exists(),
+    );
+    let sink = reaper.0.last_mut().unwrap();
+    let status = exit_status(sink, Duration::from_secs(30), || {
+        format!("the guest's send-only upload never ended{}", logs())
+    });
     assert!(status.success());
     let got = std::fs::read(dir.join("h-got")).unwrap();
     assert!(got == payload[..8 << 20], "the guest's send-only upload: {} bytes", got.len());
-    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
     let first = sha256(&payload[..8 << 20]);
     assert_eq!(read("g-answer"), format!("{first}  -\n"), "the guest's upload{}{}", read("g-up.log"), logs());
     assert_eq!(
@@ -252,14 +257,8 @@ fn hybrid_endpoints_work_against_vhost_device_vsock() {
     std::io::Write::write_all(&mut stdin, b"are you there?\n").unwrap();
     std::thread::sleep(Duration::from_millis(500));
     std::fs::write(&done, b"").unwrap();
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = mid.try_wait().unwrap() {
-            break status;
-        }
-        assert!(start.elapsed() < Duration::from_secs(20), "still connected to a powered-off VM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status =
+        exit_status(&mut mid, Duration::from_secs(20), || "still connected to a powered-off VM".into());
     drop(stdin);
     let mut err = String::new();
     std::io::Read::read_to_string(mid.stderr.as_mut().unwrap(), &mut err).unwrap();
