@@ -153,8 +153,7 @@ fn check(argv: &[String]) -> Option<String> {
             break status;
         }
         if start.elapsed() > Duration::from_secs(10) {
-            let _ = child.kill();
-            let _ = child.wait();
+            common::stop(&mut child); // a lab run among the arguments: with its guests
             return Some(format!("{argv:?}: still running after 10 s"));
         }
         std::thread::sleep(Duration::from_millis(5));

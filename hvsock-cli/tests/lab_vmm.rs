@@ -30,14 +30,14 @@ fn backend_binary() -> PathBuf {
     bin
 }
 
-/// Kills what it holds when the test ends, passing or not.
+/// Stops what it holds when the test ends, passing or not.
 struct Reaper(Vec<Child>);
 
 impl Drop for Reaper {
     fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
+        // The lab run before the backend it uses, and each lab run with its guests.
+        for c in self.0.iter_mut().rev() {
+            common::stop(c);
         }
     }
 }

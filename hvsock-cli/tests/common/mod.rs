@@ -23,6 +23,23 @@ pub fn hvsock_command() -> Command {
     cmd
 }
 
+/// Stops a process a test started: SIGTERM first, which `hvsock lab run` answers by stopping
+/// its guests and their UML helper processes (a SIGKILL would leave the helpers behind), then
+/// SIGKILL if it is still there after 10 s.
+#[cfg(unix)]
+pub fn stop(child: &mut std::process::Child) {
+    if matches!(child.try_wait(), Ok(None)) {
+        // SAFETY: kill(2) on the pid of our own child, not yet reaped.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let start = std::time::Instant::now();
+        while matches!(child.try_wait(), Ok(None)) && start.elapsed() < std::time::Duration::from_secs(10) {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 /// `hvsock ARGS` outside the lab, with no stdin.
 pub fn hvsock(args: &[&str]) -> Output {
     hvsock_command().args(args).stdin(Stdio::null()).output().expect("run hvsock")
