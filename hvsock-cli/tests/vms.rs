@@ -137,13 +137,66 @@ fn vmm_processes_are_found_and_their_names_resolve() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A directory of its own for a test's lab runs, so that what other runs on this machine do
+/// cannot change what it sees.
+fn private_tmp(what: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("hvsock-vms-{what}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Another run's file naming `lab-vm3`, as a run left it, under `tmp`; `pid` is its process.
+fn other_run(tmp: &std::path::Path, pid: u32) -> std::path::PathBuf {
+    let dir = tmp.join("hvsock-lab-1-0");
+    std::fs::create_dir_all(&dir).unwrap();
+    let vm = serde_json::json!({"name": "lab-vm3", "cid": 3, "uds": dir.join("vm3.sock"), "run_dir": dir, "pid": pid});
+    let file = dir.join("vms.json");
+    std::fs::write(&file, serde_json::json!({"pid": pid, "guests": [vm]}).to_string()).unwrap();
+    file
+}
+
+/// A run killed outright leaves its file behind, and its pid is soon another process's (the
+/// CI machine had one from hours before, and a running process with its pid): not listed.
+#[test]
+fn a_killed_runs_left_file_is_not_listed_though_its_pid_lives() {
+    let tmp = private_tmp("stale");
+    other_run(&tmp, std::process::id());
+    let o = common::hvsock_command().args(["vms", "--json"]).env("TMPDIR", &tmp).output().unwrap();
+    assert_ok(&o);
+    assert!(!stdout(&o).contains("lab-vm3"), "{}", stdout(&o));
+    let o = common::hvsock_command().args(["addr", "vsock:lab-vm3:1"]).env("TMPDIR", &tmp).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert!(stderr(&o).contains("`lab-vm3` is not a VM name here"), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
 #[test]
 fn a_lab_runs_guests_by_name() {
-    let o = common::lab_scenario_with(
+    // Another run is going on beside this one (its file is locked as a running run's is):
+    // inside this run, its names are this run's.
+    let tmp = private_tmp("names");
+    let file = other_run(&tmp, 1);
+    // -o: the lock is flock's own, gone when it is stopped (not its command's too).
+    let mut other = Command::new("flock")
+        .arg("-o")
+        .arg(&file)
+        .args(["-c", "echo locked; exec sleep 300"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut locked = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(other.stdout.take().unwrap()), &mut locked)
+        .unwrap();
+    assert_eq!(locked, "locked\n");
+    let o = common::lab_scenario_command(
         &["--guest-service", "$HVSOCK listen vsock:any:5000 --keep-open --exec 'echo guest 3 here'"],
         &["$HVSOCK lab wait 3:5000; $HVSOCK vms | sed 1d | awk '{ print $1, $2, $3 }'; $HVSOCK connect vsock:lab-vm3:5000 < /dev/null"],
         &["$HVSOCK lab wait 3:5000; $HVSOCK vms --json; $HVSOCK connect vsock:lab-vm3:5000 < /dev/null"],
-    );
+    )
+    .env("TMPDIR", &tmp)
+    .output()
+    .unwrap();
     assert_ok(&o);
     let out = stdout(&o);
     // Inside the run, guests by CID; from this machine, by their hybrid sockets.
@@ -154,11 +207,20 @@ fn a_lab_runs_guests_by_name() {
     );
     let host = common::lines_of(&out, "host 1");
     let v: serde_json::Value = serde_json::from_str(&host[0]).unwrap();
-    let vm3 = v["vms"].as_array().unwrap().iter().find(|e| e["name"] == "lab-vm3").unwrap().clone();
-    assert!(vm3["reach"]["hybrid"].as_str().unwrap().ends_with("/vm3.sock"), "{v}");
+    let names: Vec<&str> = v["vms"].as_array().unwrap().iter().filter_map(|e| e["name"].as_str()).collect();
+    assert_eq!(names, ["lab-vm3", "lab-vm4"], "{v}");
+    let vm3 = &v["vms"][0]["reach"]["hybrid"];
+    assert!(
+        vm3.as_str().unwrap().ends_with("/vm3.sock") && !vm3.as_str().unwrap().contains("hvsock-lab-1-0"),
+        "{v}"
+    );
     assert_eq!(host[1], "guest 3 here", "{out}");
-    // Once the run has ended, its names are gone.
-    let o = hvsock(&["addr", "vsock:lab-vm3:5000"]);
+    common::stop(&mut other);
+    // Once the run has ended, its names are gone (and the other run's file, left behind with
+    // a pid that lives, is not a running run's).
+    let o =
+        common::hvsock_command().args(["addr", "vsock:lab-vm3:5000"]).env("TMPDIR", &tmp).output().unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
     assert!(stderr(&o).contains("`lab-vm3` is not a VM name here"), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&tmp);
 }

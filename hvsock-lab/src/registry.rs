@@ -1,7 +1,12 @@
 //! Which lab guests are running now, for `hvsock vms` in another shell: each run with a switch
-//! writes `vms.json` into its own directory (`$TMPDIR/hvsock-lab-PID-N/`), which goes with the
-//! run; a run whose process is gone is not listed even if its directory was left behind.
+//! writes `vms.json` into its own directory (`$TMPDIR/hvsock-lab-PID-N/`) and holds a lock on
+//! it while it runs. The system drops the lock with the process however it ends, so the file
+//! of a run that was killed outright is not listed, even when its pid is another process's by
+//! then (a pid check alone listed one from hours before).
 
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -31,9 +36,24 @@ struct RunFile {
     guests: Vec<LabVm>,
 }
 
-/// Writes the run's guests into its directory (best effort: a run that cannot say so still
-/// runs).
-pub(crate) fn register(dir: &Path, cids: &[u32], uds: impl Fn(u32) -> PathBuf) {
+/// A run's entry in the registry: listed while this lives.
+pub(crate) struct Registration {
+    // Locked; the lock goes with the file's last descriptor (Rust opens files close-on-exec,
+    // so UML and the host commands do not inherit it).
+    _file: File,
+    path: PathBuf,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        // A run's kept directory is not a running run.
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Writes the run's guests into its directory and holds the lock that says it runs (best
+/// effort: a run that cannot say so still runs).
+pub(crate) fn register(dir: &Path, cids: &[u32], uds: impl Fn(u32) -> PathBuf) -> Option<Registration> {
     let pid = std::process::id();
     let guests = cids
         .iter()
@@ -45,13 +65,27 @@ pub(crate) fn register(dir: &Path, cids: &[u32], uds: impl Fn(u32) -> PathBuf) {
             pid,
         })
         .collect();
-    if let Ok(text) = serde_json::to_string_pretty(&RunFile { pid, guests }) {
-        let _ = std::fs::write(dir.join(FILE), text);
+    let text = serde_json::to_string_pretty(&RunFile { pid, guests }).ok()?;
+    let path = dir.join(FILE);
+    let mut file = File::create(&path).ok()?;
+    // Locked before it says anything: a reader that gets in first finds a free lock, and skips
+    // the run as not running yet.
+    flock(&file, libc::LOCK_EX).ok()?;
+    file.write_all(text.as_bytes()).ok()?;
+    Some(Registration { _file: file, path })
+}
+
+fn flock(file: &File, op: libc::c_int) -> std::io::Result<()> {
+    // SAFETY: flock on a descriptor this File owns.
+    match unsafe { libc::flock(file.as_raw_fd(), op) } {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
     }
 }
 
-/// The guests of every lab run that is running now on this machine (or that this guest's
-/// run belongs to: a guest sees the host's `/tmp`).
+/// The guests of every lab run that is running now on this machine. Inside a run (its guests,
+/// which see this machine's `/tmp`, and its host commands), only that run's: its names mean
+/// the same however many runs there are.
 ///
 /// ```no_run
 /// for vm in hvsock_lab::running_vms() {
@@ -59,27 +93,80 @@ pub(crate) fn register(dir: &Path, cids: &[u32], uds: impl Fn(u32) -> PathBuf) {
 /// }
 /// ```
 pub fn running_vms() -> Vec<LabVm> {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return Vec::new() };
+    let own = std::env::var_os("HVSOCK_LAB_DIR").map(PathBuf::from);
+    runs_in(&std::env::temp_dir(), own.as_deref())
+}
+
+fn runs_in(tmp: &Path, own: Option<&Path>) -> Vec<LabVm> {
+    let Ok(entries) = std::fs::read_dir(tmp) else { return Vec::new() };
     let mut vms: Vec<LabVm> = entries
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().starts_with("hvsock-lab-"))
+        .filter(|e| own.is_none_or(|own| e.path() == own))
+        // A guest cannot take a lock on this machine's files; its own run runs.
+        .filter(|e| own.is_some() || locked(&e.path().join(FILE)))
         .filter_map(|e| std::fs::read_to_string(e.path().join(FILE)).ok())
         .filter_map(|text| serde_json::from_str::<RunFile>(&text).ok())
-        .filter(running)
         .flat_map(|run| run.guests)
         .collect();
     vms.sort_by(|a, b| (&a.run_dir, a.cid).cmp(&(&b.run_dir, b.cid)));
     vms
 }
 
-/// Whether the run is still going. Inside a guest the host's processes are not visible, and
-/// only the guest's own run can be reached: that one is listed.
-fn running(run: &RunFile) -> bool {
-    if std::env::var_os("HVSOCK_LAB_GUEST").is_some() {
-        let own = std::env::var_os("HVSOCK_LAB_DIR").map(PathBuf::from);
-        return run.guests.first().is_some_and(|g| Some(&g.run_dir) == own.as_ref());
+/// Whether a running run holds the file's lock.
+fn locked(path: &Path) -> bool {
+    let Ok(file) = File::open(path) else { return false };
+    flock(&file, libc::LOCK_SH | libc::LOCK_NB).is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("hvsock-registry-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("hvsock-lab-7-0")).unwrap();
+        dir
     }
-    // SAFETY: signal 0 only checks that the process exists.
-    let r = unsafe { libc::kill(run.pid as libc::pid_t, 0) };
-    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+
+    #[test]
+    fn a_run_is_listed_while_its_registration_lives() {
+        let tmp = tmp("lives");
+        let run = tmp.join("hvsock-lab-7-0");
+        let registration = register(&run, &[2, 3], |cid| run.join(format!("vm{cid}.sock"))).unwrap();
+        let names: Vec<String> = runs_in(&tmp, None).into_iter().map(|vm| vm.name).collect();
+        assert_eq!(names, ["lab-vm-host", "lab-vm3"]);
+        drop(registration);
+        assert_eq!(runs_in(&tmp, None), []);
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+
+    #[test]
+    fn a_file_left_behind_is_not_a_run_though_its_pid_lives() {
+        let tmp = tmp("left");
+        let run = tmp.join("hvsock-lab-7-0");
+        // What a run killed outright leaves: the file, unlocked, naming a pid that lives (ours).
+        let registration = register(&run, &[3], |cid| run.join(format!("vm{cid}.sock"))).unwrap();
+        let text = std::fs::read(run.join(FILE)).unwrap();
+        drop(registration);
+        std::fs::write(run.join(FILE), text).unwrap();
+        assert_eq!(runs_in(&tmp, None), []);
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+
+    #[test]
+    fn inside_a_run_only_its_guests_are_listed() {
+        let tmp = tmp("inside");
+        let ours = tmp.join("hvsock-lab-7-0");
+        let theirs = tmp.join("hvsock-lab-8-0");
+        std::fs::create_dir_all(&theirs).unwrap();
+        let _a = register(&ours, &[3], |cid| ours.join(format!("vm{cid}.sock"))).unwrap();
+        let _b = register(&theirs, &[3, 4], |cid| theirs.join(format!("vm{cid}.sock"))).unwrap();
+        assert_eq!(runs_in(&tmp, None).len(), 3);
+        let inside = runs_in(&tmp, Some(&ours));
+        assert_eq!(inside.len(), 1);
+        assert_eq!(inside[0].run_dir, ours);
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
 }

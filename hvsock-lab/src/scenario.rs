@@ -215,8 +215,8 @@ impl Lab {
         };
         let switch =
             Switch::start(&dir, &vm_cids, options).map_err(io_err("cannot start the vsock switch"))?;
-        // For `hvsock vms` elsewhere; the file goes with the directory.
-        crate::registry::register(&dir, &vm_cids, |cid| uds_path(&dir, cid));
+        // For `hvsock vms` elsewhere, until the switch is gone.
+        let registration = crate::registry::register(&dir, &vm_cids, |cid| uds_path(&dir, cid));
         let mut env: Vec<(OsString, OsString)> = vec![("HVSOCK_LAB_DIR".into(), dir.clone().into())];
         for &cid in vm_cids.iter().filter(|&&c| c != 2) {
             env.push((format!("HVSOCK_LAB_VM{cid}").into(), uds_path(&dir, cid).into()));
@@ -256,6 +256,7 @@ impl Lab {
 
         let supervised = supervise(&mut members, self.timeout);
         members.iter().filter(|m| m.files.is_none()).for_each(Member::kill_leftovers);
+        drop(registration);
         drop(switch);
         if let Err(e) = supervised {
             let _ = fs::remove_dir_all(&dir);

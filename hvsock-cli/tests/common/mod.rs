@@ -106,6 +106,11 @@ pub fn lab_scenario(guests: &[&str], hosts: &[&str]) -> Output {
 
 /// [`lab_scenario`] with more `lab run` flags.
 pub fn lab_scenario_with(flags: &[&str], guests: &[&str], hosts: &[&str]) -> Output {
+    lab_scenario_command(flags, guests, hosts).output().expect("run hvsock lab run")
+}
+
+/// The command [`lab_scenario_with`] runs, for a test that changes its environment.
+pub fn lab_scenario_command(flags: &[&str], guests: &[&str], hosts: &[&str]) -> Command {
     let mut cmd = hvsock_command();
     cmd.args(["lab", "run", "--timeout", "120"]).args(flags);
     for g in guests {
@@ -114,7 +119,8 @@ pub fn lab_scenario_with(flags: &[&str], guests: &[&str], hosts: &[&str]) -> Out
     for h in hosts {
         cmd.arg("--host").arg(format!("set -eu; {h}"));
     }
-    cmd.env("HVSOCK", HVSOCK).stdin(Stdio::null()).output().expect("run hvsock lab run")
+    cmd.env("HVSOCK", HVSOCK).stdin(Stdio::null());
+    cmd
 }
 
 /// The lines one participant (`guest 3`, `host 1`) printed, without their prefix.
