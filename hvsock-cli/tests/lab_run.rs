@@ -204,18 +204,62 @@ fn a_signal_stops_every_guest_and_host_command() {
         let o = child.wait_with_output().unwrap();
         assert_eq!(o.status.code(), Some(128 + sig), "{}", stderr(&o));
         assert!(stderr(&o).contains(&format!("stopped by signal {sig}")), "{}", stderr(&o));
-        // Killed processes take a moment to go (SIGKILL is delivered, not waited for).
-        let gone = Instant::now();
-        let mut left = processes_with(&format!("hvsock-lab-{pid}-"));
-        while !left.is_empty() && gone.elapsed() < Duration::from_secs(3) {
-            std::thread::sleep(Duration::from_millis(50));
-            left = processes_with(&format!("hvsock-lab-{pid}-"));
-        }
+        let left = still_running_after(&format!("hvsock-lab-{pid}-"), Duration::from_secs(3));
         assert!(left.is_empty(), "left running: {left:?}");
         assert!(processes_with(&marker).is_empty(), "the host command was left running");
         assert_eq!(lab_dirs_of(pid), Vec::<std::path::PathBuf>::new());
         std::fs::remove_file(&ready).unwrap();
     }
+}
+
+/// Killed processes take a moment to go (SIGKILL is delivered, not waited for): what still
+/// runs with `needle` in its command line after `within`.
+fn still_running_after(needle: &str, within: Duration) -> Vec<String> {
+    let start = Instant::now();
+    let mut left = processes_with(needle);
+    while !left.is_empty() && start.elapsed() < within {
+        std::thread::sleep(Duration::from_millis(50));
+        left = processes_with(needle);
+    }
+    left
+}
+
+/// A lab killed outright (SIGKILL: no handler of its own runs) takes with it what it started:
+/// each guest's UML helper processes, and what a host command left running in the background
+/// (both outlived the parent-death signal their leaders get, and kept running for ever).
+#[test]
+fn a_lab_killed_outright_leaves_nothing_running() {
+    let marker = format!("hvsock-sigkill-test-{}", std::process::id());
+    let ready = std::env::temp_dir().join(&marker);
+    let _ = std::fs::remove_file(&ready);
+    let mut child = common::hvsock_command()
+        .args(["lab", "run", "--timeout", "60"])
+        .args(["--guest", &format!("touch {}; exec sleep 77", ready.display())])
+        .args(["--host", &format!("sh -c 'sleep 79; : {marker}' & wait")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let start = Instant::now();
+    // The background child: the lab's and the host command's own command lines name it too.
+    let background = || processes_with(&marker).iter().any(|c| c.starts_with("sh -c sleep 79"));
+    while !(ready.exists() && background()) {
+        assert!(start.elapsed() < Duration::from_secs(30), "the guest or the host command never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let left = still_running_after(&format!("hvsock-lab-{pid}-"), Duration::from_secs(5));
+    assert!(left.is_empty(), "UML left running: {left:?}");
+    let left = still_running_after(&marker, Duration::from_secs(5));
+    assert!(left.is_empty(), "the host command's background child left running: {left:?}");
+    // Its files stay behind, as nothing of the lab's ran to remove them.
+    for dir in lab_dirs_of(pid) {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+    std::fs::remove_file(&ready).unwrap();
 }
 
 #[test]

@@ -28,6 +28,8 @@ mod guest;
 #[cfg(target_os = "linux")]
 mod readiness;
 #[cfg(target_os = "linux")]
+mod reaper;
+#[cfg(target_os = "linux")]
 mod registry;
 mod role;
 #[cfg(target_os = "linux")]

@@ -274,7 +274,9 @@ impl Lab {
                 Ok(())
             });
         }
-        cmd.spawn().map_err(io_err(format!("cannot start {}", uml.display())))
+        let child = cmd.spawn().map_err(io_err(format!("cannot start {}", uml.display())))?;
+        crate::reaper::watch(child.id());
+        Ok(child)
     }
 }
 

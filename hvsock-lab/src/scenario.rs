@@ -334,6 +334,7 @@ fn start_host(p: &Participant, n: usize, env: &[(OsString, OsString)]) -> Result
         });
     }
     let mut child = cmd.spawn().map_err(io_err(format!("cannot run host command `{}`", p.command)))?;
+    crate::reaper::watch(child.id());
     let prefix = format!("[host {n}] ");
     let printers = vec![
         prefix_lines(child.stdout.take().expect("piped"), io::stdout(), prefix.clone()),
@@ -390,6 +391,11 @@ impl Member {
     fn poll(&mut self) {
         self.tails.iter_mut().for_each(Tail::pump);
         if let Ok(Some(status)) = self.child.try_wait() {
+            if self.files.is_some() {
+                // A guest's helpers have nothing to do once UML is gone (a host command's
+                // background children may: they go at the end of the run).
+                self.kill_leftovers();
+            }
             self.finish_output();
             let end = match &self.files {
                 Some(files) => read_status(files).map_or_else(End::Failed, End::Code),
@@ -401,8 +407,7 @@ impl Member {
 
     /// Kills its whole process group (UML's helpers, a shell's children).
     fn kill(&mut self, end: End) {
-        // SAFETY: signalling the process group we created for it.
-        unsafe { libc::kill(-(self.child.id() as libc::pid_t), libc::SIGKILL) };
+        self.kill_leftovers();
         let _ = self.child.wait();
         self.finish_output();
         self.end = Some((end, Instant::now()));
@@ -422,6 +427,7 @@ impl Member {
     fn kill_leftovers(&self) {
         // SAFETY: signalling the process group we created for it.
         unsafe { libc::kill(-(self.child.id() as libc::pid_t), libc::SIGKILL) };
+        crate::reaper::forget(self.child.id());
     }
 }
 
