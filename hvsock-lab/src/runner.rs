@@ -99,6 +99,10 @@ pub(crate) fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> LabEr
 
 /// A lab guest, ready to run a command.
 ///
+/// What a run starts goes with this process even if it is killed outright: the first run
+/// starts a small `/bin/sh` watcher, which stays for the life of this process and kills what
+/// the runs left only once the process is gone.
+///
 /// ```no_run
 /// use std::time::Duration;
 /// use hvsock_lab::Lab;
