@@ -103,7 +103,8 @@ fn runs_in(tmp: &Path, own: Option<&Path>) -> Vec<LabVm> {
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().starts_with("hvsock-lab-"))
         .filter(|e| own.is_none_or(|own| e.path() == own))
-        // A guest cannot take a lock on this machine's files; its own run runs.
+        // Inside a run, that run is running: no lock to ask (a guest sees the file through
+        // hostfs, not as this machine's processes do).
         .filter(|e| own.is_some() || locked(&e.path().join(FILE)))
         .filter_map(|e| std::fs::read_to_string(e.path().join(FILE)).ok())
         .filter_map(|text| serde_json::from_str::<RunFile>(&text).ok())
