@@ -88,6 +88,8 @@ pub struct Device {
     rx_front_sent: usize,
     /// Chains taken from the TX queue since the guest was last told.
     tx_used: bool,
+    /// Packets the guest had sent when it stopped its TX queue, not yet routed.
+    tx_stopped: VecDeque<Packet>,
 }
 
 impl Device {
@@ -103,6 +105,7 @@ impl Device {
             rx_bytes: 0,
             rx_front_sent: 0,
             tx_used: false,
+            tx_stopped: VecDeque::new(),
         }
     }
 
@@ -198,6 +201,13 @@ impl Device {
             }
             GET_VRING_BASE => {
                 let index = u32_at(0);
+                if index as usize == TX {
+                    // A guest powering off stops its queues at once, perhaps before the switch
+                    // has seen its last kick: what it had sent still goes.
+                    while let Some(p) = self.pop_ring_tx() {
+                        self.tx_stopped.push_back(p);
+                    }
+                }
                 let ring = self.ring(index)?;
                 let base = ring.queue.take().map_or(ring.base, |q| q.next_avail());
                 let mut body = index.to_le_bytes().to_vec();
@@ -281,6 +291,15 @@ impl Device {
     /// The next packet the guest has queued for sending; chains that are not well-formed
     /// packets are consumed and skipped. Call [`Device::tx_done`] after a batch.
     pub fn pop_tx(&mut self) -> Option<Packet> {
+        self.tx_stopped.pop_front().or_else(|| self.pop_ring_tx())
+    }
+
+    /// Whether packets sent before the guest stopped its TX queue are still to be routed.
+    pub fn has_stopped_tx(&self) -> bool {
+        !self.tx_stopped.is_empty()
+    }
+
+    fn pop_ring_tx(&mut self) -> Option<Packet> {
         let (mem, q) = (self.mem.as_ref()?, self.rings[TX].queue.as_mut()?);
         while let Some(mut chain) = q.pop_descriptor_chain(mem) {
             let head = chain.head_index();

@@ -350,7 +350,11 @@ impl Core {
 
     fn control(&mut self, cid: u64) {
         let dev = self.guests.get_mut(&cid).and_then(|g| g.dev.as_mut()).expect("known device");
-        if let Err(e) = dev.handle_control() {
+        let handled = dev.handle_control();
+        if handled.is_ok() && dev.has_stopped_tx() {
+            self.drain_tx(cid);
+        }
+        if let Err(e) = handled {
             if e.kind() == io::ErrorKind::InvalidData {
                 tracing::debug!("switch: guest {cid}'s device: {e}: closed");
             } else {
@@ -752,6 +756,20 @@ mod tests {
         assert!(rest.is_empty(), "the host client sees end of file, no OK");
         let ops: Vec<u16> = b.receive(3, 2).iter().map(|p| p.hdr.op).collect();
         assert_eq!(ops, [OP_REQUEST, OP_RST]);
+    }
+
+    /// A guest that powers off stops its TX queue at once, perhaps before the switch has
+    /// taken what it kicked for: that still reaches its peer, before the reset of its going.
+    #[test]
+    fn what_a_guest_sent_before_stopping_its_queue_still_goes() {
+        let mut b = Rig::new(&[3, 4]);
+        b.transmit(3, pkt(A, B, OP_REQUEST, 4096, vec![]));
+        b.transmit(4, pkt(B, A, OP_RESPONSE, 4096, vec![]));
+        b.guest(3).transmit(&pkt(A, B, OP_RW, 4096, vec![7; 600]));
+        b.guest(3).stop_queue(TX);
+        b.core.control(3);
+        let to_b: Vec<(u16, usize)> = b.receive(4, 8).iter().map(|p| (p.hdr.op, p.data.len())).collect();
+        assert_eq!(to_b, [(OP_REQUEST, 0), (OP_RW, 600)]);
     }
 
     /// A guest that sends another guest more than it offered: the connection is reset at
