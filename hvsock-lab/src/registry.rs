@@ -105,8 +105,7 @@ fn runs_in(tmp: &Path, own: Option<&Path>) -> Vec<LabVm> {
         .filter(|e| own.is_none_or(|own| e.path() == own))
         // Inside a run, that run is running: no lock to ask (a guest sees the file through
         // hostfs, not as this machine's processes do).
-        .filter(|e| own.is_some() || locked(&e.path().join(FILE)))
-        .filter_map(|e| std::fs::read_to_string(e.path().join(FILE)).ok())
+        .filter_map(|e| read_running(&e.path().join(FILE), own.is_none()))
         .filter_map(|text| serde_json::from_str::<RunFile>(&text).ok())
         .flat_map(|run| run.guests)
         .collect();
@@ -114,10 +113,20 @@ fn runs_in(tmp: &Path, own: Option<&Path>) -> Vec<LabVm> {
     vms
 }
 
-/// Whether a running run holds the file's lock.
-fn locked(path: &Path) -> bool {
-    let Ok(file) = File::open(path) else { return false };
-    flock(&file, libc::LOCK_SH | libc::LOCK_NB).is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock)
+/// A run's file, if `ask_lock` is false or a running run holds its lock.
+fn read_running(path: &Path, ask_lock: bool) -> Option<String> {
+    let mut file = File::open(path).ok()?;
+    if ask_lock {
+        // A shared lock is ours only when no running run holds its exclusive one.
+        let held = flock(&file, libc::LOCK_SH | libc::LOCK_NB)
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock);
+        if !held {
+            return None;
+        }
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut file, &mut text).ok()?;
+    Some(text)
 }
 
 #[cfg(test)]

@@ -202,8 +202,9 @@ impl Device {
             GET_VRING_BASE => {
                 let index = u32_at(0);
                 if index as usize == TX {
-                    // A guest powering off stops its queues at once, perhaps before the switch
-                    // has seen its last kick: what it had sent still goes.
+                    // A frontend that stops the queue (vhost-user's way to stop one) may do so before
+                    // the switch has seen its last kick: what it had sent still goes. (UML
+                    // 6.1 powering off sends no GET_VRING_BASE; it just goes.)
                     while let Some(p) = self.pop_ring_tx() {
                         self.tx_stopped.push_back(p);
                     }

@@ -173,8 +173,8 @@ impl FakeGuest {
         dev.handle_control().unwrap();
     }
 
-    /// Stops queue `q` (GET_VRING_BASE, as UML does when it powers off), for the switch to
-    /// handle as its next control message.
+    /// Stops queue `q` (GET_VRING_BASE, vhost-user's way to stop a queue), for the
+    /// switch to handle as its next control message.
     #[cfg(test)]
     pub fn stop_queue(&self, q: usize) {
         send_message(&self.ctl, 11, &[(q as u32).to_le_bytes(), [0; 4]].concat(), &[]);

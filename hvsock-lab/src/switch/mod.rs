@@ -758,8 +758,8 @@ mod tests {
         assert_eq!(ops, [OP_REQUEST, OP_RST]);
     }
 
-    /// A guest that powers off stops its TX queue at once, perhaps before the switch has
-    /// taken what it kicked for: that still reaches its peer, before the reset of its going.
+    /// A guest that stops its TX queue (GET_VRING_BASE) before the switch has taken what it
+    /// kicked for: that still reaches its peer.
     #[test]
     fn what_a_guest_sent_before_stopping_its_queue_still_goes() {
         let mut b = Rig::new(&[3, 4]);
