@@ -36,7 +36,17 @@ pub struct Conn {
     pub messages: Option<usize>,
     /// The socket again, for splice(2) (Linux stream sockets; see `zero_copy`).
     pub splice: Option<Spliceable>,
+    /// This process's own stdin/stdout: a peer that closes both ways ends the session as a
+    /// close does with ncat or socat, once what stdin had is sent (see `splice`).
+    pub stdio: bool,
+    /// Resolves once nothing can read what is written here any more (a command's stdin, every
+    /// process holding it gone): the direction into it ends then, instead of keeping the
+    /// connection open for input no one will take.
+    pub unread: Option<Unread>,
 }
+
+/// See [`Conn::unread`].
+pub type Unread = Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 /// When our end-of-data becomes a half-close of a connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,6 +106,8 @@ impl Conn {
             stops_reading_ok: false,
             half_close: HalfCloseMode::Now,
             messages: None,
+            stdio: false,
+            unread: None,
         }
     }
 
@@ -126,6 +138,8 @@ impl Conn {
             half_close: HalfCloseMode::Now,
             messages: Some(max),
             splice: None,
+            stdio: false,
+            unread: None,
         }
     }
 
@@ -157,6 +171,8 @@ impl Conn {
             half_close: HalfCloseMode::Now,
             messages: None,
             splice: None,
+            stdio: true,
+            unread: None,
         }
     }
 
@@ -185,6 +201,10 @@ impl Conn {
     pub fn child(child: &mut tokio::process::Child, what: String) -> Conn {
         let reader = child.stdout.take().expect("piped stdout");
         let writer = child.stdin.take().expect("piped stdin");
+        #[cfg(unix)]
+        let unread = readers_gone(&writer);
+        #[cfg(not(unix))]
+        let unread = None;
         Conn {
             reader: Box::new(reader),
             writer: Box::new(writer),
@@ -194,8 +214,25 @@ impl Conn {
             half_close: HalfCloseMode::Now,
             messages: None,
             splice: None,
+            stdio: false,
+            unread,
         }
     }
+}
+
+/// Resolves when the pipe's reading end is closed by every process that had it (epoll says
+/// EPOLLERR on the writing end): the command, and all it started, are done with input. It
+/// holds a copy of the writing end, so it must go when the direction into the pipe ends, or
+/// the command would never see end-of-file.
+#[cfg(unix)]
+fn readers_gone(stdin: &tokio::process::ChildStdin) -> Option<Unread> {
+    use std::os::fd::AsFd;
+    let fd = stdin.as_fd().try_clone_to_owned().ok()?;
+    // SAFETY: the AsyncFd owns this descriptor, open until the AsyncFd is dropped.
+    let fd = unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, Interest::ERROR) }.ok()?;
+    Some(Box::pin(async move {
+        let _ = fd.ready(Interest::ERROR).await;
+    }))
 }
 
 /// One socket used from both directions' copies. Unlike tokio's owned halves, dropping the

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::endpoints::{Conn, HalfCloseMode, Reader, SocketHandle, Writer};
+use crate::endpoints::{Conn, HalfCloseMode, Reader, SocketHandle, Unread, Writer};
 use crate::zero_copy::Spliceable;
 
 /// Each direction's buffer starts this small (a relay may hold thousands of quiet
@@ -26,6 +26,11 @@ pub const STREAM_MESSAGE: usize = 64 * 1024;
 /// How often a connection checks that its peers are still there (well inside the 8 s a
 /// closing vsock peer waits before it resets).
 const GONE_PROBE: Duration = Duration::from_secs(2);
+
+/// How long the other direction may still move once a peer is found gone at its end-of-file:
+/// what was already on its way (an end-of-file a moment behind) still goes, as in socat's
+/// 0.5 s `-t`.
+const SETTLE: Duration = Duration::from_millis(500);
 
 /// Bytes moved, counted as they go so a summary can read them at any time.
 #[derive(Default, Debug)]
@@ -66,6 +71,10 @@ pub async fn splice(
     let (a_closes, b_closes) = (a.half_close == HalfCloseMode::Close, b.half_close == HalfCloseMode::Close);
     let (a_told, b_told) = (told_by_eof(&a), told_by_eof(&b));
     let (a_reset, b_reset) = (a.resetter, b.resetter);
+    let (a_stdio, b_stdio) = (a.stdio, b.stdio);
+    // Set while one direction has its last moment (SETTLE) after the other's peer was found
+    // gone: the probe must not end the connection under it.
+    let settling = AtomicBool::new(false);
 
     // Set once we have half-closed that side: its peer then rightly refuses our sends.
     let (a_write_closed, b_write_closed) = (AtomicBool::new(false), AtomicBool::new(false));
@@ -84,6 +93,7 @@ pub async fn splice(
             this: &a_to_b,
             back: &b_to_a,
             splice: a_b_splice,
+            unread: b.unread,
         },
     );
     let backward = pump(
@@ -98,12 +108,15 @@ pub async fn splice(
             this: &b_to_a,
             back: &a_to_b,
             splice: b_a_splice,
+            unread: a.unread,
         },
     );
     // A peer that went away, while the other side (one that cannot be told by end-of-file:
     // a command) still runs, is found by probing now and then: the connection ends once the
     // gone peer's data has all been delivered, or has stopped moving (the command no longer
-    // reads it). Not before: a peer that sends and closes at once has not failed.
+    // reads it). Not before: a peer that sends and closes at once has not failed. Our own
+    // stdio is not failed by it either: the peer has closed, and the session ends once its data
+    // is all out and stdin is quiet (stdout that is slow to take it only waits).
     let gone = async {
         if a_told && b_told {
             // Both learn of a gone peer by end-of-file: no probe, and no timer.
@@ -112,51 +125,83 @@ pub async fn splice(
         let (mut a_seen, mut b_seen) = (a_to_b.moves(), b_to_a.moves());
         loop {
             tokio::time::sleep(GONE_PROBE).await;
-            if !b_told
-                && a_to_b.delivered_or_stuck(&mut a_seen)
-                && !a_write_closed.load(Ordering::Relaxed)
-                && peer_gone(a_reset.as_deref())
-            {
-                return (went_away(&a.peer), Side::B);
+            let (a_quiet, b_quiet) =
+                (a_to_b.delivered_or_stuck(&mut a_seen), b_to_a.delivered_or_stuck(&mut b_seen));
+            if settling.load(Ordering::Relaxed) {
+                continue;
             }
-            if !a_told
-                && b_to_a.delivered_or_stuck(&mut b_seen)
-                && !b_write_closed.load(Ordering::Relaxed)
-                && peer_gone(b_reset.as_deref())
-            {
-                return (went_away(&b.peer), Side::A);
+            if !b_told && !a_write_closed.load(Ordering::Relaxed) && peer_gone(a_reset.as_deref()) {
+                if !b_stdio && a_quiet {
+                    return Err((went_away(&a.peer), Side::B));
+                }
+                if b_stdio && a_to_b.has_ended() && b_quiet {
+                    return Ok(false);
+                }
+            }
+            if !a_told && !b_write_closed.load(Ordering::Relaxed) && peer_gone(b_reset.as_deref()) {
+                if !a_stdio && b_quiet {
+                    return Err((went_away(&b.peer), Side::A));
+                }
+                if a_stdio && b_to_a.has_ended() && a_quiet {
+                    return Ok(false);
+                }
             }
         }
     };
     let both = async {
         tokio::pin!(forward, backward);
-        let (mut f_done, mut b_done) = (None, None);
-        while f_done.is_none() || b_done.is_none() {
+        let (mut f_done, mut b_done) = (false, false);
+        // A->B: a read error is A's failure, a write error B's (and one refused by a peer
+        // that closed both ways says so).
+        let forward_failed = |(e, failed)| {
+            let e = if failed == Failed::Writer && peer_gone(b_reset.as_deref()) {
+                went_away(&b.peer)
+            } else {
+                e
+            };
+            (e, if failed == Failed::Reader { Side::B } else { Side::A })
+        };
+        let backward_failed = |(e, failed)| {
+            let e = if failed == Failed::Writer && peer_gone(a_reset.as_deref()) {
+                went_away(&a.peer)
+            } else {
+                e
+            };
+            (e, if failed == Failed::Reader { Side::A } else { Side::B })
+        };
+        while !f_done || !b_done {
             tokio::select! {
-                r = &mut forward, if f_done.is_none() => {
-                    // A->B: a read error is A's failure, a write error B's.
-                    if let Err((e, failed)) = r {
-                        let e = if failed == Failed::Writer && peer_gone(b_reset.as_deref()) { went_away(&b.peer) } else { e };
-                        return Err((e, if failed == Failed::Reader { Side::B } else { Side::A }));
-                    }
-                    f_done = Some(());
+                r = &mut forward, if !f_done => {
+                    r.map_err(forward_failed)?;
+                    f_done = true;
                     if b_closes { return Ok(false); }
-                    // A's end of data may be A gone altogether, with B still to be heard.
-                    if b_done.is_none() && !b_told && peer_gone(a_reset.as_deref()) {
-                        return Err((went_away(&a.peer), Side::B));
+                    // A's end of data may be A gone altogether, with B still to be heard: B's
+                    // data already on its way still goes, then B is ended.
+                    if !b_done && !b_told && peer_gone(a_reset.as_deref()) {
+                        settling.store(true, Ordering::Relaxed);
+                        tokio::select! {
+                            biased;
+                            r = &mut backward => { r.map_err(backward_failed)?; b_done = true; }
+                            () = b_to_a.pause(SETTLE) => {
+                                return if b_stdio { Ok(false) } else { Err((went_away(&a.peer), Side::B)) };
+                            }
+                        }
                     }
                 }
-                r = &mut backward, if b_done.is_none() => {
-                    if let Err((e, failed)) = r {
-                        // A write refused by a peer that closed both ways: say so.
-                        let e = if failed == Failed::Writer && peer_gone(a_reset.as_deref()) { went_away(&a.peer) } else { e };
-                        return Err((e, if failed == Failed::Reader { Side::A } else { Side::B }));
-                    }
-                    b_done = Some(());
+                r = &mut backward, if !b_done => {
+                    r.map_err(backward_failed)?;
+                    b_done = true;
                     if a_closes { return Ok(false); }
                     if stop_when_b_ends { return Ok(true); }
-                    if f_done.is_none() && !a_told && peer_gone(b_reset.as_deref()) {
-                        return Err((went_away(&b.peer), Side::A));
+                    if !f_done && !a_told && peer_gone(b_reset.as_deref()) {
+                        settling.store(true, Ordering::Relaxed);
+                        tokio::select! {
+                            biased;
+                            r = &mut forward => { r.map_err(forward_failed)?; f_done = true; }
+                            () = a_to_b.pause(SETTLE) => {
+                                return if a_stdio { Ok(false) } else { Err((went_away(&b.peer), Side::A)) };
+                            }
+                        }
                     }
                 }
             }
@@ -178,7 +223,7 @@ pub async fn splice(
     };
     let end = tokio::select! {
         r = both => r,
-        failure = gone => Err(failure),
+        r = gone => r,
         () = watchdog => {
             for s in [&a_reset, &b_reset].into_iter().flatten() {
                 let _ = s.sock().set_linger(Some(Duration::ZERO));
@@ -218,6 +263,13 @@ fn peer_gone(socket: Option<&dyn SocketHandle>) -> bool {
     )
 }
 
+async fn until_unread(unread: &mut Option<Unread>) {
+    match unread {
+        Some(f) => f.as_mut().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Which side to reset after a failure: the one that did not fail.
 #[derive(PartialEq, Eq, Clone, Copy)]
 enum Side {
@@ -250,6 +302,10 @@ impl Flow {
 
     fn moves(&self) -> u64 {
         self.moves.load(Ordering::Relaxed)
+    }
+
+    fn has_ended(&self) -> bool {
+        self.ended.load(Ordering::Relaxed)
     }
 
     /// This direction has ended, or has moved nothing since `seen` (which is brought up to
@@ -309,6 +365,8 @@ struct Way<'a> {
     back: &'a Flow,
     /// Both sides again, when splice(2) can join them (see `zero_copy`).
     splice: Option<(Spliceable, Spliceable)>,
+    /// The receiving side's [`Conn::unread`](crate::endpoints::Conn::unread).
+    unread: Option<Unread>,
 }
 
 /// Marks a direction ended however its pump returns.
@@ -323,7 +381,8 @@ impl Drop for Ended<'_> {
 /// One direction: read until end-of-file, then half-close the writer as its mode says.
 async fn pump(mut from: Reader, mut to: Writer, way: Way<'_>) -> Result<(), (String, Failed)> {
     #[cfg_attr(not(target_os = "linux"), allow(unused_mut, unused_variables))]
-    let Way { sizes, stops_reading_ok, half_close, count, to_closed, this, back, mut splice } = way;
+    let Way { sizes, stops_reading_ok, half_close, count, to_closed, this, back, mut splice, mut unread } =
+        way;
     let _ended = Ended(this);
     // Read into spare capacity: no zeroing, and no memory for a connection that moves little
     // (a message connection's large buffer is only touched as far as its messages reach).
@@ -337,7 +396,13 @@ async fn pump(mut from: Reader, mut to: Writer, way: Way<'_>) -> Result<(), (Str
     };
     loop {
         buf.clear();
-        let n = from.read_buf(&mut buf).await.map_err(read_err)?;
+        let n = tokio::select! {
+            biased;
+            r = from.read_buf(&mut buf) => r.map_err(read_err)?,
+            // Nothing will read what we would write: this direction is done, as when a write
+            // finds a command that stopped reading.
+            () = until_unread(&mut unread) => return Ok(()),
+        };
         if n == 0 {
             break;
         }

@@ -10,13 +10,14 @@ fn listen_relay_and_server_take_a_handed_over_socket() {
     let o = lab_sh(
         r#"
 act() { systemd-socket-activate "$@" 2>>$T/act & }
+# The command reads none of its input: send it none (a byte the peer closed on is refused).
 act -l vsock:1:5000 --fdname=agent $HVSOCK listen systemd:agent --keep-open --exec 'echo activated'
 $HVSOCK lab wait 5000
-echo | $HVSOCK connect vsock:lo:5000 --retries 20
-echo | $HVSOCK connect vsock:lo:5000 --retries 20
+$HVSOCK connect vsock:lo:5000 --retries 20 </dev/null
+$HVSOCK connect vsock:lo:5000 --retries 20 </dev/null
 act -l vsock:1:5001 $HVSOCK relay systemd: vsock:lo:5000 --count 1
 $HVSOCK lab wait 5001
-echo | $HVSOCK connect vsock:lo:5001 --retries 20 | sed 's/^/relayed: /'
+$HVSOCK connect vsock:lo:5001 --retries 20 </dev/null | sed 's/^/relayed: /'
 act -l 127.0.0.1:5003 $HVSOCK relay systemd: vsock:lo:5000 --count 1
 python3 -c 'import socket, time
 for _ in range(100):

@@ -48,6 +48,41 @@ fn half_close_both_ways_with_exec_peers() {
     assert_eq!(stdout(&o), "got 12 bytes\nhello first\n100000\n");
 }
 
+/// A peer that answers and closes at once (both ways: a vsock close is SHUTDOWN RCV|SEND) ends
+/// the session cleanly, as with ncat and socat, while our input is still open: `connect` and
+/// `listen` still send what their stdin holds (its end a moment behind: CI saw `echo | connect`
+/// fail so), and end once it is quiet; only input the peer refused is a failure. A command
+/// whose peer closed so may finish its work, while it runs on for a moment.
+#[test]
+fn a_peer_that_answers_and_closes_ends_the_session_cleanly() {
+    let o = lab_sh(
+        r#"
+        $HVSOCK listen vsock:any:5030 --keep-open --exec 'echo hi' 2>$T/k.err &
+        ready $T/k.err
+        rc=0; sleep 0.3 | $HVSOCK connect vsock:lo:5030 2>$T/e || rc=$?; echo "late end rc=$rc"; cat $T/e
+        rc=0; sleep 20 | timeout 10 $HVSOCK connect vsock:lo:5030 2>$T/e || rc=$?; echo "open input rc=$rc"; cat $T/e
+        rc=0; timeout 10 $HVSOCK connect vsock:lo:5030 </dev/zero >/dev/null 2>$T/e || rc=$?
+        echo "refused input rc=$rc"; grep -o 'went away (closed both ways)' $T/e
+        # listen's stdin is the open input; the peer sends and closes without half-closing
+        (sleep 0.3; echo back) | $HVSOCK listen vsock:any:5031 >$T/got 2>$T/l.err & l=$!
+        ready $T/l.err
+        echo hello | $HVSOCK connect vsock:lo:5031 --send-only
+        rc=0; wait $l || rc=$?; echo "listen rc=$rc: $(cat $T/got)"
+        # a command still at work when its peer closed both ways finishes it
+        $HVSOCK listen vsock:any:5032 --exec "cat > $T/up; sleep 0.2; mv $T/up $T/saved" 2>$T/c.err & l=$!
+        ready $T/c.err
+        echo upload | $HVSOCK connect vsock:lo:5032 --send-only
+        rc=0; wait $l || rc=$?; echo "exec rc=$rc: $(cat $T/saved)"
+        "#,
+    );
+    assert_ok(&o);
+    assert_eq!(
+        stdout(&o),
+        "hi\nlate end rc=0\nhi\nopen input rc=0\nrefused input rc=1\nwent away (closed both ways)\n\
+         listen rc=0: hello\nexec rc=0: upload\n"
+    );
+}
+
 #[test]
 fn keep_open_exec_serves_many_and_errors_are_one_line() {
     let o = lab_sh(
