@@ -27,10 +27,13 @@ pub const STREAM_MESSAGE: usize = 64 * 1024;
 /// closing vsock peer waits before it resets).
 const GONE_PROBE: Duration = Duration::from_secs(2);
 
-/// How long the other direction may still move once a peer is found gone at its end-of-file:
-/// what was already on its way (an end-of-file a moment behind) still goes, as in socat's
-/// 0.5 s `-t`.
+/// How long our stdin may stay quiet once its peer is found gone at its end-of-file: what was
+/// already on its way (an end-of-file a moment behind) still goes, as in socat's 0.5 s `-t`.
 const SETTLE: Duration = Duration::from_millis(500);
+/// The same for a command (or another side that cannot be told of the end): it may still be at
+/// work on what it was sent (saving an upload), silently, on a loaded machine; it is ended well
+/// inside the 8 s a closing vsock peer waits before it resets.
+const SETTLE_COMMAND: Duration = GONE_PROBE;
 
 /// Bytes moved, counted as they go so a summary can read them at any time.
 #[derive(Default, Debug)]
@@ -72,7 +75,7 @@ pub async fn splice(
     let (a_told, b_told) = (told_by_eof(&a), told_by_eof(&b));
     let (a_reset, b_reset) = (a.resetter, b.resetter);
     let (a_stdio, b_stdio) = (a.stdio, b.stdio);
-    // Set while one direction has its last moment (SETTLE) after the other's peer was found
+    // Set while one direction has its last moment (SETTLE*) after the other's peer was found
     // gone: the probe must not end the connection under it.
     let settling = AtomicBool::new(false);
 
@@ -182,7 +185,7 @@ pub async fn splice(
                         tokio::select! {
                             biased;
                             r = &mut backward => { r.map_err(backward_failed)?; b_done = true; }
-                            () = b_to_a.pause(SETTLE) => {
+                            () = b_to_a.pause(if b_stdio { SETTLE } else { SETTLE_COMMAND }) => {
                                 return if b_stdio { Ok(false) } else { Err((went_away(&a.peer), Side::B)) };
                             }
                         }
@@ -198,7 +201,7 @@ pub async fn splice(
                         tokio::select! {
                             biased;
                             r = &mut forward => { r.map_err(forward_failed)?; f_done = true; }
-                            () = a_to_b.pause(SETTLE) => {
+                            () = a_to_b.pause(if a_stdio { SETTLE } else { SETTLE_COMMAND }) => {
                                 return if a_stdio { Ok(false) } else { Err((went_away(&b.peer), Side::A)) };
                             }
                         }

@@ -60,16 +60,19 @@ fn a_peer_that_answers_and_closes_ends_the_session_cleanly() {
         $HVSOCK listen vsock:any:5030 --keep-open --exec 'echo hi' 2>$T/k.err &
         ready $T/k.err
         rc=0; sleep 0.3 | $HVSOCK connect vsock:lo:5030 2>$T/e || rc=$?; echo "late end rc=$rc"; cat $T/e
-        rc=0; sleep 20 | timeout 10 $HVSOCK connect vsock:lo:5030 2>$T/e || rc=$?; echo "open input rc=$rc"; cat $T/e
+        mkfifo $T/open; exec 3<>$T/open # a writer that never writes, and never ends
+        rc=0; timeout 10 $HVSOCK connect vsock:lo:5030 <$T/open 2>$T/e || rc=$?; echo "open input rc=$rc"; cat $T/e
+        exec 3>&-
         rc=0; timeout 10 $HVSOCK connect vsock:lo:5030 </dev/zero >/dev/null 2>$T/e || rc=$?
         echo "refused input rc=$rc"; grep -o 'went away (closed both ways)' $T/e
-        # listen's stdin is the open input; the peer sends and closes without half-closing
-        (sleep 0.3; echo back) | $HVSOCK listen vsock:any:5031 >$T/got 2>$T/l.err & l=$!
+        # listen's stdin is the open input, ending only after the peer has sent and closed
+        # without half-closing
+        (until [ -e $T/sent ]; do sleep 0.05; done; sleep 0.2) | $HVSOCK listen vsock:any:5031 >$T/got 2>$T/l.err & l=$!
         ready $T/l.err
-        echo hello | $HVSOCK connect vsock:lo:5031 --send-only
+        echo hello | $HVSOCK connect vsock:lo:5031 --send-only; touch $T/sent
         rc=0; wait $l || rc=$?; echo "listen rc=$rc: $(cat $T/got)"
         # a command still at work when its peer closed both ways finishes it
-        $HVSOCK listen vsock:any:5032 --exec "cat > $T/up; sleep 0.2; mv $T/up $T/saved" 2>$T/c.err & l=$!
+        $HVSOCK listen vsock:any:5032 --exec "cat > $T/up; sleep 0.1; mv $T/up $T/saved" 2>$T/c.err & l=$!
         ready $T/c.err
         echo upload | $HVSOCK connect vsock:lo:5032 --send-only
         rc=0; wait $l || rc=$?; echo "exec rc=$rc: $(cat $T/saved)"
