@@ -36,13 +36,26 @@ pub struct Conn {
     pub messages: Option<usize>,
     /// The socket again, for splice(2) (Linux stream sockets; see `zero_copy`).
     pub splice: Option<Spliceable>,
-    /// This process's own stdin/stdout: a peer that closes both ways ends the session as a
-    /// close does with ncat or socat, once what stdin had is sent (see `splice`).
-    pub stdio: bool,
+    /// What is at our end: a socket, our stdio or a command.
+    pub kind: Kind,
     /// Resolves once nothing can read what is written here any more (a command's stdin, every
     /// process holding it gone): the direction into it ends then, instead of keeping the
     /// connection open for input no one will take.
     pub unread: Option<Unread>,
+}
+
+/// What a connection's end is, for how it learns that its peer has gone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A socket of any kind (TCP, vsock, Unix, hybrid): our half-close tells it that its peer's
+    /// data has ended, and a write of its that the gone peer refuses fails it.
+    Socket,
+    /// This process's own stdin/stdout: a peer that closes both ways ends the session as a
+    /// close does with ncat or socat, once what stdin had is sent (see `splice`).
+    Stdio,
+    /// A command's stdin/stdout: the end of its input says nothing of its output, so a gone
+    /// peer ends it.
+    Command,
 }
 
 /// See [`Conn::unread`].
@@ -106,7 +119,7 @@ impl Conn {
             stops_reading_ok: false,
             half_close: HalfCloseMode::Now,
             messages: None,
-            stdio: false,
+            kind: Kind::Socket,
             unread: None,
         }
     }
@@ -138,7 +151,7 @@ impl Conn {
             half_close: HalfCloseMode::Now,
             messages: Some(max),
             splice: None,
-            stdio: false,
+            kind: Kind::Socket,
             unread: None,
         }
     }
@@ -171,7 +184,7 @@ impl Conn {
             half_close: HalfCloseMode::Now,
             messages: None,
             splice: None,
-            stdio: true,
+            kind: Kind::Stdio,
             unread: None,
         }
     }
@@ -214,7 +227,7 @@ impl Conn {
             half_close: HalfCloseMode::Now,
             messages: None,
             splice: None,
-            stdio: false,
+            kind: Kind::Command,
             unread,
         }
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::endpoints::{Conn, HalfCloseMode, Reader, SocketHandle, Unread, Writer};
+use crate::endpoints::{Conn, HalfCloseMode, Kind, Reader, SocketHandle, Unread, Writer};
 use crate::zero_copy::Spliceable;
 
 /// Each direction's buffer starts this small (a relay may hold thousands of quiet
@@ -65,16 +65,16 @@ pub async fn splice(
     counters: &Counters,
     stop_when_b_ends: bool,
 ) -> End {
-    // A side that is a socket and takes our half-close learns from it that its peer's data
-    // has ended, and, if it sends on, is reset by the failed write: as TCP tells a peer of a
-    // closed socket. Only a side that cannot be told so (a command, or --no-shutdown) is
-    // ended at once when its peer is gone, or it might wait for ever.
-    let told_by_eof = |c: &Conn| c.resetter.is_some() && c.half_close != HalfCloseMode::Never;
+    // A side that is a socket (of any kind) and takes our half-close learns from it that its
+    // peer's data has ended, and, if it sends on, fails on the write the gone peer refuses: as
+    // TCP tells a peer of a closed socket. Only a side that cannot be told so (a command, our
+    // stdio, or --no-shutdown) is ended when its peer is gone, or it might wait for ever.
+    let told_by_eof = |c: &Conn| c.kind == Kind::Socket && c.half_close != HalfCloseMode::Never;
     // A side that is closed at the end of the other's data ends the splice there.
     let (a_closes, b_closes) = (a.half_close == HalfCloseMode::Close, b.half_close == HalfCloseMode::Close);
     let (a_told, b_told) = (told_by_eof(&a), told_by_eof(&b));
     let (a_reset, b_reset) = (a.resetter, b.resetter);
-    let (a_stdio, b_stdio) = (a.stdio, b.stdio);
+    let (a_stdio, b_stdio) = (a.kind == Kind::Stdio, b.kind == Kind::Stdio);
     // Set while one direction has its last moment (SETTLE*) after the other's peer was found
     // gone: the probe must not end the connection under it.
     let settling = AtomicBool::new(false);

@@ -320,6 +320,7 @@ print("served", served, "of", len(held))'
 /// A server that answers and closes at once (HTTP/1.0's way) is not a failure: the relayed
 /// client, still open and reading at its own pace, gets the whole answer and then end of
 /// file — no reset, which would throw away what it had not read yet. Found by bench/soak.sh.
+/// A Unix-socket client is told by end-of-file as a TCP one is (it was cut after 2 s).
 #[test]
 fn a_server_that_answers_and_closes_at_once_loses_nothing() {
     let o = common::lab_sh(
@@ -329,10 +330,11 @@ import socket, sys
 s = socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)
 s.bind((socket.VMADDR_CID_ANY, 7201)); s.listen()
 open(sys.argv[1], "w").close()
-c, _ = s.accept()
-c.recv(100)
-c.sendall(bytes(range(256)) * 16384)  # 4 MiB
-c.close()
+for answer in [bytes(range(256)) * 16384, b"short\n"]:  # 4 MiB, then a line
+    c, _ = s.accept()
+    c.recv(100)
+    c.sendall(answer)
+    c.close()
 PY
         cat > $T/client.py <<'PY'
 import hashlib, socket, sys, time
@@ -353,10 +355,18 @@ PY
         until grep -q listening $T/relay; do sleep 0.02; done
         python3 $T/client.py 7200
         grep -c 'went away' $T/relay || true
+        $HVSOCK relay unix:$T/front.sock vsock:lo:7201 -v 2>$T/relay2 &
+        until grep -q listening $T/relay2; do sleep 0.02; done
+        # a Unix client that reads the answer and stays a while before it closes
+        python3 -c 'import socket, sys, time
+c = socket.socket(socket.AF_UNIX); c.connect(sys.argv[1]); c.sendall(b"GET\n")
+print("unix:", c.makefile().readline().strip(), flush=True); time.sleep(3); c.close()' $T/front.sock
+        until grep -q ' closed\| went away' $T/relay2; do sleep 0.02; done
+        grep -c 'went away' $T/relay2 || true
         "#,
     );
     assert_ok(&o);
-    assert_eq!(stdout(&o), "4194304 True\n0\n");
+    assert_eq!(stdout(&o), "4194304 True\n0\nunix: short\n0\n");
 }
 
 /// A bulk stream between two sockets is spliced in the kernel (socket -> pipe -> socket, see
