@@ -27,8 +27,6 @@ pub struct Conn {
     pub resetter: Option<Arc<dyn SocketHandle>>,
     /// Who is at the other end, for logs.
     pub peer: String,
-    /// A command that stops reading its stdin is done with input, not broken.
-    pub stops_reading_ok: bool,
     /// How our end-of-data is passed on (see [`HalfCloseMode`]).
     pub half_close: HalfCloseMode,
     /// A message (SOCK_SEQPACKET) connection, whose messages are at most this long: each read
@@ -54,7 +52,7 @@ pub enum Kind {
     /// close does with ncat or socat, once what stdin had is sent (see `splice`).
     Stdio,
     /// A command's stdin/stdout: the end of its input says nothing of its output, so a gone
-    /// peer ends it.
+    /// peer ends it; one that stops reading its stdin is done with input, not broken.
     Command,
 }
 
@@ -116,7 +114,6 @@ impl Conn {
             splice: T::spliceable(&shared),
             resetter: Some(shared),
             peer,
-            stops_reading_ok: false,
             half_close: HalfCloseMode::Now,
             messages: None,
             kind: Kind::Socket,
@@ -147,7 +144,6 @@ impl Conn {
             writer,
             resetter: Some(Arc::new(socket)),
             peer,
-            stops_reading_ok: false,
             half_close: HalfCloseMode::Now,
             messages: Some(max),
             splice: None,
@@ -180,7 +176,6 @@ impl Conn {
             writer,
             resetter: None,
             peer: "-".into(),
-            stops_reading_ok: false,
             half_close: HalfCloseMode::Now,
             messages: None,
             splice: None,
@@ -223,7 +218,6 @@ impl Conn {
             writer: Box::new(writer),
             resetter: None,
             peer: what,
-            stops_reading_ok: true,
             half_close: HalfCloseMode::Now,
             messages: None,
             splice: None,

@@ -75,6 +75,8 @@ pub async fn splice(
     let (a_told, b_told) = (told_by_eof(&a), told_by_eof(&b));
     let (a_reset, b_reset) = (a.resetter, b.resetter);
     let (a_stdio, b_stdio) = (a.kind == Kind::Stdio, b.kind == Kind::Stdio);
+    let settle_for = |stdio: bool| if stdio { SETTLE } else { SETTLE_COMMAND };
+    let (a_settle, b_settle) = (settle_for(a_stdio), settle_for(b_stdio));
     // Set while one direction has its last moment (SETTLE*) after the other's peer was found
     // gone: the probe must not end the connection under it.
     let settling = AtomicBool::new(false);
@@ -89,7 +91,7 @@ pub async fn splice(
         b.writer,
         Way {
             sizes: Sizes::new(a.messages, b.messages),
-            stops_reading_ok: b.stops_reading_ok,
+            stops_reading_ok: b.kind == Kind::Command,
             half_close: b.half_close,
             count: &counters.a_to_b,
             to_closed: &b_write_closed,
@@ -104,7 +106,7 @@ pub async fn splice(
         a.writer,
         Way {
             sizes: Sizes::new(b.messages, a.messages),
-            stops_reading_ok: a.stops_reading_ok,
+            stops_reading_ok: a.kind == Kind::Command,
             half_close: a.half_close,
             count: &counters.b_to_a,
             to_closed: &a_write_closed,
@@ -185,7 +187,7 @@ pub async fn splice(
                         tokio::select! {
                             biased;
                             r = &mut backward => { r.map_err(backward_failed)?; b_done = true; }
-                            () = b_to_a.pause(if b_stdio { SETTLE } else { SETTLE_COMMAND }) => {
+                            () = b_to_a.pause(b_settle) => {
                                 return if b_stdio { Ok(false) } else { Err((went_away(&a.peer), Side::B)) };
                             }
                         }
@@ -201,7 +203,7 @@ pub async fn splice(
                         tokio::select! {
                             biased;
                             r = &mut forward => { r.map_err(forward_failed)?; f_done = true; }
-                            () = a_to_b.pause(if a_stdio { SETTLE } else { SETTLE_COMMAND }) => {
+                            () = a_to_b.pause(a_settle) => {
                                 return if a_stdio { Ok(false) } else { Err((went_away(&b.peer), Side::A)) };
                             }
                         }
