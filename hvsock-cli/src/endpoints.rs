@@ -22,9 +22,13 @@ pub type Writer = Box<dyn AsyncWrite + Send + Unpin>;
 pub struct Conn {
     pub reader: Reader,
     pub writer: Writer,
-    /// The same socket again (no new descriptor), to make its close a reset and to probe its
-    /// peer; none for stdio, commands and Unix sockets.
-    pub resetter: Option<Arc<dyn SocketHandle>>,
+    /// The same socket again (no new descriptor): to make its close a reset, to probe its
+    /// peer, and to close it without losing what its peer has yet to take (see `delivery`).
+    /// None for stdio and commands.
+    pub socket: Option<Arc<dyn SocketHandle>>,
+    /// Whether `socket`'s peer is probed for a close of both directions (not a Unix socket's:
+    /// its closed peer is seen by end-of-file or EPIPE).
+    pub probed: bool,
     /// Who is at the other end, for logs.
     pub peer: String,
     /// How our end-of-data is passed on (see [`HalfCloseMode`]).
@@ -112,7 +116,8 @@ impl Conn {
             reader: Box::new(Shared(shared.clone())),
             writer: Box::new(Shared(shared.clone())),
             splice: T::spliceable(&shared),
-            resetter: Some(shared),
+            socket: Some(shared),
+            probed: true,
             peer,
             half_close: HalfCloseMode::Now,
             messages: None,
@@ -127,11 +132,10 @@ impl Conn {
     }
 
     /// A Unix stream: shared as TCP's is, so that only our own half-close (never a dropped
-    /// half) ends its sending side — `--no-shutdown` keeps it open. Its peer is not probed nor
-    /// reset (no `resetter`): a closed Unix peer is seen by end-of-file or EPIPE.
+    /// half) ends its sending side — `--no-shutdown` keeps it open. Its peer is not probed.
     #[cfg(unix)]
     fn unix(stream: tokio::net::UnixStream, peer: String) -> Conn {
-        Conn { resetter: None, ..Conn::shared(stream, peer) }
+        Conn { probed: false, ..Conn::shared(stream, peer) }
     }
 
     /// A message (SOCK_SEQPACKET) connection.
@@ -142,7 +146,8 @@ impl Conn {
         Conn {
             reader,
             writer,
-            resetter: Some(Arc::new(socket)),
+            socket: Some(Arc::new(socket)),
+            probed: true,
             peer,
             half_close: HalfCloseMode::Now,
             messages: Some(max),
@@ -174,7 +179,8 @@ impl Conn {
         Conn {
             reader,
             writer,
-            resetter: None,
+            socket: None,
+            probed: false,
             peer: "-".into(),
             half_close: HalfCloseMode::Now,
             messages: None,
@@ -216,7 +222,8 @@ impl Conn {
         Conn {
             reader: Box::new(reader),
             writer: Box::new(writer),
-            resetter: None,
+            socket: None,
+            probed: false,
             peer: what,
             half_close: HalfCloseMode::Now,
             messages: None,

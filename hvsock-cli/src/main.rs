@@ -5,6 +5,7 @@ mod allowlist;
 mod args;
 mod bench;
 mod cmd;
+mod delivery;
 mod diagnose;
 mod endpoints;
 mod logging;

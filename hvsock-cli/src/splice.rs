@@ -3,6 +3,7 @@
 //! side passed on as a reset of the other, an idle limit.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -70,10 +71,13 @@ pub async fn splice(
     // TCP tells a peer of a closed socket. Only a side that cannot be told so (a command, our
     // stdio, or --no-shutdown) is ended when its peer is gone, or it might wait for ever.
     let told_by_eof = |c: &Conn| c.kind == Kind::Socket && c.half_close != HalfCloseMode::Never;
-    // A side that is closed at the end of the other's data ends the splice there.
-    let (a_closes, b_closes) = (a.half_close == HalfCloseMode::Close, b.half_close == HalfCloseMode::Close);
+    // B (the peer: only B is ever so) closed at the end of A's data ends the splice there.
+    debug_assert!(a.half_close != HalfCloseMode::Close, "only side B is closed at the other's end");
+    let b_closes = b.half_close == HalfCloseMode::Close;
     let (a_told, b_told) = (told_by_eof(&a), told_by_eof(&b));
-    let (a_reset, b_reset) = (a.resetter, b.resetter);
+    let probed = |c: &Conn| c.socket.clone().filter(|_| c.probed);
+    let (a_probe, b_probe) = (probed(&a), probed(&b));
+    let (a_reset, b_reset) = (a.socket, b.socket);
     let (a_stdio, b_stdio) = (a.kind == Kind::Stdio, b.kind == Kind::Stdio);
     let settle_for = |stdio: bool| if stdio { SETTLE } else { SETTLE_COMMAND };
     let (a_settle, b_settle) = (settle_for(a_stdio), settle_for(b_stdio));
@@ -91,7 +95,8 @@ pub async fn splice(
         b.writer,
         Way {
             sizes: Sizes::new(a.messages, b.messages),
-            stops_reading_ok: b.kind == Kind::Command,
+            from: a.kind,
+            to: b.kind,
             half_close: b.half_close,
             count: &counters.a_to_b,
             to_closed: &b_write_closed,
@@ -106,7 +111,8 @@ pub async fn splice(
         a.writer,
         Way {
             sizes: Sizes::new(b.messages, a.messages),
-            stops_reading_ok: a.kind == Kind::Command,
+            from: b.kind,
+            to: a.kind,
             half_close: a.half_close,
             count: &counters.b_to_a,
             to_closed: &a_write_closed,
@@ -121,7 +127,8 @@ pub async fn splice(
     // gone peer's data has all been delivered, or has stopped moving (the command no longer
     // reads it). Not before: a peer that sends and closes at once has not failed. Our own
     // stdio is not failed by it either: the peer has closed, and the session ends once its data
-    // is all out and stdin is quiet (stdout that is slow to take it only waits).
+    // is all out and stdin is quiet (stdout that is slow to take it only waits); input held up
+    // in a write the gone peer will never take is refused, not quiet.
     let gone = async {
         if a_told && b_told {
             // Both learn of a gone peer by end-of-file: no probe, and no timer.
@@ -135,20 +142,20 @@ pub async fn splice(
             if settling.load(Ordering::Relaxed) {
                 continue;
             }
-            if !b_told && !a_write_closed.load(Ordering::Relaxed) && peer_gone(a_reset.as_deref()) {
+            if !b_told && !a_write_closed.load(Ordering::Relaxed) && peer_gone(a_probe.as_deref()) {
                 if !b_stdio && a_quiet {
                     return Err((went_away(&a.peer), Side::B));
                 }
                 if b_stdio && a_to_b.has_ended() && b_quiet {
-                    return Ok(false);
+                    return if b_to_a.is_writing() { Err((went_away(&a.peer), Side::B)) } else { Ok(false) };
                 }
             }
-            if !a_told && !b_write_closed.load(Ordering::Relaxed) && peer_gone(b_reset.as_deref()) {
+            if !a_told && !b_write_closed.load(Ordering::Relaxed) && peer_gone(b_probe.as_deref()) {
                 if !a_stdio && b_quiet {
                     return Err((went_away(&b.peer), Side::A));
                 }
                 if a_stdio && b_to_a.has_ended() && a_quiet {
-                    return Ok(false);
+                    return if a_to_b.is_writing() { Err((went_away(&b.peer), Side::A)) } else { Ok(false) };
                 }
             }
         }
@@ -159,7 +166,7 @@ pub async fn splice(
         // A->B: a read error is A's failure, a write error B's (and one refused by a peer
         // that closed both ways says so).
         let forward_failed = |(e, failed)| {
-            let e = if failed == Failed::Writer && peer_gone(b_reset.as_deref()) {
+            let e = if failed == Failed::Writer && peer_gone(b_probe.as_deref()) {
                 went_away(&b.peer)
             } else {
                 e
@@ -167,7 +174,7 @@ pub async fn splice(
             (e, if failed == Failed::Reader { Side::B } else { Side::A })
         };
         let backward_failed = |(e, failed)| {
-            let e = if failed == Failed::Writer && peer_gone(a_reset.as_deref()) {
+            let e = if failed == Failed::Writer && peer_gone(a_probe.as_deref()) {
                 went_away(&a.peer)
             } else {
                 e
@@ -179,16 +186,31 @@ pub async fn splice(
                 r = &mut forward, if !f_done => {
                     r.map_err(forward_failed)?;
                     f_done = true;
-                    if b_closes { return Ok(false); }
+                    if b_closes {
+                        // B's peer may still send: it is read on (and dropped) until it has
+                        // taken all of ours, or a close would be a reset that loses the rest.
+                        if let Some(s) = b_reset.as_deref() {
+                            if !b_done {
+                                tokio::select! {
+                                    r = &mut backward => r.map_err(backward_failed)?,
+                                    r = crate::delivery::taken(s) => r.map_err(|e| (format!("write: {e}"), Side::A))?,
+                                }
+                            }
+                            crate::delivery::taken(s).await.map_err(|e| (format!("write: {e}"), Side::A))?;
+                            crate::delivery::drain(s);
+                        }
+                        return Ok(false);
+                    }
                     // A's end of data may be A gone altogether, with B still to be heard: B's
                     // data already on its way still goes, then B is ended.
-                    if !b_done && !b_told && peer_gone(a_reset.as_deref()) {
+                    if !b_done && !b_told && peer_gone(a_probe.as_deref()) {
                         settling.store(true, Ordering::Relaxed);
                         tokio::select! {
                             biased;
                             r = &mut backward => { r.map_err(backward_failed)?; b_done = true; }
                             () = b_to_a.pause(b_settle) => {
-                                return if b_stdio { Ok(false) } else { Err((went_away(&a.peer), Side::B)) };
+                                let refused = !b_stdio || b_to_a.is_writing();
+                                return if refused { Err((went_away(&a.peer), Side::B)) } else { Ok(false) };
                             }
                         }
                     }
@@ -196,15 +218,15 @@ pub async fn splice(
                 r = &mut backward, if !b_done => {
                     r.map_err(backward_failed)?;
                     b_done = true;
-                    if a_closes { return Ok(false); }
                     if stop_when_b_ends { return Ok(true); }
-                    if !f_done && !a_told && peer_gone(b_reset.as_deref()) {
+                    if !f_done && !a_told && peer_gone(b_probe.as_deref()) {
                         settling.store(true, Ordering::Relaxed);
                         tokio::select! {
                             biased;
                             r = &mut forward => { r.map_err(forward_failed)?; f_done = true; }
                             () = a_to_b.pause(a_settle) => {
-                                return if a_stdio { Ok(false) } else { Err((went_away(&b.peer), Side::A)) };
+                                let refused = !a_stdio || a_to_b.is_writing();
+                                return if refused { Err((went_away(&b.peer), Side::A)) } else { Ok(false) };
                             }
                         }
                     }
@@ -236,13 +258,28 @@ pub async fn splice(
             return End::Idle;
         }
     };
+    // A refusal (see `pump`) fails the session, once all else has been delivered.
+    let refusal = |flow: &Flow, probe: &Option<Arc<dyn SocketHandle>>, peer: &str| {
+        let e = flow.refused.get()?;
+        Some(if peer_gone(probe.as_deref()) { went_away(peer) } else { e.clone() })
+    };
+    let end = match end {
+        Ok(_) => match (refusal(&a_to_b, &b_probe, &b.peer), refusal(&b_to_a, &a_probe, &a.peer)) {
+            (Some(e), _) => Err((e, Side::A)),
+            (None, Some(e)) => Err((e, Side::B)),
+            (None, None) => end,
+        },
+        Err(_) => end,
+    };
     match end {
         Ok(false) => End::Clean,
         Ok(true) => End::PeerDone,
         Err((e, reset)) => {
-            // The side that did not fail learns of it as a reset, not as a clean end.
+            // The side that did not fail learns of it as a reset, not as a clean end: once it
+            // has taken what it was sent (a reset throws that away), or a moment has passed.
             let target = if reset == Side::A { &a_reset } else { &b_reset };
             if let Some(s) = target {
+                let _ = tokio::time::timeout(SETTLE_COMMAND, crate::delivery::taken(s.as_ref())).await;
                 let _ = s.sock().set_linger(Some(Duration::ZERO));
             }
             End::Error(e)
@@ -294,11 +331,34 @@ enum Failed {
 struct Flow {
     moves: AtomicU64,
     ended: AtomicBool,
+    /// Set while a chunk is being written: input that is quiet only because its peer does not
+    /// take it is not done.
+    writing: AtomicBool,
+    /// Told when `ended` is set.
+    ending: tokio::sync::Notify,
+    /// Why the receiving socket took no more (see `drop_rest`), once it has refused a write.
+    refused: std::sync::OnceLock<String>,
 }
 
 impl Flow {
     fn new() -> Flow {
-        Flow { moves: AtomicU64::new(0), ended: AtomicBool::new(false) }
+        Flow {
+            moves: AtomicU64::new(0),
+            ended: AtomicBool::new(false),
+            writing: AtomicBool::new(false),
+            ending: tokio::sync::Notify::new(),
+            refused: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Returns once this direction has ended.
+    async fn until_ended(&self) {
+        let ending = self.ending.notified();
+        tokio::pin!(ending);
+        ending.as_mut().enable();
+        if !self.has_ended() {
+            ending.await;
+        }
     }
 
     fn moved(&self) {
@@ -307,6 +367,10 @@ impl Flow {
 
     fn moves(&self) -> u64 {
         self.moves.load(Ordering::Relaxed)
+    }
+
+    fn is_writing(&self) -> bool {
+        self.writing.load(Ordering::Relaxed)
     }
 
     fn has_ended(&self) -> bool {
@@ -360,7 +424,9 @@ impl Sizes {
 /// What one direction needs to know and tell.
 struct Way<'a> {
     sizes: Sizes,
-    stops_reading_ok: bool,
+    /// What this direction reads from and writes to.
+    from: Kind,
+    to: Kind,
     half_close: HalfCloseMode,
     count: &'a AtomicU64,
     /// Set when we half-close the receiving side.
@@ -380,15 +446,58 @@ struct Ended<'a>(&'a Flow);
 impl Drop for Ended<'_> {
     fn drop(&mut self) {
         self.0.ended.store(true, Ordering::Relaxed);
+        self.0.ending.notify_waiters();
     }
 }
 
 /// One direction: read until end-of-file, then half-close the writer as its mode says.
-async fn pump(mut from: Reader, mut to: Writer, way: Way<'_>) -> Result<(), (String, Failed)> {
-    #[cfg_attr(not(target_os = "linux"), allow(unused_mut, unused_variables))]
-    let Way { sizes, stops_reading_ok, half_close, count, to_closed, this, back, mut splice, mut unread } =
-        way;
+async fn pump(mut from: Reader, to: Writer, way: Way<'_>) -> Result<(), (String, Failed)> {
+    let (this, back, from_kind, to_kind) = (way.this, way.back, way.from, way.to);
     let _ended = Ended(this);
+    match copy(&mut from, to, way).await {
+        // A socket that refuses a write (its peer closed both ways, or reset) takes nothing
+        // more, but the way back may still be bringing its last data, and a command its last
+        // work: ending here would lose them (a guest's greeting refused by a host that had
+        // sent and closed killed the command saving the upload). The refusal is told at the end.
+        Err((e, Failed::Writer)) if to_kind == Kind::Socket => {
+            let _ = this.refused.set(e);
+            drop_rest(&mut from, back, (from_kind == Kind::Command).then_some(SETTLE_COMMAND)).await;
+            Ok(())
+        }
+        r => r,
+    }
+}
+
+/// After a refusal: what comes is read and dropped (so a command is not stopped by a full pipe)
+/// until it ends, or the way back has ended: at once then, or, for a command, within `settle`.
+async fn drop_rest(from: &mut Reader, back: &Flow, settle: Option<Duration>) {
+    let mut buf = Vec::with_capacity(FIRST_BUF);
+    let mut until = None;
+    loop {
+        buf.clear();
+        let read = tokio::select! {
+            r = from.read_buf(&mut buf) => r,
+            () = back.until_ended(), if until.is_none() => {
+                let Some(settle) = settle else { return };
+                until = Some(tokio::time::Instant::now() + settle);
+                continue;
+            }
+            () = tokio::time::sleep_until(until.unwrap_or_else(tokio::time::Instant::now)), if until.is_some() => return,
+        };
+        if !matches!(read, Ok(n) if n > 0) {
+            return;
+        }
+        // A reader that is always ready (stdin from /dev/zero) must not starve the way back.
+        tokio::task::coop::consume_budget().await;
+    }
+}
+
+/// [`pump`]'s copy.
+async fn copy(from: &mut Reader, mut to: Writer, way: Way<'_>) -> Result<(), (String, Failed)> {
+    #[cfg_attr(not(target_os = "linux"), allow(unused_mut, unused_variables))]
+    let Way { sizes, to: to_kind, half_close, count, to_closed, this, back, mut splice, mut unread, .. } =
+        way;
+    let stops_reading_ok = to_kind == Kind::Command;
     // Read into spare capacity: no zeroing, and no memory for a connection that moves little
     // (a message connection's large buffer is only touched as far as its messages reach).
     let mut buf: Vec<u8> = Vec::with_capacity(sizes.first);
@@ -414,10 +523,12 @@ async fn pump(mut from: Reader, mut to: Writer, way: Way<'_>) -> Result<(), (Str
         this.moved();
         // Every chunk read goes out now: stdout is line-buffered by std, and an interactive or
         // binary protocol must not wait for a newline that may never come.
+        this.writing.store(true, Ordering::Relaxed);
         match to.write_all(&buf).await {
             Ok(()) => to.flush().await.map_err(write_err)?,
             Err(e) => return write_failed(e),
         }
+        this.writing.store(false, Ordering::Relaxed);
         count.fetch_add(n as u64, Ordering::Relaxed);
         // Grow while reads fill the buffer; shrink back when they use a sliver of it, so many
         // slow connections do not each keep a bulk stream's buffer.

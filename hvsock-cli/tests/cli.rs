@@ -648,34 +648,46 @@ fn no_shutdown_and_shutdown_quiet_keep_connections_open_after_end_of_input() {
 }
 
 /// `--send-only` (ncat's): the end of input closes the connection even while the peer keeps
-/// its side open and sends, and nothing it sends is printed.
+/// its side open and sends, and nothing it sends is printed. Nothing of the upload is lost to a
+/// peer that greets only after it is on its way (accepted late): closing with the greeting
+/// unread was a reset, and TCP threw away the part not yet taken (and a Unix peer's greeting
+/// found us gone).
 #[cfg(unix)]
 #[test]
 fn send_only_closes_at_end_of_input_and_prints_nothing() {
     use std::io::{Read, Write};
     use std::time::{Duration, Instant};
     let (dir, path, unix, tcp) = local_listeners("send-only");
-    let upload = vec![7u8; 300_000];
-    for ep in [format!("tcp:{}", tcp.local_addr().unwrap()), format!("unix:{}", path.display())] {
+    let tcp_ep = format!("tcp:{}", tcp.local_addr().unwrap());
+    let unix_ep = format!("unix:{}", path.display());
+    for (ep, late) in [(&tcp_ep, false), (&unix_ep, false), (&tcp_ep, true), (&unix_ep, true)] {
+        let upload = vec![7u8; if late { 3_000_000 } else { 300_000 }];
         // The server greets, reads to the end, and then holds the connection until the client
         // has ended (at most 20 s).
-        fn serve(mut c: impl Read + Write, hold: std::sync::mpsc::Receiver<()>) -> usize {
-            c.write_all(b"greetings\n").unwrap();
+        fn serve(mut c: impl Read + Write, hold: std::sync::mpsc::Receiver<()>) -> std::io::Result<usize> {
+            c.write_all(b"greetings\n")?;
             let mut got = Vec::new();
-            c.read_to_end(&mut got).unwrap();
+            c.read_to_end(&mut got)?;
             let _ = hold.recv_timeout(Duration::from_secs(20));
-            got.len()
+            Ok(got.len())
         }
         let (ended, hold) = std::sync::mpsc::channel::<()>();
-        let (ep, tcp, unix) = (&ep, &tcp, &unix);
+        let (accept_now, accept) = std::sync::mpsc::channel::<()>();
+        let (tcp, unix) = (&tcp, &unix);
         let server = std::thread::scope(|s| {
             let server = s.spawn(move || {
+                // Late: once the upload is on its way, or at most 0.5 s (a Unix socket takes
+                // only so much before it is accepted).
+                let _ = accept.recv_timeout(Duration::from_millis(500));
                 if ep.starts_with("tcp:") {
                     serve(tcp.accept().unwrap().0, hold)
                 } else {
                     serve(unix.accept().unwrap().0, hold)
                 }
             });
+            if !late {
+                let _ = accept_now.send(());
+            }
             let start = Instant::now();
             let mut child = common::hvsock_command()
                 .args(["connect", ep, "--send-only"])
@@ -685,14 +697,19 @@ fn send_only_closes_at_end_of_input_and_prints_nothing() {
                 .spawn()
                 .unwrap();
             child.stdin.take().unwrap().write_all(&upload).unwrap();
+            if late {
+                // The whole upload has been read from our pipe and is on its way.
+                std::thread::sleep(Duration::from_millis(300));
+                let _ = accept_now.send(());
+            }
             let o = child.wait_with_output().unwrap();
             let _ = ended.send(());
-            assert!(o.status.success(), "{ep}: {}", stderr(&o));
+            assert!(o.status.success(), "{ep} late {late}: {}", stderr(&o));
             assert!(start.elapsed() < Duration::from_secs(10), "{ep}: waited for the peer to close");
             assert_eq!(stdout(&o), "", "{ep}");
-            server.join().unwrap()
+            server.join().unwrap().map_err(|e| e.to_string())
         });
-        assert_eq!(server, upload.len(), "{ep}");
+        assert_eq!(server, Ok(upload.len()), "{ep} late {late}");
     }
     let o = hvsock(&["connect", "tcp:127.0.0.1:1", "--send-only", "--no-shutdown"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));

@@ -197,21 +197,30 @@ fn matrix_measures_the_articles_experiment_cell_by_cell() {
 /// Hybrid vsock as Firecracker and vhost-device-vsock do it (the switch's default): the host's
 /// half-close reaches the guest as SHUTDOWN RCV|SEND, after which the guest can send nothing.
 /// `connect hybrid:` waits for the guest's answer to pause before it half-closes, so replies
-/// arrive whole; an upload still ends; `--shutdown` at once shows what was lost before.
+/// arrive whole; an upload still ends; `--shutdown` at once shows what was lost before. A
+/// `--send-only` upload to a guest that greets late, once it is on its way, arrives whole: we
+/// closed with the greeting unread or still to come, and the switch, as Firecracker does,
+/// reset the guest when it could not pass the greeting on, part of the upload still ours.
 #[test]
 fn hybrid_keeps_replies_against_a_vmm_that_closes_both_ways() {
     let (file, sum) = payload("1m", 1 << 20);
+    let (late, late_sum) = payload("384k", 384_000);
     let o = lab_scenario(
-        &["$HVSOCK server any 19000 2>/dev/null &
+        &[r#"$HVSOCK server any 19000 2>/dev/null &
            $HVSOCK listen vsock:any:5000 --keep-open --exec cat 2>/dev/null &
-           $HVSOCK listen vsock:any:5001 > /tmp/$$.up; sha256sum < /tmp/$$.up"],
+           $HVSOCK listen vsock:any:5001 > /tmp/$$.up; sha256sum < /tmp/$$.up
+           $HVSOCK listen vsock:any:5002 --exec "(sleep 0.5; echo greetings) & sleep 1; sha256sum > /tmp/$$.late" 2>/dev/null || true
+           cat /tmp/$$.late"#],
         &["$HVSOCK lab wait 3:19000 3:5000 3:5001
            echo World! | $HVSOCK connect hybrid:$HVSOCK_LAB_VM3:19000
            echo hello | $HVSOCK connect hybrid:$HVSOCK_LAB_VM3:5000
            $HVSOCK connect hybrid:$HVSOCK_LAB_VM3:5000 < FILE | sha256sum
            $HVSOCK connect hybrid:$HVSOCK_LAB_VM3:5000 --shutdown < FILE | wc -c | xargs -I N sh -c '[ N -lt 1048576 ] && echo lost with --shutdown'
-           $HVSOCK connect hybrid:$HVSOCK_LAB_VM3:5001 < FILE; echo uploaded=$?"
+           $HVSOCK connect hybrid:$HVSOCK_LAB_VM3:5001 < FILE; echo uploaded=$?
+           $HVSOCK lab wait 3:5002
+           $HVSOCK connect hybrid:$HVSOCK_LAB_VM3:5002 --send-only < LATE; echo sent=$?"
             .replace("FILE", &file)
+            .replace("LATE", &late)
             .as_str()],
     );
     let out = stdout(&o);
@@ -222,12 +231,15 @@ fn hybrid_keeps_replies_against_a_vmm_that_closes_both_ways() {
             "hello".into(),
             format!("{sum}  -"),
             "lost with --shutdown".into(),
-            "uploaded=0".into()
+            "uploaded=0".into(),
+            "sent=0".into()
         ],
         "{out}\n{}",
         stderr(&o)
     );
-    assert!(lines_of(&out, "guest 3").contains(&format!("{sum}  -")), "{out}");
+    let guest = lines_of(&out, "guest 3");
+    assert!(guest.contains(&format!("{sum}  -")), "{out}");
+    assert!(guest.contains(&format!("{late_sum}  -")), "the late greeter's upload\n{out}");
 }
 
 /// One host listener whose backlog is full must not stall the switch: the guest connecting

@@ -52,11 +52,14 @@ fn half_close_both_ways_with_exec_peers() {
 /// the session cleanly, as with ncat and socat, while our input is still open: `connect` and
 /// `listen` still send what their stdin holds (its end a moment behind: CI saw `echo | connect`
 /// fail so), and end once it is quiet; only input the peer refused is a failure. A command
-/// whose peer closed so may finish its work, while it runs on for a moment.
+/// whose peer closed so may finish its work, while it runs on for a moment. What a peer that
+/// refuses our data had sent still arrives whole: a command whose greeting is refused gets all
+/// its input (it was killed), and input held up by a peer that closed is refused, not quiet.
 #[test]
 fn a_peer_that_answers_and_closes_ends_the_session_cleanly() {
     let o = lab_sh(
         r#"
+        head -c 100000 /dev/urandom > $T/small; head -c 4194304 /dev/urandom > $T/big
         $HVSOCK listen vsock:any:5030 --keep-open --exec 'echo hi' 2>$T/k.err &
         ready $T/k.err
         rc=0; sleep 0.3 | $HVSOCK connect vsock:lo:5030 2>$T/e || rc=$?; echo "late end rc=$rc"; cat $T/e
@@ -76,13 +79,26 @@ fn a_peer_that_answers_and_closes_ends_the_session_cleanly() {
         ready $T/c.err
         echo upload | $HVSOCK connect vsock:lo:5032 --send-only
         rc=0; wait $l || rc=$?; echo "exec rc=$rc: $(cat $T/saved)"
+        # the command greets only after its peer has sent all and closed
+        $HVSOCK listen vsock:any:5033 --exec "(sleep 0.5; echo greetings) & sleep 1; cat > $T/up" 2>$T/g.err & l=$!
+        ready $T/g.err
+        $HVSOCK connect vsock:lo:5033 --send-only < $T/small
+        rc=0; wait $l || rc=$?; echo "greeting refused rc=$rc"; grep -o 'went away (closed both ways)' $T/g.err
+        cmp $T/small $T/up && echo "upload whole"
+        # our input is held up by a peer that reads none of it, sends 4 MiB and closes
+        $HVSOCK listen vsock:any:5034 --exec "cat $T/big" 2>$T/d.err &
+        ready $T/d.err
+        rc=0; timeout 20 $HVSOCK connect vsock:lo:5034 </dev/zero >$T/down 2>$T/e || rc=$?
+        echo "held up rc=$rc"; grep -o 'went away (closed both ways)' $T/e; cmp $T/big $T/down && echo "download whole"
         "#,
     );
     assert_ok(&o);
     assert_eq!(
         stdout(&o),
         "hi\nlate end rc=0\nhi\nopen input rc=0\nrefused input rc=1\nwent away (closed both ways)\n\
-         listen rc=0: hello\nexec rc=0: upload\n"
+         listen rc=0: hello\nexec rc=0: upload\n\
+         greeting refused rc=1\nwent away (closed both ways)\nupload whole\n\
+         held up rc=1\nwent away (closed both ways)\ndownload whole\n"
     );
 }
 

@@ -252,7 +252,7 @@ async fn relay_one(id: u64, mut conn: Conn, to: Endpoint, summary: &Summary, set
             summary.failed.fetch_add(1, Ordering::Relaxed);
             if wildcard {
                 let _ = conn.writer.write_all(b"ERR cannot connect\n").await;
-            } else if let Some(s) = &conn.resetter {
+            } else if let Some(s) = &conn.socket {
                 let _ = s.sock().set_linger(Some(Duration::ZERO)); // the client sees what we saw
             }
             return;
