@@ -163,24 +163,10 @@ pub async fn splice(
     let both = async {
         tokio::pin!(forward, backward);
         let (mut f_done, mut b_done) = (false, false);
-        // A->B: a read error is A's failure, a write error B's (and one refused by a peer
-        // that closed both ways says so).
-        let forward_failed = |(e, failed)| {
-            let e = if failed == Failed::Writer && peer_gone(b_probe.as_deref()) {
-                went_away(&b.peer)
-            } else {
-                e
-            };
-            (e, if failed == Failed::Reader { Side::B } else { Side::A })
-        };
-        let backward_failed = |(e, failed)| {
-            let e = if failed == Failed::Writer && peer_gone(a_probe.as_deref()) {
-                went_away(&a.peer)
-            } else {
-                e
-            };
-            (e, if failed == Failed::Reader { Side::A } else { Side::B })
-        };
+        // A->B: a read error is A's failure, a write error B's (a socket's refusal is told at
+        // the end, see `pump`); the other side is reset.
+        let forward_failed = |(e, failed)| (e, if failed == Failed::Reader { Side::B } else { Side::A });
+        let backward_failed = |(e, failed)| (e, if failed == Failed::Reader { Side::A } else { Side::B });
         while !f_done || !b_done {
             tokio::select! {
                 r = &mut forward, if !f_done => {
