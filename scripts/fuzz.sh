@@ -4,6 +4,8 @@
 #   scripts/fuzz.sh --seconds 6            # each target 6 s on a copy of its corpus (CI)
 #   scripts/fuzz.sh --runs 10000000 [T..]  # each target 10 million inputs; new finds are
 #                                          # added to fuzz/corpus/T and the corpus minimised
+#   scripts/fuzz.sh --build-only           # only build the fuzzers (scripts/test.sh does so
+#                                          # while the lab tests run)
 #
 # rustup cannot fetch a nightly here; cargo-fuzz needs nightly-only flags, which the stable
 # compiler accepts under RUSTC_BOOTSTRAP=1. AddressSanitizer is used when the toolchain ships
@@ -18,6 +20,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --seconds) mode=seconds; amount=$2; shift 2 ;;
         --runs) mode=runs; amount=$2; shift 2 ;;
+        --build-only) mode=build; shift ;;
         -*) echo "fuzz: unknown option $1" >&2; exit 2 ;;
         *) break ;;
     esac
@@ -30,6 +33,7 @@ export RUSTC_BOOTSTRAP=1
 sanitizer=address
 ls "$(rustc --print sysroot)"/lib/rustlib/*/lib/librustc-*_rt.asan.a >/dev/null 2>&1 || sanitizer=none
 (cd fuzz && cargo fuzz build -O -s "$sanitizer")
+[ "$mode" != build ] || exit 0
 
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT

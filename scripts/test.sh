@@ -10,9 +10,19 @@ scripts/setup.sh
 cargo build --workspace --all-targets
 # Lints as errors, among them an unsafe block without its SAFETY line.
 cargo clippy --workspace --all-targets -- -D warnings
+# The lab tests mostly wait on their guests, leaving CPU idle: the fuzzers and the Windows
+# build are compiled meanwhile, at the lowest priority, so they take it only from idleness.
+mkdir -p target
+# (In a session of its own: stopped with all it started if a test fails.)
+setsid sh -c 'nice -n 19 scripts/fuzz.sh --build-only && nice -n 19 scripts/windows-check.sh --build-only' \
+    >target/background-build.log 2>&1 &
+background=$!
+trap '[ -z "$background" ] || kill -- "-$background" 2>/dev/null || true' EXIT
 cargo test --workspace
 # The library's and the lab's docs: every public item documented, no broken link.
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p hvsock -p hvsock-lab --features hvsock/tokio
+wait $background || { cat target/background-build.log >&2; echo "test: building the fuzzers or the Windows build failed" >&2; exit 1; }
+background=""
 # The crates package, and the Debian package installs and works.
 scripts/package-check.sh
 t1=$(date +%s)

@@ -4,9 +4,18 @@
 # so this uses Debian's own Rust (rustc-web) with a std built for Windows from rust-web-src,
 # cached per exact rustc build. wine has no Hyper-V sockets: the tests check what can be checked
 # without them (layouts, errors, the registry, the CLI).
+#   scripts/windows-check.sh               # all of it
+#   scripts/windows-check.sh --build-only  # only install, build and lint (scripts/test.sh does
+#                                          # so while the lab tests run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TARGET=x86_64-pc-windows-gnu
+build_only=""
+case "${1:-}" in
+    --build-only) build_only=1 ;;
+    "") ;;
+    *) echo "windows-check: unknown option $1" >&2; exit 2 ;;
+esac
 
 pkgs="rustc-web cargo-web rust-web-src rust-web-clippy gcc-mingw-w64-x86-64-win32 wine wine64"
 missing=$(for p in $pkgs; do dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' || echo "$p"; done)
@@ -56,6 +65,10 @@ export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=wine
 export RUSTDOCFLAGS="--sysroot=$sysroot"  # doctests build for the target only
 cargo check --workspace --all-targets --target $TARGET
 cargo clippy --workspace --all-targets --target $TARGET -- -D warnings
+if [ -n "$build_only" ]; then
+    cargo test --workspace --target $TARGET --no-run
+    exit 0
+fi
 # One test at a time: wine now and then fails a CreateProcess among many at once
 # ("Internal error", 1359), which is wine's, not ours.
 cargo test --workspace --target $TARGET -- --test-threads=1
