@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use common::{stdout, HVSOCK};
 
-/// vhost-device-vsock 0.3.0, built once into our target directory.
+/// vhost-device-vsock 0.3.0, built once into our target directory (`scripts/test.sh` builds it
+/// there while the tests before this one run).
 fn backend_binary() -> PathBuf {
     let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("vhost-device-vsock");
     let bin = root.join("bin/vhost-device-vsock");
