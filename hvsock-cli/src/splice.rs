@@ -176,13 +176,17 @@ pub async fn splice(
                         // B's peer may still send: it is read on (and dropped) until it has
                         // taken all of ours, or a close would be a reset that loses the rest.
                         if let Some(s) = b_reset.as_deref() {
-                            if !b_done {
+                            let taken = crate::delivery::taken(s);
+                            tokio::pin!(taken);
+                            let r = if b_done {
+                                (&mut taken).await
+                            } else {
                                 tokio::select! {
-                                    r = &mut backward => r.map_err(backward_failed)?,
-                                    r = crate::delivery::taken(s) => r.map_err(|e| (format!("write: {e}"), Side::A))?,
+                                    r = &mut backward => { r.map_err(backward_failed)?; (&mut taken).await }
+                                    r = &mut taken => r,
                                 }
-                            }
-                            crate::delivery::taken(s).await.map_err(|e| (format!("write: {e}"), Side::A))?;
+                            };
+                            r.map_err(|e| (format!("write: {e}"), Side::A))?;
                             crate::delivery::drain(s);
                         }
                         return Ok(false);
@@ -458,23 +462,23 @@ async fn pump(mut from: Reader, to: Writer, way: Way<'_>) -> Result<(), (String,
 /// until it ends, or the way back has ended: at once then, or, for a command, within `settle`.
 async fn drop_rest(from: &mut Reader, back: &Flow, settle: Option<Duration>) {
     let mut buf = Vec::with_capacity(FIRST_BUF);
-    let mut until = None;
-    loop {
-        buf.clear();
-        let read = tokio::select! {
-            r = from.read_buf(&mut buf) => r,
-            () = back.until_ended(), if until.is_none() => {
-                let Some(settle) = settle else { return };
-                until = Some(tokio::time::Instant::now() + settle);
-                continue;
+    let dropping = async {
+        loop {
+            buf.clear();
+            if !matches!(from.read_buf(&mut buf).await, Ok(n) if n > 0) {
+                return;
             }
-            () = tokio::time::sleep_until(until.unwrap_or_else(tokio::time::Instant::now)), if until.is_some() => return,
-        };
-        if !matches!(read, Ok(n) if n > 0) {
-            return;
+            // A reader that is always ready (stdin from /dev/zero) must not starve the way back.
+            tokio::task::coop::consume_budget().await;
         }
-        // A reader that is always ready (stdin from /dev/zero) must not starve the way back.
-        tokio::task::coop::consume_budget().await;
+    };
+    tokio::pin!(dropping);
+    tokio::select! {
+        () = &mut dropping => return,
+        () = back.until_ended() => {}
+    }
+    if let Some(settle) = settle {
+        let _ = tokio::time::timeout(settle, dropping).await;
     }
 }
 
