@@ -12,12 +12,11 @@ cargo build --workspace --all-targets
 cargo clippy --workspace --all-targets -- -D warnings
 # The lab tests mostly wait on their guests, leaving CPU idle: what later steps build is
 # compiled meanwhile, at the lowest priority, so it takes CPU only from idleness. First the VMM
-# backend lab_vmm.rs tests against (where that test looks for it; it builds it itself when it
-# is not there, cargo install's lock keeping the two apart), then the fuzzers and the Windows
-# build. In a session of its own: stopped with all it started if a test fails.
+# backend lab_vmm.rs tests against (where that test looks for it: cargo's CARGO_TARGET_TMPDIR;
+# it builds it itself when it is not there), then the fuzzers and the Windows build. In a
+# session of its own: stopped with all it started if a test fails.
 mkdir -p target
-setsid nice -n 19 sh -c 'env -u RUSTFLAGS cargo install --quiet --locked vhost-device-vsock --version =0.3.0 \
-        --root target/tmp/vhost-device-vsock &&
+setsid nice -n 19 sh -c 'scripts/vmm-backend.sh target/tmp/vhost-device-vsock &&
     scripts/fuzz.sh --build-only && scripts/windows-check.sh --build-only' >target/background-build.log 2>&1 &
 background=$!
 trap '[ -z "$background" ] || kill -- "-$background" 2>/dev/null || true' EXIT

@@ -10,25 +10,17 @@ use std::time::{Duration, Instant};
 
 use common::{stdout, HVSOCK};
 
-/// vhost-device-vsock 0.3.0, built once into our target directory (`scripts/test.sh` builds it
-/// there while the tests before this one run).
+/// vhost-device-vsock 0.3.0, built once into our target directory by `scripts/vmm-backend.sh`
+/// (which `scripts/test.sh` runs while the tests before this one run).
 fn backend_binary() -> PathBuf {
     let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("vhost-device-vsock");
-    let bin = root.join("bin/vhost-device-vsock");
-    if !bin.is_file() {
-        let o = Command::new(env!("CARGO"))
-            .args(["install", "--quiet", "--locked", "vhost-device-vsock", "--version", "=0.3.0", "--root"])
-            .arg(&root)
-            .env_remove("RUSTFLAGS")
-            .output()
-            .expect("run cargo install");
-        assert!(
-            o.status.success(),
-            "cannot build vhost-device-vsock: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-    }
-    bin
+    let o = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/vmm-backend.sh"))
+        .arg(&root)
+        .env("CARGO", env!("CARGO"))
+        .output()
+        .expect("run scripts/vmm-backend.sh");
+    assert!(o.status.success(), "cannot build vhost-device-vsock: {}", String::from_utf8_lossy(&o.stderr));
+    root.join("bin/vhost-device-vsock")
 }
 
 /// Stops what it holds when the test ends, passing or not.
