@@ -228,9 +228,19 @@ else:
 "#;
 
 /// `python3 msgs.py ARGS` for a lab script, the helper written to the shared /tmp first.
+///
+/// Written once per test process, whole, under its final name: rewriting it in place for each
+/// call truncated it while another test's guest was starting Python on it, which then ran an
+/// empty program, printed nothing and exited 0 (the VM-host test lost its "ok 100" so).
 fn msgs(args: &str) -> String {
-    let path = std::env::temp_dir().join(format!("hvsock-msgs-{}.py", std::process::id()));
-    std::fs::write(&path, MSGS_PY).unwrap();
+    static PATH: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    let path = PATH.get_or_init(|| {
+        let path = std::env::temp_dir().join(format!("hvsock-msgs-{}.py", std::process::id()));
+        let partial = path.with_extension("partial");
+        std::fs::write(&partial, MSGS_PY).unwrap();
+        std::fs::rename(&partial, &path).unwrap();
+        path
+    });
     format!("/usr/bin/python3 {} {args}", path.display())
 }
 
