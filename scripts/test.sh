@@ -2,34 +2,58 @@
 # Every test: unit, CLI, and the lab tests that run real vsock inside a User-Mode Linux guest;
 # the library's docs; the crates and the Debian package built, installed and tried; a short run
 # of every fuzzer; then the Windows build checked and tested under wine. Installs what it needs
-# first.
+# first, and says at the end how long each step took.
 set -eu
 cd "$(dirname "$0")/.."
 t0=$(date +%s)
+last=$t0
+steps=""
+took() {
+    now=$(date +%s)
+    steps="$steps, $1 $((now - last)) s"
+    last=$now
+}
 scripts/setup.sh
+# The test runner: every test in a process of its own, all binaries' tests side by side
+# (.config/nextest.toml says how many at once, and ends a hang).
+command -v cargo-nextest >/dev/null 2>&1 || cargo install --quiet --locked cargo-nextest
 cargo build --workspace --all-targets
 # Lints as errors, among them an unsafe block without its SAFETY line.
 cargo clippy --workspace --all-targets -- -D warnings
+took "build and lint"
 # The lab tests mostly wait on their guests, leaving CPU idle: what later steps build is
-# compiled meanwhile, at the lowest priority, so it takes CPU only from idleness. First the VMM
-# backend lab_vmm.rs tests against (where that test looks for it: cargo's CARGO_TARGET_TMPDIR;
-# it builds it itself when it is not there), then the fuzzers and the Windows build. In a
+# compiled meanwhile, at the lowest priority, so it takes CPU mostly from idleness. First the
+# VMM backend lab_vmm.rs tests against (where that test looks for it: cargo's
+# CARGO_TARGET_TMPDIR; it builds it itself when it is not there), then the fuzzers, the
+# Windows build, and the crates and the Debian package (built, installed and tried). In a
 # session of its own: stopped with all it started if a test fails.
 mkdir -p target
 setsid nice -n 19 sh -c 'scripts/vmm-backend.sh target/tmp/vhost-device-vsock &&
-    scripts/fuzz.sh --build-only && scripts/windows-check.sh --build-only' >target/background-build.log 2>&1 &
+    scripts/fuzz.sh --build-only && scripts/windows-check.sh --build-only &&
+    scripts/package-check.sh' >target/background-build.log 2>&1 &
 background=$!
-trap '[ -z "$background" ] || kill -- "-$background" 2>/dev/null || true' EXIT
-cargo test --workspace
+fuzzing=""
+trap 'for g in $background $fuzzing; do kill -- "-$g" 2>/dev/null || true; done' EXIT
+cargo nextest run --workspace
+# Doc tests are not nextest's: cargo's own runner for them.
+cargo test --workspace --doc
 # The library's and the lab's docs: every public item documented, no broken link.
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p hvsock -p hvsock-lab --features hvsock/tokio
-wait $background || { cat target/background-build.log >&2; echo "test: building the fuzzers or the Windows build failed" >&2; exit 1; }
+took "tests"
+wait $background || {
+    cat target/background-build.log >&2
+    echo "test: the background build (fuzzers, Windows, packages) failed; its log is above" >&2
+    exit 1
+}
 background=""
-# The crates package, and the Debian package installs and works.
-scripts/package-check.sh
-t1=$(date +%s)
-scripts/fuzz.sh --seconds 6
-t2=$(date +%s)
+grep '^package-check:' target/background-build.log
+took "waiting for the background build"
+# The fuzzers (one core) and the Windows tests under wine (one at a time) side by side.
+setsid scripts/fuzz.sh --seconds 6 >target/fuzz.log 2>&1 &
+fuzzing=$!
 scripts/windows-check.sh
-t3=$(date +%s)
-echo "test: linux part $((t1 - t0)) s, fuzzing $((t2 - t1)) s, windows part $((t3 - t2)) s"
+wait $fuzzing || { cat target/fuzz.log >&2; echo "test: a fuzzer failed; its log is above" >&2; exit 1; }
+fuzzing=""
+cat target/fuzz.log
+took "fuzzing and the Windows tests"
+echo "test: all passed in $(( $(date +%s) - t0 )) s (${steps#, })"

@@ -698,7 +698,8 @@ fn send_only_closes_at_end_of_input_and_prints_nothing() {
                 .unwrap();
             child.stdin.take().unwrap().write_all(&upload).unwrap();
             if late {
-                // The whole upload has been read from our pipe and is on its way.
+                // The whole upload has been read from our pipe and is on its way; the server
+                // accepts late on purpose (time is the case tested).
                 std::thread::sleep(Duration::from_millis(300));
                 let _ = accept_now.send(());
             }

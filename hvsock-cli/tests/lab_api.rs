@@ -193,7 +193,8 @@ fn vsock_options_and_the_connector() {
         let (accepted, _) = l.accept().unwrap();
         assert_eq!(accepted.buffer_size(BufferSize::Size).unwrap(), 512 << 10, "inherited from the listener");
 
-        // Retries: nothing listens for the first ~0.3 s; the connector keeps trying.
+        // Retries: nothing listens for the first ~0.3 s (time is the case), and the connector
+        // keeps trying; it cannot succeed sooner, so the lower bound below is no bet.
         let late = thread::spawn(|| {
             thread::sleep(Duration::from_millis(300));
             let l = Listener::bind("vsock:lo:20031").unwrap();

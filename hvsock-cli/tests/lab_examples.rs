@@ -23,7 +23,7 @@ fn every_example_does_its_job() {
         (example("guest_agent"), example("hybrid_host"), example("async_echo"), example("connector_retries"));
     let o = common::lab_scenario_with(
         // Guest 3, serving until the others are done: the agent, and the async echo started
-        // late (the connector on guest 4 waits for it).
+        // 1 s late on purpose (time is the case: the connector on guest 4 retries until it is up).
         &[
             "--guest-service",
             &format!("{agent} 5000 --once 2>/dev/null & sleep 1; exec {echo} 5001 2>/dev/null"),

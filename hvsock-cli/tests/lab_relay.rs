@@ -142,6 +142,8 @@ s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("127.0.0.1", 7101)); s.listen()
 open(__import__("sys").argv[1], "w").close()
 c, _ = s.accept()
+c.recv(65536)
+open(__import__("sys").argv[2], "w").close()  # bytes are flowing
 while c.recv(65536):
     pass
 for _ in range(90):
@@ -153,24 +155,25 @@ for _ in range(90):
 else:
     print("upstream: still open 9 s after the client died", flush=True)
 PY
-        python3 $T/upstream.py $T/ready > $T/up &
+        python3 $T/upstream.py $T/ready $T/flowing > $T/up &
         up=$!
         until [ -e $T/ready ]; do sleep 0.02; done
         $HVSOCK relay vsock:any:7100 tcp:127.0.0.1:7101 -v 2>$T/relay &
         $HVSOCK lab wait 7100
         $HVSOCK connect vsock:lo:7100 </dev/zero >/dev/null 2>&1 & c=$!
-        until grep -q ' open' $T/relay; do sleep 0.02; done
-        sleep 0.3; kill -9 $c
+        until [ -e $T/flowing ]; do sleep 0.02; done
+        kill -9 $c
         wait $up
         cat $T/up
         grep -o 'went away (closed both ways) before the other side had finished' $T/relay
 
         # The command's own child records its pid: the whole group must go, not only sh.
-        $HVSOCK listen vsock:any:7110 --keep-open --exec "sleep 97 & echo \$! > $T/pid; wait" 2>$T/listen &
+        # The command reads a first chunk (so bytes flow), then nothing: the stream stalls.
+        $HVSOCK listen vsock:any:7110 --keep-open --exec "sleep 97 & echo \$! > $T/pid; head -c 1 >/dev/null; touch $T/read; wait" 2>$T/listen &
         $HVSOCK lab wait 7110
         $HVSOCK connect vsock:lo:7110 </dev/zero >/dev/null 2>&1 & c=$!
-        until [ -s $T/pid ]; do sleep 0.02; done
-        sleep 0.5; kill -9 $c
+        until [ -s $T/pid ] && [ -e $T/read ]; do sleep 0.02; done
+        kill -9 $c
         i=0; while kill -0 "$(cat $T/pid)" 2>/dev/null && [ $i -lt 90 ]; do sleep 0.1; i=$((i+1)); done
         kill -0 "$(cat $T/pid)" 2>/dev/null && echo "exec command left running" || echo "exec command ended"
         # its error line follows the kill: give it a moment
@@ -201,7 +204,7 @@ fn relay_and_listen_stop_on_signals_with_a_grace_period() {
         # relay: one idle client, SIGTERM, the listener goes at once, the client is cut after 2 s
         $HVSOCK relay tcp:127.0.0.1:7300 vsock:1:7301 --grace 2 -v 2>$T/relay & r=$!
         until tcp_listening 7300; do sleep 0.02; done
-        sleep 30 | $HVSOCK connect tcp:127.0.0.1:7300 >/dev/null 2>&1 &
+        quiet | $HVSOCK connect tcp:127.0.0.1:7300 >/dev/null 2>&1 &
         until grep -q "open" $T/relay; do sleep 0.02; done
         kill -TERM $r
         until grep -q "stopping" $T/relay; do sleep 0.02; done
@@ -213,7 +216,7 @@ fn relay_and_listen_stop_on_signals_with_a_grace_period() {
         # relay: a second signal ends the connections at once, long before the grace period
         $HVSOCK relay tcp:127.0.0.1:7302 vsock:1:7301 --grace 60 -v 2>$T/relay2 & r=$!
         until tcp_listening 7302; do sleep 0.02; done
-        sleep 30 | $HVSOCK connect tcp:127.0.0.1:7302 >/dev/null 2>&1 &
+        quiet | $HVSOCK connect tcp:127.0.0.1:7302 >/dev/null 2>&1 &
         until grep -q "open" $T/relay2; do sleep 0.02; done
         kill -INT $r; until grep -q "stopping" $T/relay2; do sleep 0.02; done; kill -INT $r
         s=$(date +%s); rc=0; wait $r || rc=$?; echo "relay exit $rc quickly $(( $(date +%s) - s < 5 ))"
@@ -221,7 +224,7 @@ fn relay_and_listen_stop_on_signals_with_a_grace_period() {
         # listen -k --exec: the same
         $HVSOCK listen vsock:any:7310 --keep-open --exec "touch $T/served; sleep 30" --grace 60 2>$T/listen & l=$!
         $HVSOCK lab wait 7310
-        sleep 30 | $HVSOCK connect vsock:lo:7310 >/dev/null 2>&1 &
+        quiet | $HVSOCK connect vsock:lo:7310 >/dev/null 2>&1 &
         until [ -e $T/served ]; do sleep 0.02; done
         kill -TERM $l; until grep -q "stopping" $T/listen; do sleep 0.02; done
         refused vsock:lo:7310
@@ -257,11 +260,11 @@ fn accept_failures_and_silent_clients_do_not_stop_service() {
         $HVSOCK listen vsock:any:7400 --keep-open --exec cat 2>$T/listen & l=$!
         $HVSOCK lab wait 7400 7401
         pids=""
-        for i in 1 2 3; do (sleep 30 | $HVSOCK connect vsock:lo:7400 >/dev/null 2>&1) & pids="$pids $!"; done
+        for i in 1 2 3; do (quiet | $HVSOCK connect vsock:lo:7400 >/dev/null 2>&1) & pids="$pids $!"; done
         until [ $(ls /proc/$l/fd | wc -l) -ge 15 ]; do sleep 0.05; done
         # no descriptor left for the next accept
         n=$(ls /proc/$l/fd | wc -l); prlimit --pid $l --nofile=$n:$n
-        (sleep 30 | $HVSOCK connect vsock:lo:7400 >/dev/null 2>&1) & pids="$pids $!"
+        (quiet | $HVSOCK connect vsock:lo:7400 >/dev/null 2>&1) & pids="$pids $!"
         until grep -q "accept failed" $T/listen; do sleep 0.05; done
         grep -o "accept failed: Too many open files (os error 24); trying again in" $T/listen | head -1
         prlimit --pid $l --nofile=1024:1024
@@ -270,8 +273,9 @@ fn accept_failures_and_silent_clients_do_not_stop_service() {
         tcp_listening() { grep -q ":$(printf %04X $1) 00000000:0000 0A" /proc/net/tcp; }
         $HVSOCK relay tcp:127.0.0.1:7402 'vsock:1:*' --allow 1:7401 --max-conns 2 2>$T/relay &
         until tcp_listening 7402; do sleep 0.02; done
-        for i in 1 2 3 4 5; do (sleep 20 | $HVSOCK connect tcp:127.0.0.1:7402 >/dev/null 2>&1) & done
-        sleep 0.5
+        for i in 1 2 3 4 5; do (quiet | $HVSOCK connect tcp:127.0.0.1:7402 >/dev/null 2>&1) & done
+        # all five silent clients connected (port 7402 = 1CEA, state 01 = established)
+        until [ $(grep -cE ' [0-9A-F]{8}:1CEA [0-9A-F]{8}:[0-9A-F]{4} 01 ' /proc/net/tcp) -ge 5 ]; do sleep 0.02; done
         s=$(date +%s)
         printf 'CONNECT 1:7401\nping' | $HVSOCK connect tcp:127.0.0.1:7402
         echo " answered in time: $(( $(date +%s) - s < 5 ))"
@@ -340,7 +344,7 @@ PY
 import hashlib, socket, sys, time
 c = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 c.sendall(b"GET\n")
-time.sleep(3)  # past the relay's 2 s probe, with most of the answer unread
+time.sleep(3)  # past the relay's 2 s probe, with most of the answer unread: time is the test
 got = bytearray()
 try:
     while b := c.recv(65536):
@@ -357,7 +361,8 @@ PY
         grep -c 'went away' $T/relay || true
         $HVSOCK relay unix:$T/front.sock vsock:lo:7201 -v 2>$T/relay2 &
         until grep -q listening $T/relay2; do sleep 0.02; done
-        # a Unix client that reads the answer and stays a while before it closes
+        # a Unix client that reads the answer and stays a while before it closes (3 s: past the
+        # relay's 2 s settle, so time itself is what is tested)
         python3 -c 'import socket, sys, time
 c = socket.socket(socket.AF_UNIX); c.connect(sys.argv[1]); c.sendall(b"GET\n")
 print("unix:", c.makefile().readline().strip(), flush=True); time.sleep(3); c.close()' $T/front.sock

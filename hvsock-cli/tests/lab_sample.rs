@@ -144,7 +144,9 @@ print(s.recv(4096).decode())'
 fn client_retries_until_the_server_comes_up_and_info_in_the_guest() {
     let o = lab_sh(
         r#"
-        $HVSOCK client lo 19040 --retries 100 --retry-wait 0.05 --message late >$T/c.out 2>&1 &
+        # Nothing listens for the first second (time is the case: the client must bridge it);
+        # its retries last 20 s, far longer.
+        $HVSOCK client lo 19040 --retries 400 --retry-wait 0.05 --message late >$T/c.out 2>&1 &
         sleep 1
         $HVSOCK server lo 19040 --count 1 >/dev/null 2>&1
         wait

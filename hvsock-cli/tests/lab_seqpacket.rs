@@ -337,23 +337,35 @@ for ty, port in ((socket.SOCK_STREAM, 7000), (socket.SOCK_SEQPACKET, 7001)):
     except OSError as e:
         print("refused", port, e.errno)
 PY"#;
+    // The host's two services say they listen in files the guest sees (the shared /tmp).
+    let ready = std::env::temp_dir().join(format!("hvsock-seq-ready-{}", std::process::id()));
+    std::fs::create_dir_all(&ready).unwrap();
+    let r = ready.display();
     let o = common::lab_scenario_with(
         &[
             "--guest-service",
             &msgs("echo vsock 5000"),
             "--host-service",
-            &msgs("echo unix ${HVSOCK_LAB_VM4}_7000"),
+            &format!("{} > {r}/7000", msgs("echo unix ${HVSOCK_LAB_VM4}_7000")),
             "--host-service",
-            "$HVSOCK listen hybrid:$HVSOCK_LAB_VM4:7001 --keep-open",
+            &format!("$HVSOCK listen hybrid:$HVSOCK_LAB_VM4:7001 --keep-open 2> {r}/7001"),
         ],
         &[&format!(
-            "$HVSOCK lab wait 3:5000; {g2g}; sleep 1; {g2h}; {mismatch}",
+            "$HVSOCK lab wait 3:5000; {g2g}
+             until grep -q listening {r}/7000 && grep -q 'listening on' {r}/7001; do sleep 0.02; done
+             {g2h}; {mismatch}",
             g2g = msgs("send vsock 3 5000 200"),
             g2h = msgs("send vsock 2 7000 100"),
         )],
         &[],
     );
+    let _ = std::fs::remove_dir_all(&ready);
     common::assert_ok(&o);
+    let out = common::stdout(&o);
+    let guest = common::lines_of(&out, "guest 4");
+    assert_eq!(guest[..2], ["ok 200", "ok 100"], "{out}");
+    assert!(guest[2].starts_with("refused 7000 ") && guest[3].starts_with("refused 7001 "), "{out}");
+    assert_eq!(guest.len(), 4, "{out}");
     let out = common::stdout(&o);
     assert_eq!(
         common::lines_of(&out, "guest 4"),

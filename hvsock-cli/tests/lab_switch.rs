@@ -103,16 +103,15 @@ fn half_close_through_the_switch_every_way() {
 
 #[test]
 fn resets_for_ports_nobody_listens_on() {
-    // guest 3 is up (its ready port answers) but listens on nothing else.
-    let o = lab_scenario(
-        &[
-            "$HVSOCK listen vsock:any:7990 < /dev/null > /dev/null; sleep 3",
-            "$HVSOCK connect vsock:3:7990 --retries 100 < /dev/null
+    // guest 3 is up (its ready port answers, and as a service it stays up until the others
+    // are done) but listens on nothing else.
+    let o = common::lab_scenario_with(
+        &["--guest-service", "$HVSOCK listen vsock:any:7990 --keep-open < /dev/null > /dev/null"],
+        &["$HVSOCK lab wait 3:7990
              $HVSOCK client 3 7999 2>&1 || echo exit=$?
              $HVSOCK client parent 7998 2>&1 || echo exit=$?
-             $HVSOCK client 9 7997 2>&1 || echo exit=$?",
-        ],
-        &["sleep 1.5; $HVSOCK connect hybrid:$HVSOCK_LAB_VM3:7996 < /dev/null 2>&1 || echo exit=$?"],
+             $HVSOCK client 9 7997 2>&1 || echo exit=$?"],
+        &["$HVSOCK lab wait 3:7990; $HVSOCK connect hybrid:$HVSOCK_LAB_VM3:7996 < /dev/null 2>&1 || echo exit=$?"],
     );
     assert_ok(&o);
     let out = stdout(&o);
@@ -142,8 +141,11 @@ fn resets_for_ports_nobody_listens_on() {
 fn a_guest_powering_off_mid_stream_leaves_the_switch_and_others_up() {
     let o = lab_scenario(
         &[
-            // takes a stream, then powers off in the middle of it
-            "$HVSOCK listen vsock:any:7200 > /dev/null & sleep 2; echo powering off",
+            // takes a stream, then powers off in the middle of it: once 1 MiB has arrived its
+            // reader stops reading, so the stream stays open, stalled, until the power-off
+            "d=$(mktemp -d)
+             $HVSOCK listen vsock:any:7200 | { head -c 1048576 > /dev/null; touch $d/got; exec sleep 600; } &
+             until [ -e $d/got ]; do sleep 0.02; done; echo powering off",
             "rc=0; head -c 1073741824 /dev/zero | $HVSOCK connect vsock:3:7200 --retries 100 2>/dev/null || rc=$?
              echo \"stream ended: $rc\"
              $HVSOCK client parent 7201 --retries 100 --message 'still here'",
@@ -209,6 +211,7 @@ fn hybrid_keeps_replies_against_a_vmm_that_closes_both_ways() {
         &[r#"$HVSOCK server any 19000 2>/dev/null &
            $HVSOCK listen vsock:any:5000 --keep-open --exec cat 2>/dev/null &
            $HVSOCK listen vsock:any:5001 > /tmp/$$.up; sha256sum < /tmp/$$.up
+           # A greeter that is late on purpose: time itself is what this case is about.
            $HVSOCK listen vsock:any:5002 --exec "(sleep 0.5; echo greetings) & sleep 1; sha256sum > /tmp/$$.late" 2>/dev/null || true
            cat /tmp/$$.late"#],
         &["$HVSOCK lab wait 3:19000 3:5000 3:5001

@@ -62,6 +62,7 @@ fn a_peer_that_answers_and_closes_ends_the_session_cleanly() {
         head -c 100000 /dev/urandom > $T/small; head -c 4194304 /dev/urandom > $T/big
         $HVSOCK listen vsock:any:5030 --keep-open --exec 'echo hi' 2>$T/k.err &
         ready $T/k.err
+        # input that ends late on purpose (0.3 s after the peer's close): time is the case here
         rc=0; sleep 0.3 | $HVSOCK connect vsock:lo:5030 2>$T/e || rc=$?; echo "late end rc=$rc"; cat $T/e
         mkfifo $T/open; exec 3<>$T/open # a writer that never writes, and never ends
         rc=0; timeout 10 $HVSOCK connect vsock:lo:5030 <$T/open 2>$T/e || rc=$?; echo "open input rc=$rc"; cat $T/e
@@ -69,17 +70,18 @@ fn a_peer_that_answers_and_closes_ends_the_session_cleanly() {
         rc=0; timeout 10 $HVSOCK connect vsock:lo:5030 </dev/zero >/dev/null 2>$T/e || rc=$?
         echo "refused input rc=$rc"; grep -o 'went away (closed both ways)' $T/e
         # listen's stdin is the open input, ending only after the peer has sent and closed
-        # without half-closing
+        # without half-closing (0.2 s after: a late end, on purpose)
         (until [ -e $T/sent ]; do sleep 0.05; done; sleep 0.2) | $HVSOCK listen vsock:any:5031 >$T/got 2>$T/l.err & l=$!
         ready $T/l.err
         echo hello | $HVSOCK connect vsock:lo:5031 --send-only; touch $T/sent
         rc=0; wait $l || rc=$?; echo "listen rc=$rc: $(cat $T/got)"
-        # a command still at work when its peer closed both ways finishes it
+        # a command still at work when its peer closed both ways finishes it (its 0.1 s of
+        # work is the case tested)
         $HVSOCK listen vsock:any:5032 --exec "cat > $T/up; sleep 0.1; mv $T/up $T/saved" 2>$T/c.err & l=$!
         ready $T/c.err
         echo upload | $HVSOCK connect vsock:lo:5032 --send-only
         rc=0; wait $l || rc=$?; echo "exec rc=$rc: $(cat $T/saved)"
-        # the command greets only after its peer has sent all and closed
+        # the command greets only after its peer has sent all and closed (late on purpose)
         $HVSOCK listen vsock:any:5033 --exec "(sleep 0.5; echo greetings) & sleep 1; cat > $T/up" 2>$T/g.err & l=$!
         ready $T/g.err
         $HVSOCK connect vsock:lo:5033 --send-only < $T/small
@@ -130,7 +132,7 @@ fn list_shows_listener_and_connection_with_owners() {
         $HVSOCK listen vsock:any:5030 >/dev/null 2>$T/l.err &
         lpid=$!
         ready $T/l.err
-        sleep 30 | $HVSOCK connect vsock:lo:5030 &
+        quiet | $HVSOCK connect vsock:lo:5030 &
         cpid=$!   # the last command of the pipeline
         i=0; until $HVSOCK list --port 5030 | grep -q ESTAB; do i=$((i+1)); [ $i -lt 200 ] || exit 9; sleep 0.02; done
         echo "pids $lpid $cpid"

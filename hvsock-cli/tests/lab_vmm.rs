@@ -263,6 +263,8 @@ fn hybrid_endpoints_work_against_vhost_device_vsock() {
     // Its stdin stays open: only the guest's end or the idle limit can end it.
     let mut stdin = mid.stdin.take().unwrap();
     std::io::Write::write_all(&mut stdin, b"are you there?\n").unwrap();
+    // Not a wait for anything: whether the line is through or not when the VM goes, the end
+    // must be the same; the half second makes the likelier case, mid-conversation.
     std::thread::sleep(Duration::from_millis(500));
     std::fs::write(&done, b"").unwrap();
     let status =

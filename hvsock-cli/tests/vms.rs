@@ -183,6 +183,7 @@ fn a_lab_runs_guests_by_name() {
         .arg(&file)
         .args(["-c", "echo locked; exec sleep 300"])
         .stdout(Stdio::piped())
+        .process_group(0) // flock's command is its child: both go with the group below
         .spawn()
         .unwrap();
     let mut locked = String::new();
@@ -215,6 +216,8 @@ fn a_lab_runs_guests_by_name() {
         "{v}"
     );
     assert_eq!(host[1], "guest 3 here", "{out}");
+    // SAFETY: kill(2) on the process group of our own child, not yet reaped.
+    unsafe { libc::kill(-(other.id() as libc::pid_t), libc::SIGKILL) };
     common::stop(&mut other);
     // Once the run has ended, its names are gone (and the other run's file, left behind with
     // a pid that lives, is not a running run's).

@@ -7,8 +7,10 @@ use std::process::{Command, Output, Stdio};
 pub const HVSOCK: &str = env!("CARGO_BIN_EXE_hvsock");
 
 /// Shell functions the lab scripts share: `ready FILE` waits until a server has written
-/// `listening on` into FILE (its stderr).
+/// `listening on` into FILE (its stderr); `quiet` is an input that stays open and sends
+/// nothing until the guest powers off (its sleep is no wait for anything: no test runs a day).
 const PRELUDE: &str = r#"
+quiet() { exec sleep 86400; }
 ready() { i=0; until grep -q 'listening on' "$1" 2>/dev/null; do i=$((i+1)); [ $i -lt 500 ] || { echo "never ready: $1" >&2; cat "$1" >&2; exit 90; }; sleep 0.02; done; }
 T=$(mktemp -d)
 "#;
