@@ -20,16 +20,15 @@ command -v cargo-nextest >/dev/null 2>&1 || cargo install --quiet --locked cargo
 cargo build --workspace --all-targets
 # Lints as errors, among them an unsafe block without its SAFETY line.
 cargo clippy --workspace --all-targets -- -D warnings
+# The VMM backend lab_vmm.rs tests against: built once per machine.
+scripts/vmm-backend.sh >/dev/null
 took "build and lint"
 # The lab tests mostly wait on their guests, leaving CPU idle: what later steps build is
-# compiled meanwhile, at the lowest priority, so it takes CPU mostly from idleness. First the
-# VMM backend lab_vmm.rs tests against (where that test looks for it: cargo's
-# CARGO_TARGET_TMPDIR; it builds it itself when it is not there), then the fuzzers, the
-# Windows build, and the crates and the Debian package (built, installed and tried). In a
-# session of its own: stopped with all it started if a test fails.
+# compiled meanwhile, at the lowest priority, so it takes CPU mostly from idleness: the
+# fuzzers, the Windows build, and the crates and the Debian package (built, installed and
+# tried). In a session of its own: stopped with all it started if a test fails.
 mkdir -p target
-setsid nice -n 19 sh -c 'scripts/vmm-backend.sh target/tmp/vhost-device-vsock &&
-    scripts/fuzz.sh --build-only && scripts/windows-check.sh --build-only &&
+setsid nice -n 19 sh -c 'scripts/fuzz.sh --build-only && scripts/windows-check.sh --build-only &&
     scripts/package-check.sh' >target/background-build.log 2>&1 &
 background=$!
 fuzzing=""

@@ -4,23 +4,21 @@
 #![cfg(target_os = "linux")] // the lab is a Linux guest
 
 mod common;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{stdout, HVSOCK};
 
-/// vhost-device-vsock 0.3.0, built once into our target directory by `scripts/vmm-backend.sh`
-/// (which `scripts/test.sh` runs while the tests before this one run).
+/// vhost-device-vsock 0.3.0, built once per machine by `scripts/vmm-backend.sh` (which
+/// `scripts/test.sh` runs before the tests start).
 fn backend_binary() -> PathBuf {
-    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("vhost-device-vsock");
     let o = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/vmm-backend.sh"))
-        .arg(&root)
         .env("CARGO", env!("CARGO"))
         .output()
         .expect("run scripts/vmm-backend.sh");
     assert!(o.status.success(), "cannot build vhost-device-vsock: {}", String::from_utf8_lossy(&o.stderr));
-    root.join("bin/vhost-device-vsock")
+    PathBuf::from(String::from_utf8(o.stdout).unwrap().trim_end())
 }
 
 /// Stops what it holds when the test ends, passing or not.
