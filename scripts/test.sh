@@ -17,22 +17,22 @@ scripts/setup.sh
 # The test runner: every test in a process of its own, all binaries' tests side by side
 # (.config/nextest.toml says how many at once, and ends a hang).
 command -v cargo-nextest >/dev/null 2>&1 || cargo install --quiet --locked cargo-nextest
-cargo build --workspace --all-targets
-# Lints as errors, among them an unsafe block without its SAFETY line.
-cargo clippy --workspace --all-targets -- -D warnings
-# The VMM backend lab_vmm.rs tests against: built once per machine.
-scripts/vmm-backend.sh >/dev/null
-took "build and lint"
-# The lab tests mostly wait on their guests, leaving CPU idle: what later steps build is
-# compiled meanwhile, at the lowest priority, so it takes CPU mostly from idleness: the
-# fuzzers, the Windows build, and the crates and the Debian package (built, installed and
-# tried). In a session of its own: stopped with all it started if a test fails.
+# What later steps build is compiled in the background from the start, at the lowest
+# priority, so it takes CPU mostly from idleness (a build's linking, a lab test waiting on its
+# guest): the fuzzers, the Windows build, and the crates and the Debian package (built,
+# installed and tried). In a session of its own: stopped with all it started if a step fails.
 mkdir -p target
 setsid nice -n 19 sh -c 'scripts/fuzz.sh --build-only && scripts/windows-check.sh --build-only &&
     scripts/package-check.sh' >target/background-build.log 2>&1 &
 background=$!
 fuzzing=""
 trap 'for g in $background $fuzzing; do kill -- "-$g" 2>/dev/null || true; done' EXIT
+cargo build --workspace --all-targets
+# Lints as errors, among them an unsafe block without its SAFETY line.
+cargo clippy --workspace --all-targets -- -D warnings
+# The VMM backend lab_vmm.rs tests against: built once per machine.
+scripts/vmm-backend.sh >/dev/null
+took "build and lint"
 cargo nextest run --workspace
 # Doc tests are not nextest's: cargo's own runner for them.
 cargo test --workspace --doc
