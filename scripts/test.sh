@@ -21,9 +21,12 @@ command -v cargo-nextest >/dev/null 2>&1 || cargo install --quiet --locked cargo
 # priority, so it takes CPU mostly from idleness (a build's linking, a lab test waiting on its
 # guest): the fuzzers, the Windows build, and the crates and the Debian package (built,
 # installed and tried). In a session of its own: stopped with all it started if a step fails.
+# A new session is also a new scheduler autogroup, which would share the CPU equally with
+# ours whatever its nice value: the group itself is made nice 19 too.
 mkdir -p target
-setsid nice -n 19 sh -c 'scripts/fuzz.sh --build-only && scripts/windows-check.sh --build-only &&
-    scripts/package-check.sh' >target/background-build.log 2>&1 &
+setsid sh -c '{ echo 19 >/proc/self/autogroup; } 2>/dev/null; exec nice -n 19 sh -c "
+    scripts/fuzz.sh --build-only && scripts/windows-check.sh --build-only && scripts/package-check.sh"' \
+    >target/background-build.log 2>&1 &
 background=$!
 fuzzing=""
 trap 'for g in $background $fuzzing; do kill -- "-$g" 2>/dev/null || true; done' EXIT

@@ -75,11 +75,12 @@ fn timeouts_refusals_and_unreachable_cids() {
         ] {
             assert!(matches!(e.kind(), ErrorKind::ConnectionReset | ErrorKind::ConnectionRefused), "{e}");
         }
-        // No transport reaches CID 5 in this guest.
+        // No transport reaches CID 5 in this guest: the error comes at once, not at the
+        // timeout (set far beyond any load's delay, so the bound below is no bet).
         let start = Instant::now();
-        let e = Stream::connect_timeout("vsock:5:20002", Duration::from_secs(3)).unwrap_err();
+        let e = Stream::connect_timeout("vsock:5:20002", Duration::from_secs(60)).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::ENODEV), "{e}");
-        assert!(start.elapsed() < Duration::from_secs(3));
+        assert!(start.elapsed() < Duration::from_secs(30), "{:?}", start.elapsed());
     });
 }
 
@@ -213,13 +214,13 @@ fn vsock_options_and_the_connector() {
             .unwrap_err();
         assert!(matches!(e.kind(), ErrorKind::ConnectionReset | ErrorKind::ConnectionRefused), "{e}");
         assert!(start.elapsed() >= Duration::from_millis(300), "{:?}", start.elapsed());
-        // Errors that retrying cannot fix are not retried.
+        // Errors that retrying cannot fix are not retried: one retry would wait a minute.
         let start = Instant::now();
         assert!(Connector::new()
-            .retries(50)
-            .retry_wait(Duration::from_millis(100))
+            .retries(1)
+            .retry_wait(Duration::from_secs(60))
             .connect("vsock:5:1")
             .is_err());
-        assert!(start.elapsed() < Duration::from_millis(500), "ENODEV was retried");
+        assert!(start.elapsed() < Duration::from_secs(30), "ENODEV was retried");
     });
 }
