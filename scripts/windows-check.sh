@@ -71,7 +71,7 @@ if [ -n "$build_only" ]; then
 fi
 # One wineserver for the whole run: left to itself it exits 3 s after its last client, and a
 # test process starting just then fails with "wine client error:0: recvmsg: Connection reset
-# by peer" (seen in a clean-clone CI run). Stopped below, and on any exit.
+# by peer" (seen in a clean-clone CI run). Stopped when this script exits, however it does.
 wineserver -p
 trap 'wineserver -k 2>/dev/null || true' EXIT
 # One test at a time: wine now and then fails a CreateProcess among many at once
