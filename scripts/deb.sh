@@ -2,9 +2,17 @@
 # Builds the Debian package of the command line, target/debian/hvsock_VERSION_ARCH.deb: the
 # binary as `cargo install` builds it, its shell completions and its man pages, all generated
 # by the binary itself. Installs what it needs first.
-#   scripts/deb.sh
+#   scripts/deb.sh            # the release package
+#   scripts/deb.sh --debug    # a debug build in target/package-check (package-check.sh: it tries
+#                             # the packaging, not the optimiser, from the dependencies built there)
 set -eu
 cd "$(dirname "$0")/.."
+build="--locked"
+case "${1:-}" in
+    --debug) build="--locked --debug --target-dir target/package-check" ;;
+    "") ;;
+    *) echo "deb: unknown argument '$1' (only --debug)" >&2; exit 2 ;;
+esac
 command -v dpkg-deb >/dev/null 2>&1 || { echo "deb: dpkg-deb is Debian's; this is not a Debian system" >&2; exit 1; }
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 arch=$(dpkg --print-architecture)
@@ -13,7 +21,7 @@ root=$out/root
 rm -rf "$root"
 mkdir -p "$root/DEBIAN" "$root/usr/share/bash-completion/completions" "$root/usr/share/zsh/vendor-completions" \
     "$root/usr/share/fish/vendor_completions.d" "$root/usr/share/man/man1" "$root/usr/share/doc/hvsock"
-cargo install --quiet --locked --path hvsock-cli --root "$root/usr" --no-track
+cargo install --quiet $build --path hvsock-cli --root "$root/usr" --no-track
 strip "$root/usr/bin/hvsock" 2>/dev/null || true
 h="$root/usr/bin/hvsock"
 "$h" completions bash > "$root/usr/share/bash-completion/completions/hvsock"

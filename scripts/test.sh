@@ -24,13 +24,20 @@ command -v cargo-nextest >/dev/null 2>&1 || cargo install --quiet --locked cargo
 # A new session is also a new scheduler autogroup, which would share the CPU equally with
 # ours whatever its nice value: the group itself is made nice 19 too.
 mkdir -p target
-setsid sh -c '{ echo 19 >/proc/self/autogroup; } 2>/dev/null; exec nice -n 19 sh -c "
-    scripts/fuzz.sh --build-only && scripts/windows-check.sh --build-only && scripts/package-check.sh"' \
-    >target/background-build.log 2>&1 &
+in_background() {
+    setsid sh -c '{ echo 19 >/proc/self/autogroup; } 2>/dev/null; exec nice -n 19 sh -c "$0"' "$1" \
+        >"$2" 2>&1 &
+}
+in_background "scripts/fuzz.sh --build-only && scripts/windows-check.sh --build-only" target/background-build.log
 background=$!
+packaging=""
 fuzzing=""
-trap 'for g in $background $fuzzing; do kill -- "-$g" 2>/dev/null || true; done' EXIT
+trap 'for g in $background $packaging $fuzzing; do kill -- "-$g" 2>/dev/null || true; done' EXIT
 cargo build --workspace --all-targets
+# The crates and the Debian package, once the debug build is there: the crates' verification
+# starts from its dependencies (see package-check.sh).
+in_background scripts/package-check.sh target/package-check.log
+packaging=$!
 # Lints as errors, among them an unsafe block without its SAFETY line.
 cargo clippy --workspace --all-targets -- -D warnings
 # The VMM backend lab_vmm.rs tests against: built once per machine.
@@ -44,11 +51,17 @@ RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p hvsock -p hvsock-lab --feature
 took "tests"
 wait $background || {
     cat target/background-build.log >&2
-    echo "test: the background build (fuzzers, Windows, packages) failed; its log is above" >&2
+    echo "test: the background build (fuzzers, Windows) failed; its log is above" >&2
     exit 1
 }
 background=""
-grep '^package-check:' target/background-build.log
+wait $packaging || {
+    cat target/package-check.log >&2
+    echo "test: the package check failed; its log is above" >&2
+    exit 1
+}
+packaging=""
+grep '^package-check:' target/package-check.log
 took "waiting for the background build"
 # The fuzzers (one core) and the Windows tests under wine (one at a time) side by side.
 setsid scripts/fuzz.sh --seconds 6 >target/fuzz.log 2>&1 &

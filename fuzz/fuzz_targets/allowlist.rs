@@ -2,7 +2,7 @@
 //! panic; every entry taken has a host and a port.
 #![no_main]
 
-#[path = "../../hvsock-cli/src/allowlist.rs"]
+#[path = "../../hvsock-relay/src/allowlist.rs"]
 #[allow(dead_code)]
 mod allowlist;
 

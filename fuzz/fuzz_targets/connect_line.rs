@@ -2,10 +2,10 @@
 //! panic; whatever it grants is on the allowlist.
 #![no_main]
 
-#[path = "../../hvsock-cli/src/allowlist.rs"]
+#[path = "../../hvsock-relay/src/allowlist.rs"]
 #[allow(dead_code)]
 mod allowlist;
-#[path = "../../hvsock-cli/src/wildcard.rs"]
+#[path = "../../hvsock-relay/src/wildcard.rs"]
 #[allow(dead_code)]
 mod wildcard;
 
@@ -19,9 +19,9 @@ fuzz_target!(|input: (u8, &str, &[u8])| {
     )
     .unwrap();
     // The TO text itself is fuzzed too (what a user types).
-    let _ = wildcard::Target::parse(to);
+    let _ = wildcard::Target::wildcard(to);
     let target = ["tcp:*:*", "tcp:localhost:*", "vsock:3:*", "vsock:*:*"][usize::from(which % 4)];
-    let target = wildcard::Target::parse(target).unwrap();
+    let target = wildcard::Target::wildcard(target).unwrap();
     if let Ok(ep) = target.request(line, &allow) {
         let shown = ep.to_string();
         let (host, port) = shown.split_once(':').unwrap().1.rsplit_once(':').unwrap();

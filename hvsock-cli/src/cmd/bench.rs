@@ -6,12 +6,12 @@ use std::time::Duration;
 use hvsock::Endpoint;
 use serde_json::json;
 
-use crate::args::{parse_bytes, parse_secs};
 use crate::bench::client::{self, Latencies, Target};
 use crate::bench::server;
 use crate::bench::socket::Listener;
 use crate::bench::wire::{Direction, MAX_SIZE};
 use crate::output::outln;
+use crate::values::{parse_bytes, parse_secs};
 
 /// Measure throughput, round-trip latency or connection rate between two ends of any endpoint
 /// kind (vsock, hv, hybrid, tcp, unix), every byte checked.

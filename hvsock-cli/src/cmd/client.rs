@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use hvsock::{Connector, Role, Service, SocketAddr, Stream, ToSocketAddr, Vm};
 
-use crate::args::parse_secs;
 use crate::diagnose::socket_error;
 use crate::output::outln;
+use crate::values::parse_secs;
 
 /// Connect, send a text, print the answer (the client of the Hyper-V socket wildcards article's C# sample).
 #[derive(clap::Args, Debug)]

@@ -2,7 +2,7 @@
 
 use clap::CommandFactory;
 
-use crate::args::Cli;
+use super::Cli;
 
 /// Print the completion script for SHELL.
 #[derive(clap::Args, Debug)]

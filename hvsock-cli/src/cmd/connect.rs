@@ -4,9 +4,10 @@ use std::time::Duration;
 
 use hvsock::Endpoint;
 
-use crate::args::parse_secs;
-use crate::endpoints::{self, idle, stdin_is_terminal, Conn, Framing, HalfClose};
-use crate::splice::{splice, Counters, End};
+use hvsock_relay::{join, Conn, Counters, End, Options};
+
+use crate::flags::{idle, stdin_is_terminal, Framing, HalfClose};
+use crate::values::parse_secs;
 
 /// Connect to ENDPOINT and join it to stdin/stdout, like `ncat --vsock` / `socat - VSOCK-CONNECT`.
 ///
@@ -56,14 +57,15 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         anyhow::bail!("connect needs somewhere to connect to, not `-`");
     }
     let framing = args.framing.check(&args.endpoint)?;
-    let rt = endpoints::runtime()?;
+    let rt = hvsock_relay::runtime()?;
     let result = rt.block_on(async {
         let conn =
-            args.half_close.apply(endpoints::connect(&args.endpoint, args.timeout, args.retries).await?);
+            args.half_close.apply(hvsock_relay::connect(&args.endpoint, args.timeout, args.retries).await?);
         let peer = conn.peer.clone();
         let io = framing.apply(Conn::stdio());
         let (io, conn) = if args.send_only { io.send_only(conn) } else { (io, conn) };
-        match splice(io, conn, args.idle_timeout, &Counters::default(), stdin_is_terminal()).await {
+        let options = Options { idle: args.idle_timeout, stop_when_b_ends: stdin_is_terminal(), stop: None };
+        match join(io, conn, options, &Counters::default()).await {
             End::Clean | End::PeerDone => Ok(0),
             End::Error(e) => Err(anyhow::anyhow!("{peer}: {e}")),
             End::Idle => Err(idle(&peer, args.idle_timeout)),

@@ -3,7 +3,7 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-use crate::args::parse_secs;
+use crate::values::parse_secs;
 
 /// Run commands in throwaway Linux guests with real AF_VSOCK (User-Mode Linux).
 #[derive(clap::Args, Debug)]

@@ -3,10 +3,12 @@
 use hvsock::Endpoint;
 use tokio::process::Command;
 
-use crate::args::parse_secs;
-use crate::endpoints::{self, stdin_is_terminal, Conn, Framing, HalfClose, Listener};
-use crate::splice::{splice, Counters, End};
-use crate::stopping::{accept_until_signal, drain, Backoff, Signals};
+use hvsock_relay::stopping::{accept_until_signal, drain, Backoff, Signals};
+use hvsock_relay::{join, Conn, Counters, End, Listener, Options};
+use tokio::sync::watch;
+
+use crate::flags::{idle, stdin_is_terminal, Framing, HalfClose};
+use crate::values::parse_secs;
 
 /// Listen on ENDPOINT and join the connection to stdin/stdout, like `ncat --vsock -l`.
 ///
@@ -48,8 +50,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
-    crate::stopping::raise_fd_limit();
-    let rt = endpoints::runtime()?;
+    hvsock_relay::stopping::raise_fd_limit();
+    let rt = hvsock_relay::runtime()?;
     let result = rt.block_on(serve(args));
     rt.shutdown_background();
     result
@@ -62,6 +64,8 @@ async fn serve(args: Args) -> anyhow::Result<u8> {
     let framing = framing.check_listener(&listener, &args.endpoint)?;
     eprintln!("listening on {}", listener.local()?);
     let mut tasks = tokio::task::JoinSet::new();
+    // Turned true when the grace period is over: open connections are cut as resets.
+    let (stop, stopped) = watch::channel(false);
     let mut backoff = Backoff::new();
     let mut failed = false;
     let mut signalled = false;
@@ -85,14 +89,15 @@ async fn serve(args: Args) -> anyhow::Result<u8> {
         };
         let conn = args.half_close.apply(conn);
         let idle = args.idle_timeout;
+        let stopped = stopped.clone();
         match &args.exec {
             Some(cmd) => {
                 let cmd = cmd.clone();
-                tasks.spawn(async move { run_exec(conn, &cmd, idle, framing).await });
+                tasks.spawn(async move { run_exec(conn, &cmd, idle, framing, stopped).await });
             }
             None => {
                 // stdin/stdout serve one connection at a time.
-                tasks.spawn(run_stdio(conn, idle, framing, args.send_only));
+                tasks.spawn(run_stdio(conn, idle, framing, args.send_only, stopped));
                 tokio::select! {
                     Some(done) = tasks.join_next() => told(done, &mut failed),
                     () = signals.next() => { signalled = true; break 'serving }
@@ -106,25 +111,28 @@ async fn serve(args: Args) -> anyhow::Result<u8> {
     // Stop taking connections at once; open ones get the grace period after a signal, or run
     // to their end (a one-shot listen) until a signal starts it.
     drop(listener);
-    let cut =
-        drain("listen", &mut tasks, args.grace, &mut signals, signalled, |done| told(done, &mut failed))
-            .await;
+    let cut = drain("listen", &mut tasks, args.grace, &mut signals, signalled, stop, |done| {
+        told(done, &mut failed)
+    })
+    .await;
     Ok(if failed || cut > 0 { 1 } else { 0 })
 }
 
 /// One connection joined to our stdin/stdout.
 async fn run_stdio(
     conn: Conn,
-    idle: Option<std::time::Duration>,
+    idle_limit: Option<std::time::Duration>,
     framing: Framing,
     send_only: bool,
+    stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let peer = conn.peer.clone();
     let io = framing.apply(Conn::stdio());
     let (io, conn) = if send_only { io.send_only(conn) } else { (io, conn) };
-    match splice(io, conn, idle, &Counters::default(), stdin_is_terminal()).await {
+    let options = Options { idle: idle_limit, stop_when_b_ends: stdin_is_terminal(), stop: Some(stop) };
+    match join(io, conn, options, &Counters::default()).await {
         End::Error(e) => anyhow::bail!("{peer}: {e}"),
-        End::Idle => Err(endpoints::idle(&peer, idle)),
+        End::Idle => Err(idle(&peer, idle_limit)),
         _ => Ok(()),
     }
 }
@@ -133,8 +141,9 @@ async fn run_stdio(
 async fn run_exec(
     conn: Conn,
     cmd: &str,
-    idle: Option<std::time::Duration>,
+    idle_limit: Option<std::time::Duration>,
     framing: Framing,
+    stop: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let mut child = shell(cmd)
         .stdin(std::process::Stdio::piped())
@@ -144,7 +153,8 @@ async fn run_exec(
         .map_err(|e| anyhow::anyhow!("cannot run `{cmd}`: {e}"))?;
     let peer = conn.peer.clone();
     let proc = framing.apply(Conn::child(&mut child, cmd.to_string()));
-    let end = splice(conn, proc, idle, &Counters::default(), false).await;
+    let options = Options { idle: idle_limit, stop_when_b_ends: false, stop: Some(stop) };
+    let end = join(conn, proc, options, &Counters::default()).await;
     if matches!(end, End::Error(_) | End::Idle) {
         // The connection is gone: so is the command's reason to run, with all it started.
         kill_group(&mut child);
@@ -152,7 +162,7 @@ async fn run_exec(
     let status = child.wait().await?;
     match end {
         End::Error(e) => anyhow::bail!("{peer}: {e}"),
-        End::Idle => Err(endpoints::idle(&peer, idle)),
+        End::Idle => Err(idle(&peer, idle_limit)),
         _ if !status.success() => anyhow::bail!("`{cmd}` for {peer} ended with {status}"),
         _ => Ok(()),
     }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::CommandFactory;
 
-use crate::args::Cli;
+use super::Cli;
 
 /// Write a man page for hvsock and one for each command (`hvsock-connect.1`, `hvsock-lab-run.1`,
 /// …) into DIR; without DIR, print hvsock.1.

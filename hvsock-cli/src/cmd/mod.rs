@@ -1,4 +1,4 @@
-//! One module per command.
+//! The command line's grammar, and one module per command.
 
 pub mod addr;
 pub mod bench;
@@ -19,7 +19,57 @@ pub mod services;
 pub mod unregister;
 pub mod vms;
 
-use crate::args::{Cli, Command};
+use clap::{Parser, Subcommand};
+
+const EXAMPLES: &str = "\
+Examples:
+  hvsock server any --count 1          # answer one client, from any VM or this one
+  hvsock client lo                     # prints: Hello: World!
+  hvsock guid 19000                    # 00004a38-facb-11e6-bd58-64006a7986d3
+  hvsock addr hv:parent:19000          # what an endpoint means on Linux and on Windows
+  hvsock info                          # local CID, transports, hypervisor / VM ID, Winsock entry
+  hvsock listen vsock:any:5000 > out   # netcat-style: one connection to stdout
+  hvsock connect vsock:3:5000 < in     # stdin to a guest, its answer to stdout
+  hvsock relay vsock:any:8000 tcp:127.0.0.1:80   # vsock-proxy-style forwarding
+  hvsock lab run -- hvsock client lo   # run vsock code in a throwaway Linux guest
+  hvsock vms                           # the VMs here, by name: vsock:NAME:PORT reaches one
+
+The spelling of the Hyper-V socket wildcards article's C# sample works too: `hvsock /server any`, `hvsock /client parent`,
+`hvsock /register`; no arguments at all runs `hvsock server loopback`.
+
+VM names: any|wildcard|zero, lo|loopback, parent|host, child|children, broadcast,
+a VM ID GUID (Windows) or a CID number (Linux), or a VM's name as `hvsock vms` lists it.
+Services: a port or a service GUID.";
+
+/// Host<->VM sockets with one set of names: Hyper-V sockets (Windows), vsock (Linux).
+#[derive(Parser, Debug)]
+#[command(name = "hvsock", version, after_help = EXAMPLES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    Server(server::Args),
+    Client(client::Args),
+    Register(register::Args),
+    Unregister(unregister::Args),
+    Services(services::Args),
+    Info(info::Args),
+    Connect(connect::Args),
+    Listen(listen::Args),
+    Relay(relay::Args),
+    List(list::Args),
+    Matrix(matrix::Args),
+    Guid(guid::Args),
+    Addr(addr::Args),
+    Lab(lab::Args),
+    Bench(bench::Args),
+    Vms(vms::Args),
+    Completions(completions::Args),
+    Man(man::Args),
+}
 
 /// Runs the command; `Ok` carries the exit code.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {

@@ -49,7 +49,7 @@ pub struct Args {
 fn listener(args: &Args) -> anyhow::Result<Listener> {
     #[cfg(target_os = "linux")]
     if let Some(name) = &args.systemd {
-        let mut sockets = crate::activation::handed_over()?;
+        let mut sockets = hvsock_relay::activation::handed_over()?;
         let i = match name.as_str() {
             "" if sockets.len() == 1 => Some(0),
             "" => None,
@@ -71,7 +71,7 @@ fn listener(args: &Args) -> anyhow::Result<Listener> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
-    crate::stopping::raise_fd_limit();
+    hvsock_relay::stopping::raise_fd_limit();
     let listener = listener(&args)?;
     let local = listener.local_addr().context("cannot read the listening address")?;
     eprintln!("listening on {local}");

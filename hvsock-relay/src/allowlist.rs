@@ -23,6 +23,7 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// One `HOST:PORT` entry.
     pub fn parse(s: &str) -> anyhow::Result<Entry> {
         let shown = Printable::new(s);
         let (host, port) =
@@ -72,6 +73,7 @@ pub struct Allowlist {
 }
 
 impl Allowlist {
+    /// The entries given (`--allow`) and those of a YAML or TOML file (`--allow-file`).
     pub fn new(entries: &[String], file: Option<&Path>) -> anyhow::Result<Allowlist> {
         let mut list =
             Allowlist { entries: entries.iter().map(|e| Entry::parse(e)).collect::<Result<_, _>>()? };
@@ -81,6 +83,7 @@ impl Allowlist {
         Ok(list)
     }
 
+    /// Whether nothing is allowed.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

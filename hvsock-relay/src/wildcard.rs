@@ -10,20 +10,22 @@ pub const MAX_LINE: usize = 512;
 
 /// What TO means for one client.
 pub enum Target {
+    /// This endpoint, for every client.
     Fixed(Endpoint),
     /// `kind`, then host and port where `None` is a `*`.
     Wildcard {
+        /// `tcp`, `vsock` or `hv`.
         kind: String,
+        /// The host, CID or VM, or `None` for `*`.
         host: Option<String>,
+        /// The port, or `None` for `*`.
         port: Option<String>,
     },
 }
 
 impl Target {
-    pub fn parse(to: &str) -> anyhow::Result<Target> {
-        if !to.contains('*') {
-            return Ok(Target::Fixed(to.parse()?));
-        }
+    /// A TO argument with `*` for the parts a client names (`tcp:*:443`, `vsock:3:*`).
+    pub fn wildcard(to: &str) -> anyhow::Result<Target> {
         let bad = |why: &str| anyhow::anyhow!("TO `{to}`: {why}");
         let (kind, rest) = to.split_once(':').ok_or_else(|| bad("expected KIND:HOST:PORT"))?;
         let (host, port) = rest.rsplit_once(':').ok_or_else(|| bad("expected KIND:HOST:PORT"))?;

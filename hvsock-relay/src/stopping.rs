@@ -1,4 +1,4 @@
-//! How a server (`relay`, `listen`, `server`) stops and stays up: the first SIGINT/SIGTERM
+//! How a server (`relay`, `listen`) stops and stays up: the first SIGINT/SIGTERM
 //! closes its listener at once and gives open connections a grace period; a second signal, or
 //! the end of the grace period, ends them. Accept failures (EMFILE, …) are waited out, not
 //! fatal, and the descriptor limit is raised first so that they are rare.
@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use tokio::task::{JoinError, JoinSet};
 
-use crate::endpoints::{Conn, Listener};
+use crate::conn::Conn;
+use crate::listener::Listener;
 
 /// SIGINT and SIGTERM (Ctrl-C and Ctrl-Break on Windows), each time one comes.
 pub struct Signals {
@@ -44,10 +45,17 @@ impl Signals {
 /// Waits after a failed accept: 10 ms, doubling up to 1 s; back to 10 ms after a success.
 pub struct Backoff(Duration);
 
+impl Default for Backoff {
+    fn default() -> Backoff {
+        Backoff::new()
+    }
+}
+
 impl Backoff {
     const FIRST: Duration = Duration::from_millis(10);
     const MOST: Duration = Duration::from_secs(1);
 
+    /// Starting at the first wait.
     pub fn new() -> Backoff {
         Backoff(Backoff::FIRST)
     }
@@ -58,10 +66,12 @@ impl Backoff {
         self.0 = (self.0 * 2).min(Backoff::MOST);
     }
 
+    /// The next wait.
     pub fn current(&self) -> Duration {
         self.0
     }
 
+    /// Back to the first wait (after a success).
     pub fn reset(&mut self) {
         self.0 = Backoff::FIRST;
     }
@@ -98,14 +108,16 @@ pub async fn accept_until_signal(
 
 /// After the listener is closed: open connections (`tasks`) run to their end, each told to
 /// `on_done` — until a signal, unless one already came (`signalled`) — and then get `grace`;
-/// a (further) signal or the end of the grace period aborts the rest (their sockets close).
-/// Returns how many were cut.
+/// a (further) signal or the end of the grace period cuts the rest: `stop` tells their joins
+/// (see [`Options::stop`](crate::Options::stop)), which reset both sides, so that no peer takes
+/// a cut connection for a complete one. Returns how many were cut.
 pub async fn drain<T: 'static>(
     what: &str,
     tasks: &mut JoinSet<T>,
     grace: Duration,
     signals: &mut Signals,
     signalled: bool,
+    stop: tokio::sync::watch::Sender<bool>,
     mut on_done: impl FnMut(Result<T, JoinError>),
 ) -> usize {
     if !signalled && !tasks.is_empty() {
@@ -129,8 +141,13 @@ pub async fn drain<T: 'static>(
         () = signals.next() => {}
     }
     let cut = tasks.len();
-    tasks.abort_all();
-    while tasks.join_next().await.is_some() {}
+    let _ = stop.send(true);
+    // A join resets its sides at once; anything else (a handshake, a connect) is aborted.
+    let reset = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(1), reset).await.is_err() {
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+    }
     cut
 }
 

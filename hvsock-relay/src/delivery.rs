@@ -9,7 +9,7 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::time::Duration;
 
-use crate::endpoints::SocketHandle;
+use crate::conn::SocketHandle;
 
 /// Returns once the peer has taken everything we sent (TCP: acknowledged it and our end of
 /// file; Unix: read it; vsock: it has left this machine's queue), or with the error that

@@ -54,8 +54,8 @@ mod linux {
 
     use super::Spliceable;
 
-    /// How much a pipe holds: one bulk read, as the relay's largest buffer.
-    const PIPE_SIZE: usize = crate::splice::MAX_BUF;
+    /// How much a pipe holds: one bulk read, as a joined direction's largest buffer.
+    pub const PIPE_SIZE: usize = 1 << 20;
 
     impl Spliceable {
         fn fd(&self) -> RawFd {
@@ -150,12 +150,14 @@ mod linux {
         }
     }
 
-    /// Moves `from`'s bytes to `to` through `pipe` until `from`'s data ends, calling `moved`
-    /// with each chunk's length once it is delivered.
+    /// Moves `from`'s bytes to `to` through `pipe` until `from`'s data ends, telling
+    /// `writing` while a chunk waits to be written and `moved` each chunk's length once it is
+    /// delivered.
     pub async fn copy(
         from: &Spliceable,
         to: &Spliceable,
         pipe: Pipe,
+        writing: impl Fn(bool),
         mut moved: impl FnMut(usize),
     ) -> Result<Spliced, SpliceError> {
         let (pipe_in, pipe_out) = (pipe.write.as_raw_fd(), pipe.read.as_raw_fd());
@@ -171,6 +173,7 @@ mod linux {
                 Err(e) => return Err(SpliceError::Read(e)),
             };
             let mut left = n;
+            writing(true);
             while left > 0 {
                 match to.io(Interest::WRITABLE, || splice(pipe_out, to.fd(), left)).await {
                     Ok(0) => return Err(SpliceError::Write(io::ErrorKind::WriteZero.into())),
@@ -181,6 +184,7 @@ mod linux {
                     Err(e) => return Err(SpliceError::Write(e)),
                 }
             }
+            writing(false);
             first = false;
             moved(n);
         }

@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::endpoints::{Reader, Writer};
+use crate::conn::{Reader, Writer};
 
 /// The largest message a Unix SOCK_SEQPACKET end takes here: a larger one fails the connection
 /// (it is never cut short in silence).
@@ -46,6 +46,7 @@ impl MsgSocket {
         }
     }
 
+    /// Its reading and writing halves: one message per read and per write.
     pub fn halves(&self) -> (Reader, Writer) {
         (Box::new(MsgReader(self.clone())), Box::new(MsgWriter { socket: self.clone(), sending: None }))
     }
@@ -174,6 +175,7 @@ pub struct LineReader {
 }
 
 impl LineReader {
+    /// Lines read from `inner`, one message each.
     pub fn new(inner: Reader) -> LineReader {
         LineReader { inner, pending: Vec::with_capacity(64 << 10), start: 0, eof: false }
     }
@@ -241,6 +243,7 @@ pub struct LineWriter {
 }
 
 impl LineWriter {
+    /// Messages written to `inner`, one line each.
     pub fn new(inner: Writer) -> LineWriter {
         LineWriter { inner, line: Vec::new(), sent: 0 }
     }

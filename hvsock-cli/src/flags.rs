@@ -1,0 +1,92 @@
+//! The flags `connect`, `listen` and `relay` share, turned into the engine's settings.
+
+use std::time::Duration;
+
+use hvsock::Endpoint;
+use hvsock_relay::{Conn, HalfClosing, Listener};
+
+/// Whether our end-of-data half-closes a connection: at once, except to hybrid vsock, where
+/// it waits for the guest's answer to pause ([`HalfCloseMode::AfterQuiet`]).
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct HalfClose {
+    /// Half-close at once even to hybrid vsock (for VMMs that keep half-closes, like
+    /// `hvsock lab run --keep-half-close`)
+    #[arg(long, conflicts_with = "no_shutdown")]
+    pub shutdown: bool,
+    /// Never half-close a connection: at end-of-data keep it open until the peer closes
+    /// (ncat's --no-shutdown)
+    #[arg(long)]
+    pub no_shutdown: bool,
+    /// Hybrid vsock: half-close once the guest has sent nothing for SECS (default 1). A guest
+    /// whose answer can pause longer (a loaded VM, a slow command) loses the rest of it when
+    /// the VMM turns our half-close into a close: give it more
+    #[arg(long, value_name = "SECS", value_parser = crate::values::parse_secs, conflicts_with_all = ["shutdown", "no_shutdown"])]
+    pub shutdown_quiet: Option<Duration>,
+}
+
+impl HalfClose {
+    /// The engine's settings.
+    pub fn settings(self) -> HalfClosing {
+        HalfClosing { now: self.shutdown, never: self.no_shutdown, quiet: self.shutdown_quiet }
+    }
+
+    /// Sets a network connection's half-close as asked.
+    pub fn apply(self, conn: Conn) -> Conn {
+        self.settings().apply(conn)
+    }
+}
+
+/// How standard input and output (or a command's) meet a message endpoint.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct Framing {
+    /// With a message endpoint (vsock-seqpacket:, unix-seqpacket:, hybrid-seqpacket:): each
+    /// line is one message (newline taken off; empty lines dropped) and each message is written
+    /// as a line. Without it, each read of input (at most 64 KiB) is one message and each
+    /// message one write.
+    #[arg(long)]
+    pub lines: bool,
+}
+
+impl Framing {
+    /// Checks `--lines` against the endpoint it is for (a handed-over socket is checked once
+    /// it is taken: see [`Framing::check_listener`]).
+    pub fn check(self, ep: &Endpoint) -> anyhow::Result<Framing> {
+        if self.lines && !ep.is_seqpacket() && !matches!(ep, Endpoint::Activated(_)) {
+            anyhow::bail!(
+                "--lines maps lines to messages: {ep} is a byte stream (use vsock-seqpacket:, unix-seqpacket: or hybrid-seqpacket:)"
+            );
+        }
+        Ok(self)
+    }
+
+    /// Checks `--lines` against what a listener turned out to be.
+    pub fn check_listener(self, listener: &Listener, ep: &Endpoint) -> anyhow::Result<Framing> {
+        if self.lines && !listener.carries_messages() {
+            anyhow::bail!("--lines maps lines to messages: {ep} is a byte stream socket");
+        }
+        Ok(self)
+    }
+
+    /// The local side (stdio, a command) framed as asked.
+    pub fn apply(self, conn: Conn) -> Conn {
+        #[cfg(unix)]
+        if self.lines {
+            return conn.lines();
+        }
+        conn
+    }
+}
+
+/// The error for a connection that went quiet for the idle limit.
+pub fn idle(peer: &str, limit: Option<Duration>) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{peer}: no data either way for {} s; closed (is the VM behind it still running?)",
+        limit.unwrap_or_default().as_secs_f64()
+    )
+}
+
+/// An interactive stdin may never end: then the peer's end ends a session.
+pub fn stdin_is_terminal() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdin().is_terminal()
+}

@@ -1,0 +1,211 @@
+//! Serving a relay: every connection accepted on a listener joined to a target (fixed, or named
+//! by the client in a `CONNECT HOST:PORT` line and checked against an allowlist), at most so
+//! many at once, until a count or a signal; then a graceful stop.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hvsock::Endpoint;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Semaphore;
+use tracing::{info, warn};
+
+use crate::allowlist::Allowlist;
+use crate::conn::{Conn, HalfClosing};
+use crate::join::{join, Counters, End, Options};
+use crate::listener::Listener;
+use crate::stopping::{accept_until_signal, drain, Backoff, Signals};
+use crate::wildcard::{Target, MAX_LINE};
+
+/// Clients in the CONNECT handshake at once (each for at most 10 s), apart from the connection
+/// limit: a crowd of silent clients cannot take the connection slots.
+const HANDSHAKES: usize = 256;
+
+/// What a relay serves and how.
+pub struct Relay {
+    /// Where each client goes.
+    pub target: Target,
+    /// What a wildcard target may reach.
+    pub allow: Allowlist,
+    /// At most this many connections at once; more wait in the listen backlog.
+    pub max_conns: Option<u32>,
+    /// Close a connection after this long with no data either way.
+    pub idle: Option<Duration>,
+    /// How long connecting to the target may take.
+    pub connect_timeout: Duration,
+    /// How our end of data is passed on, both sides.
+    pub half_close: HalfClosing,
+    /// After a signal, how long open connections have to finish.
+    pub grace: Duration,
+    /// Stop after this many connections have ended.
+    pub count: Option<u64>,
+}
+
+/// What a relay did, counted as it goes.
+#[derive(Default)]
+pub struct Summary {
+    /// Connections accepted.
+    pub connections: AtomicU64,
+    /// Refused at the handshake.
+    pub refused: AtomicU64,
+    /// Ended by a failure, the idle limit, or the stop.
+    pub failed: AtomicU64,
+    /// Bytes to the target and back.
+    pub bytes: Counters,
+}
+
+impl Relay {
+    /// Serves `listener` until `count` connections have ended, or a signal (SIGINT/SIGTERM)
+    /// and the grace period after it. Returns the exit status: 0, or 1 when open connections
+    /// were cut.
+    pub async fn serve(self, listener: Listener, mut signals: Signals, summary: Arc<Summary>) -> u8 {
+        let this = Arc::new(self);
+        let max = this.max_conns.map_or(Semaphore::MAX_PERMITS, |n| n as usize);
+        let slots = Arc::new(Semaphore::new(max));
+        let handshakes = Arc::new(Semaphore::new(HANDSHAKES));
+        let wildcard = matches!(this.target, Target::Wildcard { .. });
+        // Turned true when the grace period is over: open connections are cut as resets.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut backoff = Backoff::new();
+        let mut accepted = 0u64;
+        let mut signalled = false;
+        while this.count.is_none_or(|n| accepted < n) {
+            // A fixed TO takes a connection slot before accepting (the rest wait in the
+            // backlog); a wildcard TO a handshake slot, and its connection slot once asked.
+            let gate = if wildcard { &handshakes } else { &slots };
+            let permit = tokio::select! {
+                p = gate.clone().acquire_owned() => p.expect("never closed"),
+                () = signals.next() => { signalled = true; break }
+            };
+            let tell = |e: &std::io::Error, wait: Duration| {
+                warn!("accept failed: {e}; trying again in {} ms", wait.as_millis())
+            };
+            let Some(conn) = accept_until_signal(&listener, &mut signals, &mut backoff, tell).await else {
+                signalled = true;
+                break;
+            };
+            accepted += 1;
+            let (id, this, summary, slots) = (accepted, this.clone(), summary.clone(), slots.clone());
+            let conn = this.half_close.apply(conn);
+            let stopped = stopped.clone();
+            tasks.spawn(async move {
+                summary.connections.fetch_add(1, Ordering::Relaxed);
+                let Some((conn, to)) = this.handshake(id, conn, &summary).await else { return };
+                let _slot = match &this.target {
+                    Target::Fixed(_) => permit,
+                    Target::Wildcard { .. } => {
+                        drop(permit);
+                        slots.acquire_owned().await.expect("never closed")
+                    }
+                };
+                this.relay_one(id, conn, to, &summary, stopped).await;
+            });
+            while tasks.try_join_next().is_some() {}
+        }
+        // Stop taking connections at once; let the open ones finish (after a signal: for the
+        // grace period; after the count: until a signal starts it).
+        drop(listener);
+        let cut = drain("relay", &mut tasks, this.grace, &mut signals, signalled, stop, drop).await;
+        summary.failed.fetch_add(cut as u64, Ordering::Relaxed);
+        if cut == 0 {
+            0
+        } else {
+            1
+        }
+    }
+
+    /// The target for this client: TO itself, or what its CONNECT line asked for (answered
+    /// `ERR` and closed when refused).
+    async fn handshake(&self, id: u64, mut conn: Conn, summary: &Summary) -> Option<(Conn, Endpoint)> {
+        if let Target::Fixed(ep) = &self.target {
+            return Some((conn, ep.clone()));
+        }
+        match requested(&mut conn, &self.target, &self.allow).await {
+            Ok(ep) => Some((conn, ep)),
+            Err(why) => {
+                warn!("conn {id} from {}: refused: {why}", conn.peer);
+                summary.refused.fetch_add(1, Ordering::Relaxed);
+                let _ = conn.writer.write_all(format!("ERR {why}\n").as_bytes()).await;
+                let _ = conn.writer.shutdown().await;
+                None
+            }
+        }
+    }
+
+    async fn relay_one(
+        &self,
+        id: u64,
+        mut conn: Conn,
+        to: Endpoint,
+        summary: &Summary,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let wildcard = matches!(self.target, Target::Wildcard { .. });
+        // Clock reads are system calls in some VMs (UML): only when the log will show them.
+        let start = tracing::enabled!(tracing::Level::INFO).then(Instant::now);
+        let from = conn.peer.clone();
+        let upstream = match crate::connect(&to, self.connect_timeout, 0).await {
+            Ok(up) => self.half_close.apply(up),
+            Err(e) => {
+                warn!("conn {id} from {from}: {e:#}");
+                summary.failed.fetch_add(1, Ordering::Relaxed);
+                if wildcard {
+                    let _ = conn.writer.write_all(b"ERR cannot connect\n").await;
+                } else if let Some(s) = &conn.socket {
+                    let _ = s.sock().set_linger(Some(Duration::ZERO)); // the client sees what we saw
+                }
+                return;
+            }
+        };
+        if wildcard && conn.writer.write_all(b"OK\n").await.is_err() {
+            summary.failed.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        info!("conn {id}: {from} -> {to} open");
+        let counters = Counters::default();
+        let options = Options { idle: self.idle, stop_when_b_ends: false, stop: Some(stop) };
+        let end = join(conn, upstream, options, &counters).await;
+        let (sent, back) = (counters.a_to_b.load(Ordering::Relaxed), counters.b_to_a.load(Ordering::Relaxed));
+        summary.bytes.a_to_b.fetch_add(sent, Ordering::Relaxed);
+        summary.bytes.b_to_a.fetch_add(back, Ordering::Relaxed);
+        let took = start.map_or(0.0, |t| t.elapsed().as_secs_f64());
+        match end {
+            End::Clean | End::PeerDone => {
+                info!("conn {id}: closed, {sent} bytes ->, {back} bytes <-, {took:.3} s")
+            }
+            End::Error(e) => {
+                summary.failed.fetch_add(1, Ordering::Relaxed);
+                warn!(
+                    "conn {id}: {from} -> {to}: {e}; reset the other side after {sent} bytes ->, {back} bytes <-"
+                );
+            }
+            End::Idle => {
+                summary.failed.fetch_add(1, Ordering::Relaxed);
+                warn!("conn {id}: idle for the --timeout; closed after {sent} bytes ->, {back} bytes <-");
+            }
+        }
+    }
+}
+
+/// Reads `CONNECT HOST:PORT\n` byte by byte, so nothing after it is taken from the stream.
+async fn requested(conn: &mut Conn, target: &Target, allow: &Allowlist) -> Result<Endpoint, String> {
+    let mut line = Vec::new();
+    let read = async {
+        loop {
+            let b = conn.reader.read_u8().await.map_err(|_| "closed before its CONNECT line".to_string())?;
+            if b == b'\n' {
+                return Ok(());
+            }
+            line.push(b);
+            if line.len() > MAX_LINE {
+                return Err(format!("CONNECT line longer than {MAX_LINE} bytes"));
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .map_err(|_| "no CONNECT line in 10 s".to_string())??;
+    target.request(&line, allow)
+}
