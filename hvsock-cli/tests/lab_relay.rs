@@ -191,6 +191,61 @@ PY
     );
 }
 
+/// The reported case, as reported: a client stalled by back-pressure in both directions (its
+/// stdin /dev/zero, its stdout a pipe nobody reads, an upstream that echoes) is killed. The
+/// relay's write toward it is held up for ever (a vsock peer killed with our data unread gives
+/// no room and no error), so the connection was never released. It must end, resetting the
+/// upstream: here the relay (`--count 1`) then exits by itself. The same for `listen --exec`.
+#[test]
+fn a_killed_client_stalled_both_ways_is_released() {
+    let o = common::lab_sh(
+        r#"
+        tcp_listening() { grep -q ":$(printf %04X $1) 00000000:0000 0A" /proc/net/tcp; }
+        # A pipe nobody reads: its reader only says when the pipe is full (64 KiB).
+        cat > $T/stall.py <<'PY'
+import fcntl, os, struct, sys, termios, time
+fd = os.open(sys.argv[1], os.O_RDONLY)
+while struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0] < 65536:
+    time.sleep(0.05)
+open(sys.argv[2], "w").close()
+time.sleep(1000)
+PY
+        stalled_client() { # PORT NAME: a connect whose stdout is full, its pid in $T/NAME.pid
+            rm -f $T/$2.fifo $T/$2.full; mkfifo $T/$2.fifo
+            python3 $T/stall.py $T/$2.fifo $T/$2.full &
+            $HVSOCK connect vsock:lo:$1 </dev/zero >$T/$2.fifo 2>/dev/null & echo $! > $T/$2.pid
+            until [ -e $T/$2.full ]; do sleep 0.05; done
+        }
+        ends_within() { # PID SECS: whether it exits by then
+            i=0; while kill -0 $1 2>/dev/null && [ $i -lt $(($2 * 10)) ]; do sleep 0.1; i=$((i+1)); done
+            ! kill -0 $1 2>/dev/null
+        }
+        $HVSOCK listen tcp:127.0.0.1:7130 --keep-open --exec cat 2>$T/up &
+        until tcp_listening 7130; do sleep 0.02; done
+        $HVSOCK relay vsock:any:7131 tcp:127.0.0.1:7130 --count 1 -v 2>$T/relay & r=$!
+        $HVSOCK lab wait 7131
+        stalled_client 7131 relay
+        kill -9 $(cat $T/relay.pid)
+        # 2 s is the goal; the bound is far from it, and far from "never".
+        ends_within $r 20 && echo "relay released the connection" || echo "relay still holds it"
+        grep -o 'went away (closed both ways) before the other side had finished' $T/relay | head -1
+
+        $HVSOCK listen vsock:any:7132 --exec cat 2>$T/listen & l=$!
+        $HVSOCK lab wait 7132
+        stalled_client 7132 exec
+        kill -9 $(cat $T/exec.pid)
+        ends_within $l 20 && echo "listen released the connection" || echo "listen still holds it"
+        "#,
+    );
+    assert_ok(&o);
+    assert_eq!(
+        stdout(&o),
+        "relay released the connection\n\
+         went away (closed both ways) before the other side had finished\n\
+         listen released the connection\n"
+    );
+}
+
 /// The first SIGTERM/SIGINT closes the listener at once and gives open connections the grace
 /// period; a second signal ends them now; the summary and exit status say what was cut.
 #[test]

@@ -165,8 +165,10 @@ impl Relay {
         }
         info!("conn {id}: {from} -> {to} open");
         let counters = Counters::default();
-        let options = Options { idle: self.idle, stop_when_b_ends: false, stop: Some(stop) };
+        let options = Options { idle: self.idle, stop_when_b_ends: false, stop: Some(stop.clone()) };
         let end = join(conn, upstream, options, &counters).await;
+        // A connection cut by the stop is counted by the stop (with those cut before joining).
+        let cut = *stop.borrow();
         let (sent, back) = (counters.a_to_b.load(Ordering::Relaxed), counters.b_to_a.load(Ordering::Relaxed));
         summary.bytes.a_to_b.fetch_add(sent, Ordering::Relaxed);
         summary.bytes.b_to_a.fetch_add(back, Ordering::Relaxed);
@@ -176,7 +178,9 @@ impl Relay {
                 info!("conn {id}: closed, {sent} bytes ->, {back} bytes <-, {took:.3} s")
             }
             End::Error(e) => {
-                summary.failed.fetch_add(1, Ordering::Relaxed);
+                if !cut {
+                    summary.failed.fetch_add(1, Ordering::Relaxed);
+                }
                 warn!(
                     "conn {id}: {from} -> {to}: {e}; reset the other side after {sent} bytes ->, {back} bytes <-"
                 );
