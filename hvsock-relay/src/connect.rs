@@ -1,5 +1,6 @@
 //! Opening a connection to an endpoint of any kind.
 
+#[cfg(target_os = "linux")]
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -48,12 +48,11 @@ fn advice(e: &io::Error) -> Option<&'static str> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 
     #[test]
-    #[cfg(unix)]
     fn known_socket_errors_get_advice_and_the_code() {
         let e = socket_error("cannot connect to vsock:1:5", io::Error::from_raw_os_error(libc::ECONNRESET));
         assert_eq!(e.to_string(), "cannot connect to vsock:1:5: nothing is listening there (os error 104)");

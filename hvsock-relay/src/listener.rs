@@ -1,5 +1,6 @@
 //! A listening endpoint of any kind, bound or handed over by a service manager.
 
+#[cfg(target_os = "linux")]
 use std::sync::Arc;
 
 use hvsock::tokio::AsyncListener;
