@@ -132,26 +132,19 @@ pub async fn join(a: Conn, b: Conn, options: Options, counters: &Counters) -> En
     let resets = [a.socket.clone(), b.socket.clone()];
     let peers = [a.peer.clone(), b.peer.clone()];
     let flows = [Flow::default(), Flow::default()];
-    let pair = |x: &Option<_>, y: &Option<_>| x.clone().zip(y.clone());
-    let (ab_splice, ba_splice) = (pair(&a.splice, &b.splice), pair(&b.splice, &a.splice));
-    let ab = Way {
-        sizes: Sizes::new(a.messages, b.messages),
-        half_close: b.half_close,
-        count: &counters.a_to_b,
-        this: &flows[0],
-        back: &flows[1],
-        splice: ab_splice,
-        unread: b.unread,
+    // A direction reads `from` and writes `to`; its news is `this`, the way back's `back`.
+    let way = |from: &Conn, to: &mut Conn, count, this, back| Way {
+        sizes: Sizes::new(from.messages, to.messages),
+        half_close: to.half_close,
+        count,
+        this,
+        back,
+        splice: from.splice.clone().zip(to.splice.clone()),
+        unread: to.unread.take(),
     };
-    let ba = Way {
-        sizes: Sizes::new(b.messages, a.messages),
-        half_close: a.half_close,
-        count: &counters.b_to_a,
-        this: &flows[1],
-        back: &flows[0],
-        splice: ba_splice,
-        unread: a.unread,
-    };
+    let (mut a, mut b) = (a, b);
+    let ab = way(&a, &mut b, &counters.a_to_b, &flows[0], &flows[1]);
+    let ba = way(&b, &mut a, &counters.b_to_a, &flows[1], &flows[0]);
     let mut lanes = [
         Lane::new(Dir(Side::A), Box::pin(pump(a.reader, b.writer, ab)), &flows[0]),
         Lane::new(Dir(Side::B), Box::pin(pump(b.reader, a.writer, ba)), &flows[1]),
