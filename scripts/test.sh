@@ -47,7 +47,7 @@ cargo nextest run --workspace
 # Doc tests are not nextest's: cargo's own runner for them.
 cargo test --workspace --doc
 # The library's and the lab's docs: every public item documented, no broken link.
-RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p hvsock -p hvsock-lab --features hvsock/tokio
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p hvsock -p hvsock-lab -p hvsock-relay --features hvsock/tokio
 took "tests"
 wait $background || {
     cat target/background-build.log >&2

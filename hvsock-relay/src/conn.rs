@@ -85,8 +85,8 @@ pub enum HalfCloseMode {
     Close,
 }
 
-/// How long a hybrid peer must be quiet before our half-close reaches it.
-#[cfg(unix)]
+/// How long a hybrid peer must be quiet before our half-close reaches it (hybrid vsock is Unix
+/// only; the setting is parsed everywhere).
 pub const HYBRID_QUIET: Duration = Duration::from_secs(1);
 
 /// How our end of data is passed on, as asked (`--shutdown`, `--no-shutdown`,

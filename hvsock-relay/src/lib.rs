@@ -1,5 +1,5 @@
 //! The engine behind `hvsock connect`, `listen` and `relay`, as a library: open an endpoint of
-//! any kind ([`connect`], [`Listener`]), join two connections both ways ([`join`]) and serve a
+//! any kind ([`connect`], [`Listener`]), join two connections both ways ([`join()`]) and serve a
 //! relay ([`Relay`]).
 //!
 //! A joined connection passes half-closes on (a socket's peer reads end-of-file and can still
@@ -48,9 +48,7 @@ pub mod wildcard;
 mod zero_copy;
 
 pub use allowlist::Allowlist;
-#[cfg(unix)]
-pub use conn::HYBRID_QUIET;
-pub use conn::{Conn, HalfCloseMode, HalfClosing, Kind, Reader, SocketHandle, Unread, Writer};
+pub use conn::{Conn, HalfCloseMode, HalfClosing, Kind, Reader, SocketHandle, Unread, Writer, HYBRID_QUIET};
 pub use connect::connect;
 pub use join::{join, Counters, End, Options};
 pub use listener::Listener;

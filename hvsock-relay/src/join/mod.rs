@@ -3,7 +3,7 @@
 //! side passed on as a reset of the other, a peer that went away found and acted on, an idle
 //! limit, a stop.
 //!
-//! This file is the driver: it runs each direction's copy ([`pump`]), watches the clock and the
+//! This file is the driver: it runs each direction's copy (`pump`), watches the clock and the
 //! sockets, and hands every event to the [`policy`], doing what it says. It decides nothing.
 
 mod flow;
