@@ -9,15 +9,24 @@ use crate::cmd::Cli;
 
 /// Parses the command line; on a usage error prints one line and returns the exit code.
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Cli, ExitCode> {
-    Cli::try_parse_from(sample_spelling(args.into_iter().collect())).map_err(|e| {
+    let usage_error = |line: &str| {
+        eprintln!("hvsock: {} (see `hvsock --help`)", hvsock::Printable::new(line).limit(400));
+        ExitCode::from(2)
+    };
+    let mut cli = Cli::try_parse_from(sample_spelling(args.into_iter().collect())).map_err(|e| {
         use clap::error::ErrorKind::*;
         if matches!(e.kind(), DisplayHelp | DisplayVersion | DisplayHelpOnMissingArgumentOrSubcommand) {
             let _ = e.print();
             return ExitCode::SUCCESS;
         }
-        eprintln!("hvsock: {} (see `hvsock --help`)", message(&e));
-        ExitCode::from(2)
-    })
+        usage_error(&message(&e))
+    })?;
+    // The VM names in every endpoint, FROM and TO alike, in one look at this machine's VMs.
+    let names = crate::vms::Names::default();
+    for (value_name, arg) in cli.command.endpoint_args() {
+        names.resolve(arg).map_err(|e| usage_error(&format!("<{value_name}>: {e}")))?;
+    }
+    Ok(cli)
 }
 
 /// One line for a usage error. A value our parser refused is said once, by our parser's
@@ -32,7 +41,7 @@ fn message(e: &clap::Error) -> String {
         (ErrorKind::ValueValidation, Some(arg), Some(why)) => format!("{arg}: {why}"),
         _ => one_line(&e.render().to_string()),
     };
-    hvsock::Printable::new(&line).limit(400).to_string()
+    line
 }
 
 /// clap's message without its usage block, on one line.

@@ -1,13 +1,11 @@
 //! Socket errors told as what probably happened and what to do.
 
-use std::io;
-
 pub use hvsock_relay::error::socket_error;
 
 /// A registry failure; missing rights get the one fix there is.
-#[cfg_attr(not(windows), allow(dead_code))] // the registry commands are Windows-only; tested everywhere
-pub fn registry_error(action: impl std::fmt::Display, e: io::Error) -> anyhow::Error {
-    if e.kind() == io::ErrorKind::PermissionDenied {
+#[cfg(any(windows, test))] // the registry commands are Windows-only; its wording is tested everywhere
+pub fn registry_error(action: impl std::fmt::Display, e: std::io::Error) -> anyhow::Error {
+    if e.kind() == std::io::ErrorKind::PermissionDenied {
         anyhow::anyhow!("{action}: administrator rights are needed: run it from an elevated prompt")
     } else {
         anyhow::anyhow!("{action}: {e}")
@@ -23,6 +21,7 @@ pub fn windows_only(command: &str) -> anyhow::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io;
 
     #[test]
     fn missing_rights_say_elevate() {

@@ -88,6 +88,22 @@ fn bad_arguments_get_one_line_and_exit_2() {
         ),
         (&["relay", "tcp:127.0.0.1:1", "tcp:127.0.0.1:2", "--count", "0"][..], "0 is not in 1.."),
         (&["server", "--count", "0"][..], "0 is not in 1.."),
+        // FROM and TO alike: a bad endpoint, or a VM name that is not there, is a usage error
+        // (TO's used to be found only once the relay ran, and exit 1).
+        (&["relay", "tcp:127.0.0.1:1", "vsock:lo:http"][..], "<TO>: endpoint `vsock:lo:http`: `http` is not a service"),
+        (&["relay", "vsock:lo:http", "tcp:127.0.0.1:1"][..], "<FROM>: endpoint `vsock:lo:http`: `http` is not a service"),
+        (
+            &["relay", "tcp:127.0.0.1:1", "vsock:nosuchvm:5"][..],
+            "<TO>: endpoint `vsock:nosuchvm:5`: `nosuchvm` is not a VM name here",
+        ),
+        (
+            &["relay", "vsock:nosuchvm:5", "tcp:127.0.0.1:1"][..],
+            "<FROM>: endpoint `vsock:nosuchvm:5`: `nosuchvm` is not a VM name here",
+        ),
+        (
+            &["connect", "vsock:nosuchvm:5"][..],
+            "<ENDPOINT>: endpoint `vsock:nosuchvm:5`: `nosuchvm` is not a VM name",
+        ),
         // Untrusted text is escaped and cut, not echoed raw and whole.
         (&["connect", "tcp:[::1:80"][..], "is not a bracketed IPv6 address"),
         (&["client", "a\rb"][..], "`a\\rb` is not a VM"),
@@ -137,23 +153,33 @@ fn register_is_windows_only_here() {
 
 #[test]
 fn every_command_has_help_with_an_example() {
-    for cmd in [
-        &["server"][..],
-        &["client"],
-        &["register"],
-        &["unregister"],
-        &["services"],
-        &["info"],
-        &["guid"],
-        &["addr"],
-        &["lab", "run"],
-    ] {
-        let args: Vec<&str> = cmd.iter().copied().chain(["--help"]).collect();
+    /// The commands `hvsock PATH --help` lists (clap's own `help` aside).
+    fn subcommands(path: &[String]) -> Vec<String> {
+        let args: Vec<&str> = path.iter().map(String::as_str).chain(["--help"]).collect();
         let o = hvsock(&args);
-        assert!(o.status.success(), "{cmd:?}");
+        assert!(o.status.success(), "{path:?}");
         let out = stdout(&o);
-        assert!(out.contains("Examples:") && out.contains("hvsock "), "{cmd:?}: {out}");
+        let listed = out.lines().skip_while(|l| *l != "Commands:").skip(1).take_while(|l| !l.is_empty());
+        listed
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|c| *c != "help")
+            .map(String::from)
+            .collect()
     }
+    // Walked from the top, so a new command cannot be missed.
+    let mut todo = vec![Vec::new()];
+    let mut checked = 0;
+    while let Some(path) = todo.pop() {
+        let below = subcommands(&path);
+        if below.is_empty() {
+            let args: Vec<&str> = path.iter().map(String::as_str).chain(["--help"]).collect();
+            let out = stdout(&hvsock(&args));
+            assert!(out.contains("Examples:") && out.contains("hvsock "), "{path:?}: {out}");
+            checked += 1;
+        }
+        todo.extend(below.into_iter().map(|c| [path.clone(), vec![c]].concat()));
+    }
+    assert!(checked >= 19, "only {checked} commands found");
 }
 
 #[test]
@@ -280,7 +306,6 @@ fn relay_checks_its_allowlist_before_listening() {
             &["relay", "tcp:127.0.0.1:1", "udp:*:443", "--allow", "a:1"][..],
             "wildcards work for tcp:, vsock: and hv: targets",
         ),
-        (&["relay", "tcp:127.0.0.1:1", "vsock:lo:http"][..], "`http` is not a service"),
         // Message endpoints only with message endpoints: a stream would run messages together.
         (
             &["relay", "vsock-seqpacket:any:1", "tcp:127.0.0.1:2"][..],

@@ -92,9 +92,7 @@ pub fn connect_seqpacket(
         .map_err(|e| closed_early(e, port))?;
     s.set_read_timeout(Some(left()?))?;
     let mut answer = [0u8; 64];
-    // SAFETY: recv writes only initialised bytes into this initialised buffer.
-    let buf = unsafe { &mut *(&mut answer[..] as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) };
-    let n = match s.recv(buf) {
+    let n = match crate::recv::recv_with_flags(&s, &mut answer, 0) {
         Ok(0) => return Err(refused(port)),
         Ok(n) => n,
         Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {

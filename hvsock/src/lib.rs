@@ -19,6 +19,7 @@
 //! - `tokio` (feature `tokio`): `AsyncListener`, `AsyncStream`; on Linux `AsyncSeqpacketListener`,
 //!   `AsyncSeqpacket`.
 //! - [`Printable`]: a user's or a peer's text, safe to put in a one-line message.
+//! - [`recv`]: socket2's receives into an ordinary byte buffer.
 //!
 //! ```no_run
 //! use std::io::{Read, Write};
@@ -46,6 +47,7 @@ pub mod hybrid;
 pub mod info;
 mod net;
 mod printable;
+pub mod recv;
 #[cfg(windows)]
 pub mod registry;
 mod sys;

@@ -90,7 +90,7 @@ impl Socket {
             Socket::Vm(s) => s.peek(buf),
             Socket::Tcp(s) => s.peek(buf),
             #[cfg(unix)]
-            Socket::Unix(s) => socket2::SockRef::from(s).peek(uninit(buf)),
+            Socket::Unix(s) => hvsock::recv::peek(&socket2::SockRef::from(s), buf),
             // Lines come as messages of their own: see `wire::read_line`.
             #[cfg(unix)]
             Socket::UnixSeqpacket(_) => Err(io::ErrorKind::Unsupported.into()),
@@ -105,13 +105,6 @@ impl Socket {
             let _ = s.set_nodelay(true);
         }
     }
-}
-
-/// A buffer as socket2's receives take it.
-#[cfg(unix)]
-fn uninit(buf: &mut [u8]) -> &mut [std::mem::MaybeUninit<u8>] {
-    // SAFETY: receives write only initialised bytes into an initialised buffer.
-    unsafe { &mut *(buf as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) }
 }
 
 /// A message that did not fit the buffer: a measuring tool must not take a cut one for whole.
@@ -141,7 +134,7 @@ impl Read for Socket {
             #[cfg(unix)]
             Socket::UnixSeqpacket(s) => {
                 let room = buf.len();
-                let len = s.recv_with_flags(uninit(buf), libc::MSG_TRUNC)?;
+                let len = hvsock::recv::recv_with_flags(s, buf, libc::MSG_TRUNC)?;
                 if len > room {
                     return Err(cut(len, room));
                 }

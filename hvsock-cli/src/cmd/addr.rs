@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use hvsock::{AddrError, Endpoint, Role};
 
 use crate::output::out;
+use crate::vms::EndpointArg;
 
 /// Show what an endpoint resolves to on Linux (CID, port) and Windows (VM ID, service ID),
 /// with the raw sockaddr bytes.
@@ -15,8 +16,8 @@ Examples:
   hvsock addr vsock:any:8000")]
 pub struct Args {
     /// A vsock: or hv: endpoint (a VM's name works: what it resolved to is shown)
-    #[arg(value_name = "ENDPOINT", value_parser = named)]
-    pub endpoint: Named,
+    #[arg(value_name = "ENDPOINT", value_parser = EndpointArg::parse)]
+    pub endpoint: EndpointArg,
     /// Print JSON: {"endpoint", "name": {name, reach, source} | null, "linux": {"bind", "connect"},
     /// "windows": {"bind", "connect"}}, each end {"cid", "port", "bytes"} / {"vm_id", "service_id",
     /// "bytes"} (bytes in hex), or {"error"}
@@ -51,18 +52,10 @@ fn as_json(ep: &Endpoint, vm: Option<&crate::vms::FoundVm>) -> serde_json::Value
     })
 }
 
-/// An endpoint, and the VM whose name it was written with.
-#[derive(Clone, Debug)]
-pub struct Named(Endpoint, Option<crate::vms::FoundVm>);
-
-fn named(text: &str) -> Result<Named, String> {
-    crate::vms::resolve_endpoint(text).map(|(ep, vm)| Named(ep, vm))
-}
-
 pub fn run(args: Args) -> anyhow::Result<u8> {
-    let Named(ep, vm) = &args.endpoint;
+    let (ep, vm) = (args.endpoint.endpoint(), args.endpoint.vm());
     if args.json && (ep.vm_service().is_some() || vm.is_some()) {
-        crate::output::outln!("{}", as_json(ep, vm.as_ref()));
+        crate::output::outln!("{}", as_json(ep, vm));
         return Ok(0);
     }
     let mut out = String::new();

@@ -3,7 +3,6 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use hvsock::Endpoint;
 use serde_json::json;
 
 use crate::bench::client::{self, Latencies, Target};
@@ -12,6 +11,7 @@ use crate::bench::socket::Listener;
 use crate::bench::wire::{Direction, MAX_SIZE};
 use crate::output::outln;
 use crate::values::{parse_bytes, parse_secs};
+use crate::vms::EndpointArg;
 
 /// Measure throughput, round-trip latency or connection rate between two ends of any endpoint
 /// kind (vsock, hv, hybrid, tcp, unix), every byte checked.
@@ -33,8 +33,8 @@ Examples:
   hvsock bench tcp:10.0.0.2:5201 --json               # the same over TCP, to compare")]
 pub struct Args {
     /// Where the server listens, or the client connects
-    #[arg(value_name = "ENDPOINT", value_parser = crate::vms::endpoint)]
-    pub endpoint: Endpoint,
+    #[arg(value_name = "ENDPOINT", value_parser = EndpointArg::parse)]
+    pub endpoint: EndpointArg,
     /// Serve clients on ENDPOINT (until stopped, or --count connections)
     #[arg(long)]
     pub serve: bool,
@@ -99,12 +99,13 @@ fn parse_size(s: &str) -> Result<usize, String> {
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
     if args.serve {
-        let listener = Listener::bind(&args.endpoint)?;
-        eprintln!("bench: listening on {}", args.endpoint);
+        let listener = Listener::bind(args.endpoint.endpoint())?;
+        eprintln!("bench: listening on {}", args.endpoint.endpoint());
         server::serve(listener, args.count)?;
         return Ok(0);
     }
-    let target = Target { endpoint: args.endpoint.clone(), timeout: args.timeout, retries: args.retries };
+    let target =
+        Target { endpoint: args.endpoint.endpoint().clone(), timeout: args.timeout, retries: args.retries };
     let done = AtomicU64::new(0);
     let (total, unit) = match args.test {
         TestKind::Stream => {
@@ -130,13 +131,13 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
 }
 
 fn measure(args: &Args, target: &Target, done: &AtomicU64) -> anyhow::Result<serde_json::Value> {
-    let endpoint = args.endpoint.to_string();
+    let endpoint = args.endpoint.endpoint().to_string();
     Ok(match args.test {
         TestKind::Stream => {
             let size = args.size.unwrap_or(1 << 20);
             let f = client::stream(target, args.direction, args.streams.into(), args.bytes, size, done)?;
             // Over a message endpoint each write is one message, checked to arrive as one.
-            let messages = args.endpoint.is_seqpacket().then(|| f.bytes.div_ceil(size as u64));
+            let messages = args.endpoint.endpoint().is_seqpacket().then(|| f.bytes.div_ceil(size as u64));
             json!({
                 "test": "stream", "endpoint": endpoint, "direction": args.direction, "streams": args.streams,
                 "write_size": size, "bytes": f.bytes, "seconds": f.seconds,

@@ -8,6 +8,7 @@ use hvsock_relay::{join, Conn, Counters, End, Options};
 
 use crate::flags::{idle, stdin_is_terminal, Framing, HalfClose};
 use crate::values::parse_secs;
+use crate::vms::EndpointArg;
 
 /// Connect to ENDPOINT and join it to stdin/stdout, like `ncat --vsock` / `socat - VSOCK-CONNECT`.
 ///
@@ -29,8 +30,8 @@ Examples:
 pub struct Args {
     /// Where to connect: vsock:CID:PORT, hv:VMID:SERVICE, hybrid:UDS:PORT, tcp:HOST:PORT, unix:PATH,
     /// or a message endpoint: vsock-seqpacket:CID:PORT, unix-seqpacket:PATH, hybrid-seqpacket:UDS:PORT
-    #[arg(value_name = "ENDPOINT", value_parser = crate::vms::endpoint)]
-    pub endpoint: Endpoint,
+    #[arg(value_name = "ENDPOINT", value_parser = EndpointArg::parse)]
+    pub endpoint: EndpointArg,
     /// Seconds to wait for each connection attempt
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs, allow_negative_numbers = true)]
     pub timeout: Duration,
@@ -53,14 +54,15 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
-    if args.endpoint == Endpoint::Stdio {
+    if *args.endpoint.endpoint() == Endpoint::Stdio {
         anyhow::bail!("connect needs somewhere to connect to, not `-`");
     }
-    let framing = args.framing.check(&args.endpoint)?;
+    let framing = args.framing.check(args.endpoint.endpoint())?;
     let rt = hvsock_relay::runtime()?;
     let result = rt.block_on(async {
-        let conn =
-            args.half_close.apply(hvsock_relay::connect(&args.endpoint, args.timeout, args.retries).await?);
+        let conn = args
+            .half_close
+            .apply(hvsock_relay::connect(args.endpoint.endpoint(), args.timeout, args.retries).await?);
         let peer = conn.peer.clone();
         let io = framing.apply(Conn::stdio());
         let (io, conn) = if args.send_only { io.send_only(conn) } else { (io, conn) };

@@ -1,6 +1,5 @@
 //! `hvsock listen`: wait for a connection and join it to stdin/stdout, or to a command.
 
-use hvsock::Endpoint;
 use tokio::process::Command;
 
 use hvsock_relay::stopping::{accept_until_signal, drain, Backoff, Signals};
@@ -9,6 +8,7 @@ use tokio::sync::watch;
 
 use crate::flags::{idle, stdin_is_terminal, Framing, HalfClose};
 use crate::values::parse_secs;
+use crate::vms::EndpointArg;
 
 /// Listen on ENDPOINT and join the connection to stdin/stdout, like `ncat --vsock -l`.
 ///
@@ -25,8 +25,8 @@ Examples:
   hvsock listen vsock-seqpacket:any:5000 --lines   # each message a line")]
 pub struct Args {
     /// Where to listen: vsock:any:PORT, hv:children:SERVICE, hybrid:UDS:PORT (the guest's connections to host PORT), tcp:HOST:PORT, unix:PATH, or the message forms vsock-seqpacket:, unix-seqpacket:, hybrid-seqpacket:
-    #[arg(value_name = "ENDPOINT", value_parser = crate::vms::endpoint)]
-    pub endpoint: Endpoint,
+    #[arg(value_name = "ENDPOINT", value_parser = EndpointArg::parse)]
+    pub endpoint: EndpointArg,
     /// Serve connections until interrupted instead of just one
     #[arg(long, short = 'k')]
     pub keep_open: bool,
@@ -58,10 +58,10 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
 }
 
 async fn serve(args: Args) -> anyhow::Result<u8> {
-    let framing = args.framing.check(&args.endpoint)?;
+    let framing = args.framing.check(args.endpoint.endpoint())?;
     let mut signals = Signals::new()?;
-    let listener = Listener::bind(&args.endpoint).await?;
-    let framing = framing.check_listener(&listener, &args.endpoint)?;
+    let listener = Listener::bind(args.endpoint.endpoint()).await?;
+    let framing = framing.check_listener(&listener, args.endpoint.endpoint())?;
     eprintln!("listening on {}", listener.local()?);
     let mut tasks = tokio::task::JoinSet::new();
     // Turned true when the grace period is over: open connections are cut as resets.

@@ -72,6 +72,21 @@ pub enum Command {
 }
 
 /// Runs the command; `Ok` carries the exit code.
+impl Command {
+    /// The endpoint arguments, by value name: their VM names are looked up once all the
+    /// arguments are parsed.
+    pub fn endpoint_args(&mut self) -> Vec<(&'static str, &mut crate::vms::EndpointArg)> {
+        match self {
+            Command::Connect(a) => vec![("ENDPOINT", &mut a.endpoint)],
+            Command::Listen(a) => vec![("ENDPOINT", &mut a.endpoint)],
+            Command::Bench(a) => vec![("ENDPOINT", &mut a.endpoint)],
+            Command::Addr(a) => vec![("ENDPOINT", &mut a.endpoint)],
+            Command::Relay(a) => vec![("FROM", &mut a.from), ("TO", &mut a.to)],
+            _ => Vec::new(),
+        }
+    }
+}
+
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Server(a) => server::run(a),

@@ -10,6 +10,7 @@ use hvsock_relay::{Allowlist, Listener, Relay, Signals, Summary, Target};
 
 use crate::flags::HalfClose;
 use crate::values::parse_secs;
+use crate::vms::EndpointArg;
 
 /// Forward each connection accepted on FROM to TO, both ways at once (vsock-proxy's and
 /// socat's job, many connections at a time).
@@ -28,11 +29,11 @@ Examples:
   hvsock relay vsock:any:8443 'tcp:*:443' --allow-file vsock-proxy.yaml -v")]
 pub struct Args {
     /// Where to listen: vsock:, hv:, hybrid:, tcp:, unix: endpoint
-    #[arg(value_name = "FROM", value_parser = crate::vms::endpoint)]
-    pub from: Endpoint,
+    #[arg(value_name = "FROM", value_parser = EndpointArg::parse)]
+    pub from: EndpointArg,
     /// Where to connect for each client; `*` for the parts a client names (see above)
-    #[arg(value_name = "TO")]
-    pub to: String,
+    #[arg(value_name = "TO", value_parser = EndpointArg::parse_target)]
+    pub to: EndpointArg,
     /// HOST:PORT a wildcard TO may reach (repeatable)
     #[arg(long, value_name = "HOST:PORT")]
     pub allow: Vec<String>,
@@ -65,9 +66,9 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     hvsock_relay::stopping::raise_fd_limit();
     crate::logging::init(args.verbose);
     // A fixed TO may name a VM (`vsock:web:80`); a wildcard one is the client's to fill in.
-    let target = match args.to.contains('*') {
-        false => Target::Fixed(crate::vms::endpoint(&args.to).map_err(anyhow::Error::msg)?),
-        true => Target::wildcard(&args.to)?,
+    let target = match args.to.resolved() {
+        Some(ep) => Target::Fixed(ep.clone()),
+        None => Target::wildcard(args.to.text())?,
     };
     // What can never be connected to fails now, not once per client.
     if let Target::Fixed(ep) = &target {
@@ -85,7 +86,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     // would run them together (and a stream's reads would be cut into arbitrary messages).
     let to_messages = matches!(&target, Target::Fixed(ep) if ep.is_seqpacket());
     let to_stdio = matches!(&target, Target::Fixed(Endpoint::Stdio));
-    if args.from.is_seqpacket() != to_messages && !to_stdio {
+    if args.from.endpoint().is_seqpacket() != to_messages && !to_stdio {
         let (messages, stream) = if to_messages { ("TO", "FROM") } else { ("FROM", "TO") };
         anyhow::bail!(
             "{messages} carries messages (SOCK_SEQPACKET) and {stream} a byte stream: their boundaries would be lost; relay a message endpoint to another (vsock-seqpacket:, unix-seqpacket:, hybrid-seqpacket:)"
@@ -118,7 +119,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let summary = Arc::new(Summary::default());
     let result = rt.block_on(async {
         let signals = Signals::new()?;
-        let listener = Listener::bind(&args.from).await?;
+        let listener = Listener::bind(args.from.endpoint()).await?;
         eprintln!("listening on {}", listener.local()?);
         anyhow::Ok(relay.serve(listener, signals, summary.clone()).await)
     });
@@ -132,7 +133,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         s.refused.load(Ordering::Relaxed),
         s.failed.load(Ordering::Relaxed),
         s.bytes.a_to_b.load(Ordering::Relaxed),
-        args.to,
+        args.to.text(),
         s.bytes.b_to_a.load(Ordering::Relaxed),
     );
     Ok(code)

@@ -19,6 +19,7 @@ mod hcs;
 mod lab;
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 mod libvirt;
+mod names;
 #[cfg(target_os = "linux")]
 mod processes;
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
@@ -29,7 +30,9 @@ mod vhost_device;
 use std::fmt;
 use std::path::PathBuf;
 
-use hvsock::{Endpoint, Guid, Service, Vm};
+use hvsock::Guid;
+
+pub use names::{vm, EndpointArg, Names};
 
 /// How a VM is reached from here.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -123,75 +126,6 @@ pub fn resolve(name: &str, d: &Discovery) -> Result<FoundVm, String> {
             found.len(),
             found.iter().map(|v| format!("{} ({})", v.reach, v.source)).collect::<Vec<_>>().join(", ")
         )),
-    }
-}
-
-/// An endpoint string with a VM's name in it, made the endpoint that reaches that VM: its
-/// CID or VM ID in place of the name, or for a hybrid-vsock VM the `hybrid:` endpoint of its
-/// socket. What a VM part already means (the names table, a GUID, a number) is never looked up.
-pub fn resolve_endpoint(text: &str) -> Result<(Endpoint, Option<FoundVm>), String> {
-    let parsed = text.parse::<Endpoint>();
-    let Err(parse_error) = parsed else { return Ok((parsed.expect("parsed"), None)) };
-    let Some((kind, rest)) = text.split_once(':') else { return Err(parse_error.to_string()) };
-    let kind = kind.to_ascii_lowercase();
-    let Some((name, service)) = rest.rsplit_once(':') else { return Err(parse_error.to_string()) };
-    let vm_kinds = ["vsock", "hv", "vsock-seqpacket"];
-    // Only a VM part that means nothing else is a name; any other fault is the parser's to say.
-    if !vm_kinds.contains(&kind.as_str()) || name.parse::<Vm>().is_ok() || service.parse::<Service>().is_err()
-    {
-        return Err(parse_error.to_string());
-    }
-    let vm = resolve(name, &discover())
-        .map_err(|e| format!("endpoint `{}`: {e}", hvsock::Printable::new(text)))?;
-    let port =
-        || {
-            service.parse::<Service>().ok().and_then(|s| s.to_port().ok()).ok_or_else(|| {
-                format!("endpoint `{text}`: {} is a hybrid-vsock VM, which takes a port", vm.name)
-            })
-        };
-    let rewritten = match &vm.reach {
-        Reach::Cid(cid) => format!("{kind}:{cid}:{service}"),
-        Reach::VmId(id) => format!("{kind}:{id}:{service}"),
-        Reach::Hybrid(path) if kind == "vsock-seqpacket" => {
-            format!("hybrid-seqpacket:{}:{}", path.display(), port()?)
-        }
-        Reach::Hybrid(path) => format!("hybrid:{}:{}", path.display(), port()?),
-        Reach::NoCidYet => {
-            return Err(format!(
-                "endpoint `{text}`: {} has no CID yet: it is given one when it starts",
-                vm.name
-            ))
-        }
-        Reach::NotFromHere => {
-            return Err(format!(
-                "endpoint `{text}`: {} cannot be reached from this machine ({})",
-                vm.name, vm.source
-            ))
-        }
-    };
-    let ep = rewritten.parse::<Endpoint>().map_err(|e| e.to_string())?;
-    Ok((ep, Some(vm)))
-}
-
-/// clap's parser for an endpoint argument: the names table, GUIDs, CIDs, or a VM's name.
-pub fn endpoint(text: &str) -> Result<Endpoint, String> {
-    resolve_endpoint(text).map(|(ep, _)| ep)
-}
-
-/// The VM part of `client`/`server`: the names table, or a VM reached by CID or VM ID.
-pub fn vm(text: &str) -> Result<Vm, String> {
-    let Err(e) = text.parse::<Vm>() else { return text.parse::<Vm>().map_err(|e| e.to_string()) };
-    let found = resolve(text, &discover()).map_err(|_| e.to_string())?;
-    match found.reach {
-        Reach::Cid(cid) => Ok(Vm::Cid(cid)),
-        Reach::VmId(id) => Ok(Vm::from(hvsock::VmId::from(id))),
-        Reach::Hybrid(path) => Err(format!(
-            "{} is a hybrid-vsock VM (its socket is {}): use `hvsock connect vsock:{}:PORT`",
-            found.name,
-            path.display(),
-            found.name
-        )),
-        other => Err(format!("{}: {other}", found.name)),
     }
 }
 

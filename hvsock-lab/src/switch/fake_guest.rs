@@ -352,11 +352,13 @@ pub struct Rig {
 impl Rig {
     pub fn new(cids: &[u32]) -> Rig {
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "hvsock-switch-test-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
+        // A directory whose name is not UTF-8 (a VMM's socket path may be any bytes): the
+        // switch must name its sockets byte for byte.
+        use std::os::unix::ffi::OsStrExt;
+        let name =
+            format!("hvsock-switch-test-{}-{}-", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        let name = [name.as_bytes(), b"\xff"].concat();
+        let dir = std::env::temp_dir().join(std::ffi::OsStr::from_bytes(&name));
         std::fs::create_dir_all(&dir).unwrap();
         let (mut slots, mut guests) = (BTreeMap::new(), BTreeMap::new());
         for &cid in cids {

@@ -332,8 +332,9 @@ impl HostConn {
                 let sock = socket2::SockRef::from(&self.uds);
                 // The next message's length first (MSG_TRUNC with MSG_PEEK), then the message.
                 let mut probe = [0u8; 1];
-                let peeked = sock.recv_with_flags(
-                    as_uninit(&mut probe),
+                let peeked = hvsock::recv::recv_with_flags(
+                    &sock,
+                    &mut probe,
                     libc::MSG_TRUNC | libc::MSG_PEEK | libc::MSG_DONTWAIT,
                 );
                 match peeked {
@@ -347,7 +348,7 @@ impl HostConn {
                     }
                     // An empty message: vsock carries none (Linux drops them on send too).
                     Ok(0) => {
-                        let _ = sock.recv_with_flags(as_uninit(&mut probe), libc::MSG_DONTWAIT);
+                        let _ = hvsock::recv::recv_with_flags(&sock, &mut probe, libc::MSG_DONTWAIT);
                         continue;
                     }
                     Ok(n) if n > limit => {
@@ -360,7 +361,7 @@ impl HostConn {
                     }
                     Ok(n) => {
                         let mut msg = vec![0u8; n];
-                        match sock.recv_with_flags(as_uninit(&mut msg), libc::MSG_DONTWAIT) {
+                        match hvsock::recv::recv_with_flags(&sock, &mut msg, libc::MSG_DONTWAIT) {
                             Ok(got) if got == n => {}
                             _ => return self.abort(out),
                         }
@@ -400,12 +401,6 @@ impl HostConn {
         out.push(Packet::control(self.header(OP_RST)));
         Verdict::Close
     }
-}
-
-/// A buffer as socket2's receive takes it.
-fn as_uninit(buf: &mut [u8]) -> &mut [std::mem::MaybeUninit<u8>] {
-    // SAFETY: the kernel writes only initialised bytes into an initialised buffer.
-    unsafe { &mut *(buf as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) }
 }
 
 /// A SOCK_SEQPACKET receive of 0 bytes is an empty message or the peer's end: the peer has

@@ -527,11 +527,13 @@ impl Core {
                 self.conns.remove(&key);
             }
         } else if pkt.hdr.op == OP_REQUEST {
-            let path = format!("{}_{}", self.guests[&cid].uds_path.display(), pkt.hdr.dst_port);
+            // The VMM's own naming (hybrid vsock's `UDS_PORT`), byte for byte: a path that is
+            // not UTF-8 stays the path it was.
+            let path = hvsock::hybrid::listen_path(&self.guests[&cid].uds_path, pkt.hdr.dst_port);
             // The host's listener must be of the guest socket's type: a SOCK_STREAM one
             // refuses a SOCK_SEQPACKET connect (EPROTOTYPE), and the guest gets a reset.
             let seqpacket = pkt.hdr.type_ == TYPE_SEQPACKET;
-            match connect_now(Path::new(&path), seqpacket) {
+            match connect_now(&path, seqpacket) {
                 Ok(uds) => {
                     let mut conn =
                         HostConn::new(cid, pkt.hdr.src_port, pkt.hdr.dst_port, uds, State::Established);
@@ -549,8 +551,9 @@ impl Core {
                 }
                 Err(e) => {
                     tracing::debug!(
-                        "switch: guest {cid} connecting to the host's port {}: {path}: {e}: reset",
-                        pkt.hdr.dst_port
+                        "switch: guest {cid} connecting to the host's port {}: {}: {e}: reset",
+                        pkt.hdr.dst_port,
+                        path.display()
                     );
                     self.reset_for(&pkt);
                 }

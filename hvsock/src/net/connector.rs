@@ -7,6 +7,16 @@ use socket2::Type;
 use super::to_sockaddr;
 use crate::{Role, Stream, ToSocketAddr};
 
+/// One socket option a connector sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SockOpt {
+    #[cfg(target_os = "linux")]
+    BufferSize(u64),
+    #[cfg(windows)]
+    Flag(crate::HvFlag, bool),
+    ConnectTimeout(Duration),
+}
+
 /// Connects with a timeout per attempt and retries while the peer is not there yet, like
 /// go-winio's `HvsockDialer` (a VM still booting, a service not yet listening).
 ///
@@ -124,25 +134,36 @@ impl Connector {
     }
 
     pub(crate) fn configure(&self, inner: socket2::Socket) -> io::Result<socket2::Socket> {
-        #[cfg(target_os = "linux")]
-        if let Some(bytes) = self.buffer_size {
-            crate::sys::set_buffer_size(&inner, crate::sys::BufferSize::Size, bytes)?;
-        }
-        #[cfg(windows)]
-        {
-            if let Some(on) = self.high_vtl {
-                crate::sys::set_flag(&inner, crate::HvFlag::HighVtl, on)?;
+        for option in self.options() {
+            match option {
+                #[cfg(target_os = "linux")]
+                SockOpt::BufferSize(bytes) => {
+                    crate::sys::set_buffer_size(&inner, crate::sys::BufferSize::Size, bytes)?
+                }
+                #[cfg(windows)]
+                SockOpt::Flag(flag, on) => crate::sys::set_flag(&inner, flag, on)?,
+                SockOpt::ConnectTimeout(timeout) => crate::sys::set_connect_timeout(&inner, timeout)?,
             }
-            if let Some(on) = self.connected_suspend {
-                crate::sys::set_flag(&inner, crate::HvFlag::ConnectedSuspend, on)?;
-            }
-        }
-        if let Some(timeout) = self.timeout {
-            // Both kernels also time a connect out on their own (Linux vsock after 2 s, even
-            // a non-blocking one): lift that to ours.
-            crate::sys::set_connect_timeout(&inner, timeout)?;
         }
         Ok(inner)
+    }
+
+    /// What `configure` sets, in order: only what the caller asked for, since a Windows build
+    /// that does not know an HVSOCKET option refuses it (not even a default 0 is set).
+    fn options(&self) -> Vec<SockOpt> {
+        let mut options = Vec::new();
+        #[cfg(target_os = "linux")]
+        options.extend(self.buffer_size.map(SockOpt::BufferSize));
+        #[cfg(windows)]
+        {
+            options.extend(self.high_vtl.map(|on| SockOpt::Flag(crate::HvFlag::HighVtl, on)));
+            options
+                .extend(self.connected_suspend.map(|on| SockOpt::Flag(crate::HvFlag::ConnectedSuspend, on)));
+        }
+        // Both kernels also time a connect out on their own (Linux vsock after 2 s, even a
+        // non-blocking one): lifted to ours.
+        options.extend(self.timeout.map(SockOpt::ConnectTimeout));
+        options
     }
 
     /// The timeout of one attempt.
@@ -210,15 +231,31 @@ impl Connector {
 mod tests {
     use super::*;
 
-    /// A Windows build that does not know an HVSOCKET option refuses to set it, so a
-    /// connector sets only what its caller asked for — not even a default 0.
+    /// What reaches setsockopt: nothing the caller did not ask for (a Windows build that does
+    /// not know an HVSOCKET option refuses it), and what was asked, as asked.
     #[test]
-    #[cfg(windows)]
-    fn windows_options_are_set_only_when_asked() {
-        let plain = Connector::new();
-        assert_eq!((plain.high_vtl, plain.connected_suspend), (None, None));
-        let asked = Connector::new().high_vtl(false).connected_suspend(true);
-        assert_eq!((asked.high_vtl, asked.connected_suspend), (Some(false), Some(true)));
+    fn options_are_set_only_when_asked() {
+        assert_eq!(Connector::new().options(), []);
+        let second = Duration::from_secs(1);
+        assert_eq!(Connector::new().timeout(second).options(), [SockOpt::ConnectTimeout(second)]);
+        #[cfg(target_os = "linux")]
+        assert_eq!(
+            Connector::new().buffer_size(4096).timeout(second).options(),
+            [SockOpt::BufferSize(4096), SockOpt::ConnectTimeout(second)]
+        );
+        #[cfg(windows)]
+        {
+            use crate::HvFlag::{ConnectedSuspend, HighVtl};
+            let asked = Connector::new().high_vtl(false).connected_suspend(true);
+            assert_eq!(
+                asked.options(),
+                [SockOpt::Flag(HighVtl, false), SockOpt::Flag(ConnectedSuspend, true)]
+            );
+            assert_eq!(
+                Connector::new().connected_suspend(false).options(),
+                [SockOpt::Flag(ConnectedSuspend, false)]
+            );
+        }
     }
 
     #[test]

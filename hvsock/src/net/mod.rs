@@ -14,7 +14,7 @@ pub use options::BufferSize;
 #[cfg(windows)]
 pub use options::HvFlag;
 #[cfg(all(target_os = "linux", feature = "tokio"))]
-pub(crate) use seqpacket::{peek_error, send_error, uninit, RECV_TRUNC};
+pub(crate) use seqpacket::{peek_error, send_error, RECV_TRUNC};
 #[cfg(target_os = "linux")]
 pub use seqpacket::{Received, Seqpacket, SeqpacketListener};
 pub use stream::Stream;

@@ -1,7 +1,6 @@
 //! vsock `SOCK_SEQPACKET` (Linux): connections that keep message boundaries.
 
 use std::io::{self, IoSlice};
-use std::mem::MaybeUninit;
 use std::net::Shutdown;
 use std::time::Duration;
 
@@ -84,13 +83,6 @@ pub(crate) fn peek_error(e: io::Error) -> io::Error {
     )
 }
 
-/// A buffer as socket2 takes it for a receive.
-pub(crate) fn uninit(buf: &mut [u8]) -> &mut [MaybeUninit<u8>] {
-    // SAFETY: the kernel only writes initialised bytes into an already initialised buffer;
-    // viewing it as MaybeUninit loses nothing.
-    unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) }
-}
-
 impl Seqpacket {
     /// Connects to `addr`, waiting as long as the kernel does by default (2 s).
     /// [`Connector::connect_seqpacket`] adds a timeout, retries and options.
@@ -122,14 +114,15 @@ impl Seqpacket {
     /// gone): [`Received::is_truncated`] says so, and [`Received::len`] is its real length.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<Received> {
         let room = buf.len();
-        Ok(Received::from_len(self.inner.recv_with_flags(uninit(buf), RECV_TRUNC)?, room))
+        Ok(Received::from_len(crate::recv::recv_with_flags(&self.inner, buf, RECV_TRUNC)?, room))
     }
 
     /// Looks at the next message without taking it (`MSG_PEEK`): a later `recv` returns it.
     /// Kernels that cannot peek at vsock messages (Linux 6.1 cannot) fail with `Unsupported`.
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<Received> {
         let room = buf.len();
-        let len = self.inner.recv_with_flags(uninit(buf), RECV_TRUNC | libc::MSG_PEEK).map_err(peek_error)?;
+        let len = crate::recv::recv_with_flags(&self.inner, buf, RECV_TRUNC | libc::MSG_PEEK)
+            .map_err(peek_error)?;
         Ok(Received::from_len(len, room))
     }
 

@@ -59,10 +59,7 @@ impl Stream {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        // SAFETY: recv with MSG_PEEK only writes initialised bytes into the buffer, which is
-        // already initialised; viewing it as MaybeUninit loses nothing.
-        let buf = unsafe { &mut *(buf as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) };
-        self.inner.peek(buf)
+        crate::recv::peek(&self.inner, buf)
     }
 
     /// Closes the read half, the write half (the peer reads end-of-file) or both.

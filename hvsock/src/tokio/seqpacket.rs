@@ -10,7 +10,7 @@ use socket2::Type;
 use tokio::io::Interest;
 
 use super::reactor::AsyncSocket;
-use crate::net::{from_sockaddr, peek_error, send_error, to_sockaddr, uninit, RECV_TRUNC};
+use crate::net::{from_sockaddr, peek_error, send_error, to_sockaddr, RECV_TRUNC};
 use crate::{Received, Role, Seqpacket, SeqpacketListener, SocketAddr, ToSocketAddr};
 
 /// A connected vsock `SOCK_SEQPACKET` socket for tokio: every [`send`](Self::send) arrives as
@@ -95,10 +95,11 @@ impl AsyncSeqpacket {
     pub async fn peek(&self, buf: &mut [u8]) -> io::Result<Received> {
         let room = buf.len();
         let flags = RECV_TRUNC | libc::MSG_PEEK | libc::MSG_DONTWAIT;
-        let len =
-            poll_fn(|cx| self.io.poll_io(cx, Interest::READABLE, |s| s.recv_with_flags(uninit(buf), flags)))
-                .await
-                .map_err(peek_error)?;
+        let len = poll_fn(|cx| {
+            self.io.poll_io(cx, Interest::READABLE, |s| crate::recv::recv_with_flags(s, buf, flags))
+        })
+        .await
+        .map_err(peek_error)?;
         Ok(Received::from_len(len, room))
     }
 
@@ -108,7 +109,7 @@ impl AsyncSeqpacket {
         let flags = RECV_TRUNC | libc::MSG_DONTWAIT;
         let len = std::task::ready!(self
             .io
-            .poll_io(cx, Interest::READABLE, |s| s.recv_with_flags(uninit(buf), flags)))?;
+            .poll_io(cx, Interest::READABLE, |s| crate::recv::recv_with_flags(s, buf, flags)))?;
         Poll::Ready(Ok(Received::from_len(len, room)))
     }
 
