@@ -90,8 +90,14 @@ fn bad_arguments_get_one_line_and_exit_2() {
         (&["server", "--count", "0"][..], "0 is not in 1.."),
         // FROM and TO alike: a bad endpoint, or a VM name that is not there, is a usage error
         // (TO's used to be found only once the relay ran, and exit 1).
-        (&["relay", "tcp:127.0.0.1:1", "vsock:lo:http"][..], "<TO>: endpoint `vsock:lo:http`: `http` is not a service"),
-        (&["relay", "vsock:lo:http", "tcp:127.0.0.1:1"][..], "<FROM>: endpoint `vsock:lo:http`: `http` is not a service"),
+        (
+            &["relay", "tcp:127.0.0.1:1", "vsock:lo:http"][..],
+            "<TO>: endpoint `vsock:lo:http`: `http` is not a service",
+        ),
+        (
+            &["relay", "vsock:lo:http", "tcp:127.0.0.1:1"][..],
+            "<FROM>: endpoint `vsock:lo:http`: `http` is not a service",
+        ),
         (
             &["relay", "tcp:127.0.0.1:1", "vsock:nosuchvm:5"][..],
             "<TO>: endpoint `vsock:nosuchvm:5`: `nosuchvm` is not a VM name here",

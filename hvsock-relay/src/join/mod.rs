@@ -6,6 +6,7 @@
 //! This file is the driver: it runs each direction's copy (`pump`), watches the clock and the
 //! sockets, and hands every event to the [`policy`], doing what it says. It decides nothing.
 
+mod events;
 mod flow;
 pub mod policy;
 mod pump;
