@@ -106,27 +106,7 @@ impl Listener {
     /// called `name`, or the only one; of whatever kind it is.
     #[cfg(target_os = "linux")]
     fn adopt(name: Option<&str>, ep: &Endpoint) -> anyhow::Result<Listener> {
-        let mut sockets = crate::activation::handed_over()?;
-        if sockets.is_empty() {
-            anyhow::bail!(
-                "{ep}: no socket was handed over (LISTEN_FDS is not set for this process): start it from a systemd .socket unit or systemd-socket-activate, or give an endpoint to bind"
-            );
-        }
-        let names = || sockets.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ");
-        let i = match name {
-            Some(n) => sockets.iter().position(|s| s.name == n),
-            None if sockets.len() == 1 => Some(0),
-            None => anyhow::bail!(
-                "{ep}: {} sockets were handed over ({}): name one, like systemd:{}",
-                sockets.len(),
-                names(),
-                sockets[0].name
-            ),
-        }
-        .ok_or_else(|| {
-            anyhow::anyhow!("{ep}: no socket of that name was handed over (there are: {})", names())
-        })?;
-        let fd = sockets.swap_remove(i).fd;
+        let fd = crate::activation::pick(name, ep)?;
         let socket = socket2::Socket::from(fd);
         let (domain, ty) = (socket.domain()?, socket.r#type()?);
         let fd = std::os::fd::OwnedFd::from(socket);

@@ -49,22 +49,8 @@ pub struct Args {
 fn listener(args: &Args) -> anyhow::Result<Listener> {
     #[cfg(target_os = "linux")]
     if let Some(name) = &args.systemd {
-        let mut sockets = hvsock_relay::activation::handed_over()?;
-        let i = match name.as_str() {
-            "" if sockets.len() == 1 => Some(0),
-            "" => None,
-            n => sockets.iter().position(|s| s.name == n),
-        };
-        let Some(i) = i else {
-            let names: Vec<&str> = sockets.iter().map(|s| s.name.as_str()).collect();
-            anyhow::bail!(
-                "--systemd: {} socket(s) handed over ({}){}: start it from a systemd .socket unit or systemd-socket-activate",
-                sockets.len(),
-                names.join(", "),
-                if name.is_empty() { "" } else { ", none of that name" }
-            );
-        };
-        return Listener::adopt(sockets.swap_remove(i).fd).map_err(|e| anyhow::anyhow!("--systemd: {e}"));
+        let fd = hvsock_relay::activation::pick(Some(name.as_str()).filter(|n| !n.is_empty()), &"--systemd")?;
+        return Listener::adopt(fd).map_err(|e| anyhow::anyhow!("--systemd: {e}"));
     }
     let addr = (args.vm, args.service).to_socket_addr(Role::Bind)?;
     Listener::bind(addr).map_err(|e| socket_error(format!("cannot listen on {addr}"), e))
