@@ -54,12 +54,7 @@ run_rows() {
             printf '%s\t%s\n' "$label" "$(measure $cmd </dev/null)" >>$results
         done <$rows
     done
-    awk -F'\t' -v mib="$size_mib" '
-        { split($2, r, "@"); l = $1; if (!(l in best)) { order[++n] = l; cpu[l] = 1e9 }
-          if (r[1] > best[l]) best[l] = r[1]; c = r[2] * 1024 / mib; if (c < cpu[l]) cpu[l] = c
-          if (r[3] > mem[l]) mem[l] = r[3]; all[l] = all[l] " " r[1] }
-        END { for (i = 1; i <= n; i++) { l = order[i]
-          printf "%-50s best %8.1f MiB/s  %6.3f CPU-s/GiB  peak RSS %6d KiB  (runs:%s)\n", l, best[l], cpu[l], mem[l], all[l] } }' $results
+    rows_summary $results "$size_mib" 50
     rm -f $rows $results
 }
 

@@ -50,11 +50,6 @@ for _ in $(seq "$runs"); do
         printf '%s\t%s\n' "$label" "$(one "$sink" "$src" </dev/null)" >>$results
     done <$rows
 done
-# Per row: the best rate, the lowest CPU seconds (both ends) per GiB, every run's rate.
-awk -F'\t' -v mib="$size_mib" '
-    { split($2, r, "@"); l = $1; if (!(l in best)) { order[++n] = l; cpu[l] = 1e9 }
-      if (r[1] > best[l]) best[l] = r[1]; c = r[2] * 1024 / mib; if (c < cpu[l]) cpu[l] = c
-      all[l] = all[l] " " r[1] }
-    END { for (i = 1; i <= n; i++) { l = order[i]
-      printf "%-44s best %8.1f MiB/s  %6.3f CPU-s/GiB (both ends)  (runs:%s)\n", l, best[l], cpu[l], all[l] } }' $results
+# CPU seconds are both ends'.
+rows_summary $results "$size_mib" 44
 rm -f $rows $results $sink_stats $src_stats

@@ -98,14 +98,14 @@ fn parse_size(s: &str) -> Result<usize, String> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
+    let endpoint = args.endpoint.endpoint();
     if args.serve {
-        let listener = Listener::bind(args.endpoint.endpoint())?;
-        eprintln!("bench: listening on {}", args.endpoint.endpoint());
+        let listener = Listener::bind(endpoint)?;
+        eprintln!("bench: listening on {endpoint}");
         server::serve(listener, args.count)?;
         return Ok(0);
     }
-    let target =
-        Target { endpoint: args.endpoint.endpoint().clone(), timeout: args.timeout, retries: args.retries };
+    let target = Target { endpoint: endpoint.clone(), timeout: args.timeout, retries: args.retries };
     let done = AtomicU64::new(0);
     let (total, unit) = match args.test {
         TestKind::Stream => {
@@ -131,13 +131,13 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
 }
 
 fn measure(args: &Args, target: &Target, done: &AtomicU64) -> anyhow::Result<serde_json::Value> {
-    let endpoint = args.endpoint.endpoint().to_string();
+    let endpoint = target.endpoint.to_string();
     Ok(match args.test {
         TestKind::Stream => {
             let size = args.size.unwrap_or(1 << 20);
             let f = client::stream(target, args.direction, args.streams.into(), args.bytes, size, done)?;
             // Over a message endpoint each write is one message, checked to arrive as one.
-            let messages = args.endpoint.endpoint().is_seqpacket().then(|| f.bytes.div_ceil(size as u64));
+            let messages = target.endpoint.is_seqpacket().then(|| f.bytes.div_ceil(size as u64));
             json!({
                 "test": "stream", "endpoint": endpoint, "direction": args.direction, "streams": args.streams,
                 "write_size": size, "bytes": f.bytes, "seconds": f.seconds,

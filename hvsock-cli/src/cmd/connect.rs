@@ -54,15 +54,14 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
-    if *args.endpoint.endpoint() == Endpoint::Stdio {
+    let endpoint = args.endpoint.endpoint();
+    if *endpoint == Endpoint::Stdio {
         anyhow::bail!("connect needs somewhere to connect to, not `-`");
     }
-    let framing = args.framing.check(args.endpoint.endpoint())?;
+    let framing = args.framing.check(endpoint)?;
     let rt = hvsock_relay::runtime()?;
     let result = rt.block_on(async {
-        let conn = args
-            .half_close
-            .apply(hvsock_relay::connect(args.endpoint.endpoint(), args.timeout, args.retries).await?);
+        let conn = args.half_close.apply(hvsock_relay::connect(endpoint, args.timeout, args.retries).await?);
         let peer = conn.peer.clone();
         let io = framing.apply(Conn::stdio());
         let (io, conn) = if args.send_only { io.send_only(conn) } else { (io, conn) };

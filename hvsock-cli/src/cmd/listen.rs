@@ -58,10 +58,11 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
 }
 
 async fn serve(args: Args) -> anyhow::Result<u8> {
-    let framing = args.framing.check(args.endpoint.endpoint())?;
+    let endpoint = args.endpoint.endpoint();
+    let framing = args.framing.check(endpoint)?;
     let mut signals = Signals::new()?;
-    let listener = Listener::bind(args.endpoint.endpoint()).await?;
-    let framing = framing.check_listener(&listener, args.endpoint.endpoint())?;
+    let listener = Listener::bind(endpoint).await?;
+    let framing = framing.check_listener(&listener, endpoint)?;
     eprintln!("listening on {}", listener.local()?);
     let mut tasks = tokio::task::JoinSet::new();
     // Turned true when the grace period is over: open connections are cut as resets.

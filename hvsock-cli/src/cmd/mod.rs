@@ -71,7 +71,6 @@ pub enum Command {
     Man(man::Args),
 }
 
-/// Runs the command; `Ok` carries the exit code.
 impl Command {
     /// The endpoint arguments, by value name: their VM names are looked up once all the
     /// arguments are parsed.
@@ -87,6 +86,7 @@ impl Command {
     }
 }
 
+/// Runs the command; `Ok` carries the exit code.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Server(a) => server::run(a),
