@@ -34,12 +34,13 @@ packaging=""
 fuzzing=""
 trap 'for g in $background $packaging $fuzzing; do kill -- "-$g" 2>/dev/null || true; done' EXIT
 cargo build --workspace --all-targets
-# The crates and the Debian package, once the debug build is there: the crates' verification
-# starts from its dependencies (see package-check.sh).
-in_background scripts/package-check.sh target/package-check.log
-packaging=$!
 # Lints as errors, among them an unsafe block without its SAFETY line.
 cargo clippy --workspace --all-targets -- -D warnings
+# The crates and the Debian package, once the debug build is there and nothing else writes to
+# it (clippy's temporary files raced its copy): the crates' verification starts from its
+# dependencies (see package-check.sh).
+in_background scripts/package-check.sh target/package-check.log
+packaging=$!
 # The VMM backend lab_vmm.rs tests against: built once per machine.
 scripts/vmm-backend.sh >/dev/null
 took "build and lint"
