@@ -1,88 +1,81 @@
-//! Opening a connection to an endpoint of any kind.
+//! Opening a connection to an endpoint of any kind, for the engine: the async face of the
+//! endpoint table (`open`).
 
+use std::io;
+#[cfg(unix)]
+use std::path::Path;
 #[cfg(target_os = "linux")]
 use std::sync::Arc;
 use std::time::Duration;
 
-use hvsock::{Endpoint, Role, ToSocketAddr};
+use hvsock::{Connector, Endpoint};
 
 use crate::conn::Conn;
-use crate::error::socket_error;
+use crate::open::{self, Face};
 
 /// Connects to an endpoint; VM sockets and hybrid vsock retry by the library's one policy
-/// (`Connector`), like `client --retries`.
+/// (`Connector`), like `client --retries`. `-` is this process's stdin and stdout.
+///
+/// ```no_run
+/// # async fn demo() -> anyhow::Result<()> {
+/// let a = hvsock_relay::connect(&"vsock:3:5000".parse()?, std::time::Duration::from_secs(5), 10).await?;
+/// let b = hvsock_relay::connect(&"tcp:127.0.0.1:80".parse()?, std::time::Duration::from_secs(5), 0).await?;
+/// let end = hvsock_relay::join(a, b, Default::default(), &Default::default()).await;
+/// # let _ = end; Ok(()) }
+/// ```
 pub async fn connect(ep: &Endpoint, timeout: Duration, retries: u32) -> anyhow::Result<Conn> {
-    let action = || format!("cannot connect to {ep}");
-    let connector = hvsock::Connector::new().timeout(timeout).retries(retries);
-    let conn = match ep {
-        Endpoint::Vsock(..) | Endpoint::Hv(..) => {
-            let addr = ep.to_socket_addr(Role::Connect)?;
-            let stream = connector
-                .connect_async(addr)
-                .await
-                .map_err(|e| socket_error(format!("cannot connect to {addr}"), e))?;
-            Conn::shared(stream, addr.to_string())
-        }
-        Endpoint::Tcp(host, port) => {
-            let stream =
-                tokio::time::timeout(timeout, tokio::net::TcpStream::connect((host.as_str(), *port)))
-                    .await
-                    .map_err(|_| anyhow::anyhow!("{}: timed out", action()))?
-                    .map_err(|e| socket_error(action(), e))?;
-            Conn::tcp(stream, ep.to_string())
-        }
-        #[cfg(unix)]
-        Endpoint::Unix(path) => {
-            let stream =
-                tokio::net::UnixStream::connect(path).await.map_err(|e| socket_error(action(), e))?;
-            Conn::unix(stream, ep.to_string())
-        }
-        #[cfg(unix)]
-        Endpoint::Hybrid(path, port) => {
-            let (stream, _) = connector
-                .connect_hybrid_async(path, *port)
-                .await
-                .map_err(|e| anyhow::anyhow!("{}: {e}", action()))?;
-            Conn::hybrid(stream, ep.to_string())
-        }
-        #[cfg(target_os = "linux")]
-        Endpoint::VsockSeqpacket(..) => {
-            let addr = ep.to_socket_addr(Role::Connect)?;
-            let conn = connector
-                .connect_seqpacket_async(addr)
-                .await
-                .map_err(|e| socket_error(format!("cannot connect to {ep}"), e))?;
-            Conn::message(crate::messages::MsgSocket::Vsock(Arc::new(conn)), ep.to_string())
-        }
-        #[cfg(unix)]
-        Endpoint::UnixSeqpacket(path) => {
-            let s = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::SEQPACKET, None)
-                .and_then(|s| s.connect(&socket2::SockAddr::unix(path)?).map(|()| s))
-                .map_err(|e| socket_error(action(), e))?;
-            Conn::message(crate::messages::MsgSocket::unix(s)?, ep.to_string())
-        }
-        #[cfg(unix)]
-        Endpoint::HybridSeqpacket(path, port) => {
-            // The handshake is two short messages: on the blocking pool, with the connector's
-            // timeout and retries.
-            let (path, port) = (path.clone(), *port);
-            let (s, _) = tokio::task::spawn_blocking(move || connector.connect_hybrid_seqpacket(&path, port))
-                .await?
-                .map_err(|e| anyhow::anyhow!("{}: {e}", action()))?;
-            Conn::hybrid_message(crate::messages::MsgSocket::unix(s)?, ep.to_string())
-        }
-        Endpoint::Stdio => Conn::stdio(),
-        Endpoint::Activated(_) => anyhow::bail!(
-            "{ep} is a listening socket a service manager hands over: it is for listen, relay's FROM and server, not for connecting"
-        ),
-        #[allow(unreachable_patterns)]
-        _ if ep.is_seqpacket() => {
-            anyhow::bail!(
-                "{ep}: SOCK_SEQPACKET is Linux's (vsock and Unix sockets); Hyper-V sockets are stream only"
-            )
-        }
-        #[allow(unreachable_patterns)]
-        _ => anyhow::bail!("{ep}: not supported on this platform"),
-    };
-    Ok(conn)
+    open::connect::<Async>(ep, timeout, retries).await
+}
+
+/// The engine's face of the endpoint table: each kind as a [`Conn`].
+struct Async;
+
+impl Face for Async {
+    type Conn = Conn;
+
+    async fn vm(c: &Connector, addr: hvsock::SocketAddr, name: &str) -> io::Result<Conn> {
+        Ok(Conn::shared(c.connect_async(addr).await?, name.to_string()))
+    }
+
+    async fn tcp(host: &str, port: u16, timeout: Duration, name: &str) -> io::Result<Conn> {
+        let stream = tokio::time::timeout(timeout, tokio::net::TcpStream::connect((host, port)))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "timed out"))??;
+        Ok(Conn::tcp(stream, name.to_string()))
+    }
+
+    #[cfg(unix)]
+    async fn unix(path: &Path, name: &str) -> io::Result<Conn> {
+        Ok(Conn::unix(tokio::net::UnixStream::connect(path).await?, name.to_string()))
+    }
+
+    #[cfg(unix)]
+    async fn hybrid(c: &Connector, path: &Path, port: u32, name: &str) -> io::Result<Conn> {
+        Ok(Conn::hybrid(c.connect_hybrid_async(path, port).await?.0, name.to_string()))
+    }
+
+    #[cfg(target_os = "linux")]
+    async fn vm_seqpacket(c: &Connector, addr: hvsock::SocketAddr, name: &str) -> io::Result<Conn> {
+        let conn = c.connect_seqpacket_async(addr).await?;
+        Ok(Conn::message(crate::messages::MsgSocket::Vsock(Arc::new(conn)), name.to_string()))
+    }
+
+    #[cfg(unix)]
+    async fn unix_seqpacket(path: &Path, name: &str) -> io::Result<Conn> {
+        let s = hvsock::unix::connect_seqpacket(path)?;
+        Ok(Conn::message(crate::messages::MsgSocket::unix(s)?, name.to_string()))
+    }
+
+    #[cfg(unix)]
+    async fn hybrid_seqpacket(c: &Connector, path: &Path, port: u32, name: &str) -> io::Result<Conn> {
+        // The handshake is two short messages: on the blocking pool, with the connector's
+        // timeout and retries.
+        let (c, path) = (c.clone(), path.to_owned());
+        let (s, _) = tokio::task::spawn_blocking(move || c.connect_hybrid_seqpacket(&path, port)).await??;
+        Ok(Conn::hybrid_message(crate::messages::MsgSocket::unix(s)?, name.to_string()))
+    }
+
+    fn stdio() -> anyhow::Result<Conn> {
+        Ok(Conn::stdio())
+    }
 }

@@ -30,6 +30,7 @@
 
 pub mod activation;
 pub mod allowlist;
+pub mod blocking;
 mod conn;
 mod connect;
 pub mod delivery;
@@ -38,6 +39,7 @@ pub mod join;
 mod listener;
 #[cfg(unix)]
 pub mod messages;
+mod open;
 mod relay;
 mod runtime;
 mod shared;

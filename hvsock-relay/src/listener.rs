@@ -4,10 +4,10 @@
 use std::sync::Arc;
 
 use hvsock::tokio::AsyncListener;
-use hvsock::{Endpoint, Role, ToSocketAddr};
+use hvsock::Endpoint;
 
+use crate::blocking;
 use crate::conn::Conn;
-use crate::error::socket_error;
 
 /// A listening endpoint.
 pub enum Listener {
@@ -32,112 +32,37 @@ pub enum Listener {
 
 impl Listener {
     /// Listens on `ep` (`systemd:[NAME]`: takes the socket a service manager handed over).
+    /// Bound by the one endpoint table (`open`), then registered with tokio.
     pub async fn bind(ep: &Endpoint) -> anyhow::Result<Listener> {
-        let action = || format!("cannot listen on {ep}");
-        Ok(match ep {
-            Endpoint::Vsock(..) | Endpoint::Hv(..) => {
-                let addr = ep.to_socket_addr(Role::Bind)?;
-                Listener::Vm(
-                    AsyncListener::bind(addr)
-                        .await
-                        .map_err(|e| socket_error(format!("cannot listen on {addr}"), e))?,
-                )
-            }
-            Endpoint::Tcp(host, port) => Listener::Tcp(
-                tokio::net::TcpListener::bind((host.as_str(), *port))
-                    .await
-                    .map_err(|e| socket_error(action(), e))?,
-            ),
-            #[cfg(unix)]
-            Endpoint::Unix(path) => Listener::Unix(
-                hvsock::hybrid::remove_stale(path)
-                    .and_then(|()| tokio::net::UnixListener::bind(path))
-                    .map_err(|e| socket_error(action(), e))?,
-            ),
-            // The guest's connections to host port PORT arrive at UDS_PATH_PORT.
-            #[cfg(unix)]
-            Endpoint::Hybrid(path, port) => Listener::Hybrid(
-                hvsock::hybrid::tokio::listen(path, *port).map_err(|e| socket_error(action(), e))?,
-                ep.clone(),
-            ),
-            #[cfg(target_os = "linux")]
-            Endpoint::VsockSeqpacket(..) => {
-                let addr = ep.to_socket_addr(Role::Bind)?;
-                Listener::VmSeqpacket(
-                    hvsock::tokio::AsyncSeqpacketListener::bind(addr)
-                        .await
-                        .map_err(|e| socket_error(format!("cannot listen on {ep}"), e))?,
-                )
-            }
-            #[cfg(unix)]
-            Endpoint::UnixSeqpacket(path) => {
-                let s = hvsock::hybrid::remove_stale(path)
-                    .and_then(|()| {
-                        socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::SEQPACKET, None)
-                    })
-                    .and_then(|s| s.bind(&socket2::SockAddr::unix(path)?).map(|()| s))
-                    .and_then(|s| s.listen(1024).map(|()| s))
-                    .map_err(|e| socket_error(action(), e))?;
-                s.set_nonblocking(true)?;
-                Listener::UnixSeqpacket(crate::messages::register(s)?, ep.clone())
-            }
-            #[cfg(unix)]
-            Endpoint::HybridSeqpacket(path, port) => {
-                let s =
-                    hvsock::hybrid::listen_seqpacket(path, *port).map_err(|e| socket_error(action(), e))?;
-                s.set_nonblocking(true)?;
-                Listener::UnixSeqpacket(crate::messages::register(s)?, ep.clone())
-            }
-            Endpoint::Stdio => {
-                anyhow::bail!("`-` cannot listen: give a vsock:, hv:, hybrid:, tcp: or unix: endpoint")
-            }
-            #[cfg(target_os = "linux")]
-            Endpoint::Activated(name) => Listener::adopt(name.as_deref(), ep)?,
-            #[allow(unreachable_patterns)]
-            _ if ep.is_seqpacket() => {
-                anyhow::bail!("{ep}: SOCK_SEQPACKET is Linux's (vsock and Unix sockets); Hyper-V sockets are stream only")
-            }
-            #[allow(unreachable_patterns)]
-            _ => anyhow::bail!("{ep}: not supported on this platform"),
-        })
+        Ok(Listener::from_blocking(crate::open::bind(ep)?)?)
     }
 
-    /// The listening socket a service manager handed over (systemd socket activation): the one
-    /// called `name`, or the only one; of whatever kind it is.
-    #[cfg(target_os = "linux")]
-    fn adopt(name: Option<&str>, ep: &Endpoint) -> anyhow::Result<Listener> {
-        let fd = crate::activation::pick(name, ep)?;
-        let socket = socket2::Socket::from(fd);
-        let (domain, ty) = (socket.domain()?, socket.r#type()?);
-        let fd = std::os::fd::OwnedFd::from(socket);
-        let what = |e: std::io::Error| anyhow::anyhow!("{ep}: {e}");
-        Ok(match (domain, ty) {
-            (socket2::Domain::VSOCK, socket2::Type::STREAM) => {
-                Listener::Vm(AsyncListener::from_std(hvsock::Listener::adopt(fd).map_err(what)?)?)
-            }
-            (socket2::Domain::VSOCK, socket2::Type::SEQPACKET) => {
-                Listener::VmSeqpacket(hvsock::tokio::AsyncSeqpacketListener::from_std(
-                    hvsock::SeqpacketListener::adopt(fd).map_err(what)?,
-                )?)
-            }
-            (socket2::Domain::IPV4 | socket2::Domain::IPV6, socket2::Type::STREAM) => {
-                let l = std::net::TcpListener::from(fd);
+    /// The same listener, accepting with tokio (it must be called inside a runtime).
+    pub fn from_blocking(l: blocking::Listener) -> std::io::Result<Listener> {
+        use blocking::Listener as B;
+        Ok(match l {
+            B::Vm(l) => Listener::Vm(AsyncListener::from_std(l)?),
+            B::Tcp(l) => {
                 l.set_nonblocking(true)?;
                 Listener::Tcp(tokio::net::TcpListener::from_std(l)?)
             }
-            (socket2::Domain::UNIX, socket2::Type::STREAM) => {
-                let l = std::os::unix::net::UnixListener::from(fd);
+            #[cfg(unix)]
+            B::Unix(l) => {
                 l.set_nonblocking(true)?;
                 Listener::Unix(tokio::net::UnixListener::from_std(l)?)
             }
-            (socket2::Domain::UNIX, socket2::Type::SEQPACKET) => {
-                let s = socket2::Socket::from(fd);
-                s.set_nonblocking(true)?;
-                Listener::UnixSeqpacket(crate::messages::register(s)?, ep.clone())
+            #[cfg(unix)]
+            B::Hybrid(l, ep) => {
+                l.set_nonblocking(true)?;
+                Listener::Hybrid(tokio::net::UnixListener::from_std(l)?, ep)
             }
-            (d, t) => anyhow::bail!(
-                "{ep}: the socket handed over is of a kind hvsock does not serve ({d:?}, {t:?})"
-            ),
+            #[cfg(target_os = "linux")]
+            B::VmSeqpacket(l) => Listener::VmSeqpacket(hvsock::tokio::AsyncSeqpacketListener::from_std(l)?),
+            #[cfg(unix)]
+            B::UnixSeqpacket(s, ep) => {
+                s.set_nonblocking(true)?;
+                Listener::UnixSeqpacket(crate::messages::register(s)?, ep)
+            }
         })
     }
 

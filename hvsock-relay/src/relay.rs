@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hvsock::Endpoint;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
@@ -17,6 +17,7 @@ use crate::join::{join, Counters, End, Options};
 use crate::listener::Listener;
 use crate::stopping::{accept_until_signal, drain, Backoff, Signals};
 use crate::wildcard::{Target, MAX_LINE};
+use hvsock::line::{Line, LineError};
 
 /// Clients in the CONNECT handshake at once (each for at most 10 s), apart from the connection
 /// limit: a crowd of silent clients cannot take the connection slots.
@@ -195,21 +196,13 @@ impl Relay {
 
 /// Reads `CONNECT HOST:PORT\n` byte by byte, so nothing after it is taken from the stream.
 async fn requested(conn: &mut Conn, target: &Target, allow: &Allowlist) -> Result<Endpoint, String> {
-    let mut line = Vec::new();
-    let read = async {
-        loop {
-            let b = conn.reader.read_u8().await.map_err(|_| "closed before its CONNECT line".to_string())?;
-            if b == b'\n' {
-                return Ok(());
-            }
-            line.push(b);
-            if line.len() > MAX_LINE {
-                return Err(format!("CONNECT line longer than {MAX_LINE} bytes"));
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(10), read)
+    let mut line = Line::new(MAX_LINE);
+    tokio::time::timeout(Duration::from_secs(10), line.read_from_async(&mut conn.reader))
         .await
-        .map_err(|_| "no CONNECT line in 10 s".to_string())??;
-    target.request(&line, allow)
+        .map_err(|_| "no CONNECT line in 10 s".to_string())?
+        .map_err(|e| match e {
+            LineError::TooLong { max, .. } => format!("CONNECT line longer than {max} bytes"),
+            LineError::Closed | LineError::Io(_) => "closed before its CONNECT line".to_string(),
+        })?;
+    target.request(line.bytes(), allow)
 }

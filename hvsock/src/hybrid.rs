@@ -10,6 +10,8 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::line::{Line, LineError};
+
 /// How long the VM may take to answer `CONNECT` when the caller gives no timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -76,8 +78,7 @@ pub fn connect_seqpacket(
     timeout: Option<Duration>,
 ) -> io::Result<(socket2::Socket, u32)> {
     let left = time_left(timeout, port);
-    let s = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::SEQPACKET, None)?;
-    s.connect(&socket2::SockAddr::unix(uds.as_ref())?).map_err(|e| match e.raw_os_error() {
+    let s = crate::unix::connect_seqpacket(uds.as_ref()).map_err(|e| match e.raw_os_error() {
         Some(libc::EPROTOTYPE) => io::Error::new(
             io::ErrorKind::InvalidInput,
             format!(
@@ -110,12 +111,7 @@ pub fn connect_seqpacket(
 /// [`listen`] for the guest's SOCK_SEQPACKET connections to host port `port`: a Unix
 /// SOCK_SEQPACKET listener at `UDS_port` (a guest's stream connection there is refused).
 pub fn listen_seqpacket(uds: impl AsRef<Path>, port: u32) -> io::Result<socket2::Socket> {
-    let path = listen_path(uds, port);
-    remove_stale(&path)?;
-    let s = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::SEQPACKET, None)?;
-    s.bind(&socket2::SockAddr::unix(&path)?)?;
-    s.listen(crate::net::BACKLOG)?;
-    Ok(s)
+    crate::unix::listen_seqpacket(listen_path(uds, port))
 }
 
 /// One deadline for the whole exchange (a VM answering a byte at a time cannot stretch it): what
@@ -131,22 +127,31 @@ fn time_left(timeout: Option<Duration>, port: u32) -> impl Fn() -> io::Result<Du
 }
 
 /// Reads the answer line byte by byte, so nothing of the stream after it is consumed.
-fn read_ok(port: u32, mut read: impl FnMut(&mut [u8]) -> io::Result<usize>) -> io::Result<u32> {
-    let mut line = Vec::new();
-    let mut b = [0u8; 1];
-    loop {
-        match read(&mut b) {
-            Ok(0) => return Err(refused(port)),
-            Ok(_) if b[0] == b'\n' => break,
-            Ok(_) if line.len() < 64 => line.push(b[0]),
-            Ok(_) => return Err(garbled(&line)),
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                return Err(no_answer(port))
-            }
-            Err(e) => return Err(closed_early(e, port)),
+fn read_ok(port: u32, read: impl FnMut(&mut [u8]) -> io::Result<usize>) -> io::Result<u32> {
+    struct By<F>(F);
+    impl<F: FnMut(&mut [u8]) -> io::Result<usize>> Read for By<F> {
+        fn read(&mut self, b: &mut [u8]) -> io::Result<usize> {
+            (self.0)(b)
         }
     }
-    parse_ok(&line)
+    let mut line = Line::new(ANSWER_MAX);
+    line.read_from(By(read)).map_err(|e| answer_error(e, port))?;
+    parse_ok(line.bytes())
+}
+
+/// The longest `OK <port>` answer taken: a VM sending more without a newline is garbled.
+const ANSWER_MAX: usize = 64;
+
+/// A failed read of the answer line, said as what it means for the handshake.
+fn answer_error(e: LineError, port: u32) -> io::Error {
+    match e {
+        LineError::Closed => refused(port),
+        LineError::TooLong { so_far, .. } => garbled(&so_far),
+        LineError::Io(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            no_answer(port)
+        }
+        LineError::Io(e) => closed_early(e, port),
+    }
 }
 
 /// The VM's socket is missing or nobody listens on it: its VMM is not running (yet).
@@ -212,63 +217,9 @@ pub fn listen_path(uds: impl AsRef<Path>, port: u32) -> PathBuf {
 }
 
 /// Listens for the guest's connections to host port `port`, removing a stale socket file
-/// left by a listener that is gone (never one that is still listening, nor a file that is not
-/// a socket).
+/// left by a listener that is gone (see [`crate::unix::listen`]).
 pub fn listen(uds: impl AsRef<Path>, port: u32) -> io::Result<UnixListener> {
-    let path = listen_path(uds, port);
-    remove_stale(&path)?;
-    UnixListener::bind(&path)
-}
-
-/// Removes `path` if it is a socket nobody listens on.
-///
-/// Only a provably stale socket goes: one whose connect is refused (ECONNREFUSED). The check
-/// never waits (a live listener with a full backlog answers EAGAIN: in use), and any other
-/// answer (EACCES, …) is an error that leaves the file alone. A listener found listed in
-/// `/proc/net/unix` under this path is in use without being connected to at all.
-pub fn remove_stale(path: &Path) -> io::Result<()> {
-    use std::os::unix::fs::FileTypeExt;
-    let in_use = || io::Error::new(io::ErrorKind::AddrInUse, format!("{} is in use", path.display()));
-    match std::fs::symlink_metadata(path) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-        Ok(m) if !m.file_type().is_socket() => {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                format!("{} exists and is not a socket", path.display()),
-            ))
-        }
-        Ok(_) => {}
-    }
-    if listed_as_listening(path) {
-        return Err(in_use());
-    }
-    let probe = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)?;
-    probe.set_nonblocking(true)?;
-    match probe.connect(&socket2::SockAddr::unix(path)?) {
-        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => std::fs::remove_file(path),
-        Ok(()) => Err(in_use()),
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.raw_os_error() == Some(libc::EAGAIN) => {
-            Err(in_use())
-        }
-        Err(e) => {
-            Err(io::Error::new(e.kind(), format!("cannot tell whether {} is in use: {e}", path.display())))
-        }
-    }
-}
-
-/// Whether `/proc/net/unix` lists a listening socket bound at exactly this path.
-fn listed_as_listening(path: &Path) -> bool {
-    const ACCEPTING: u32 = 0x0001_0000; // __SO_ACCEPTCON
-    let Ok(table) = std::fs::read_to_string("/proc/net/unix") else { return false };
-    let want = path.to_string_lossy();
-    let absolute = std::path::absolute(path).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
-    table.lines().skip(1).any(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        f.len() >= 8
-            && u32::from_str_radix(f[3], 16).is_ok_and(|flags| flags & ACCEPTING != 0)
-            && (f[7] == want || f[7] == absolute)
-    })
+    crate::unix::listen(listen_path(uds, port))
 }
 
 /// The async flavour (feature `tokio`).
@@ -278,7 +229,7 @@ pub mod tokio {
     use std::path::Path;
     use std::time::Duration;
 
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     use tokio::net::{UnixListener, UnixStream};
 
     /// [`super::connect`] for tokio.
@@ -294,20 +245,9 @@ pub mod tokio {
             s.write_all(format!("CONNECT {port}\n").as_bytes())
                 .await
                 .map_err(|e| super::closed_early(e, port))?;
-            let mut line = Vec::new();
-            loop {
-                let mut b = [0u8; 1];
-                if s.read(&mut b).await.map_err(|e| super::closed_early(e, port))? == 0 {
-                    return Err(super::refused(port));
-                }
-                if b[0] == b'\n' {
-                    return super::parse_ok(&line).map(|p| (s, p));
-                }
-                if line.len() >= 64 {
-                    return Err(super::garbled(&line));
-                }
-                line.push(b[0]);
-            }
+            let mut line = crate::line::Line::new(super::ANSWER_MAX);
+            line.read_from_async(&mut s).await.map_err(|e| super::answer_error(e, port))?;
+            super::parse_ok(line.bytes()).map(|p| (s, p))
         };
         tokio::time::timeout(timeout.unwrap_or(super::DEFAULT_TIMEOUT), exchange)
             .await
@@ -327,9 +267,9 @@ pub mod tokio {
 
     /// [`super::listen`] for tokio.
     pub fn listen(uds: impl AsRef<Path>, port: u32) -> io::Result<UnixListener> {
-        let path = super::listen_path(uds, port);
-        super::remove_stale(&path)?;
-        UnixListener::bind(path)
+        let l = crate::unix::listen(super::listen_path(uds, port))?;
+        l.set_nonblocking(true)?;
+        UnixListener::from_std(l)
     }
 }
 
@@ -354,27 +294,7 @@ mod tests {
         (dir, path)
     }
 
-    mod tempdir {
-        pub struct Dir(pub std::path::PathBuf);
-        impl Dir {
-            pub fn new() -> Dir {
-                use std::sync::atomic::{AtomicU32, Ordering};
-                static N: AtomicU32 = AtomicU32::new(0);
-                let p = std::env::temp_dir().join(format!(
-                    "hvsock-hybrid-{}-{}",
-                    std::process::id(),
-                    N.fetch_add(1, Ordering::Relaxed)
-                ));
-                std::fs::create_dir_all(&p).unwrap();
-                Dir(p)
-            }
-        }
-        impl Drop for Dir {
-            fn drop(&mut self) {
-                let _ = std::fs::remove_dir_all(&self.0);
-            }
-        }
-    }
+    use crate::unix::tempdir;
 
     #[test]
     fn ok_then_the_stream_untouched() {
@@ -480,37 +400,5 @@ mod tests {
                 _ => panic!("{e}"),
             }
         }
-    }
-
-    /// A live listener whose backlog is full is in use: no hang, no deletion, no empty
-    /// connection left on it.
-    #[test]
-    fn stale_checks_never_hang_delete_a_live_socket_or_connect_to_it() {
-        let d = tempdir::Dir::new();
-        let path = d.0.join("full.sock");
-        let live = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None).unwrap();
-        live.bind(&socket2::SockAddr::unix(&path).unwrap()).unwrap();
-        live.listen(0).unwrap();
-        let mut fillers = Vec::new();
-        for _ in 0..4 {
-            let c = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None).unwrap();
-            c.set_nonblocking(true).unwrap();
-            let _ = c.connect(&socket2::SockAddr::unix(&path).unwrap());
-            fillers.push(c);
-        }
-        let start = Instant::now();
-        assert_eq!(remove_stale(&path).unwrap_err().kind(), io::ErrorKind::AddrInUse);
-        assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
-        assert!(path.exists());
-
-        let quiet = d.0.join("quiet.sock");
-        let listener = UnixListener::bind(&quiet).unwrap();
-        listener.set_nonblocking(true).unwrap();
-        assert_eq!(remove_stale(&quiet).unwrap_err().kind(), io::ErrorKind::AddrInUse);
-        assert_eq!(
-            listener.accept().unwrap_err().kind(),
-            io::ErrorKind::WouldBlock,
-            "a probe connection was left"
-        );
     }
 }

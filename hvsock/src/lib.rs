@@ -45,6 +45,7 @@ mod guid;
 #[cfg(unix)]
 pub mod hybrid;
 pub mod info;
+pub mod line;
 mod net;
 mod printable;
 pub mod recv;
@@ -53,6 +54,8 @@ pub mod registry;
 mod sys;
 #[cfg(feature = "tokio")]
 pub mod tokio;
+#[cfg(unix)]
+pub mod unix;
 
 /// The parsers of outside input that are not public API, for the fuzzers under `fuzz/`
 /// (built with `--cfg fuzzing`).
@@ -81,7 +84,7 @@ pub use guid::Guid;
 pub use net::BufferSize;
 #[cfg(windows)]
 pub use net::HvFlag;
-pub use net::{Connector, Incoming, Listener, Stream};
+pub use net::{Connector, Incoming, Listener, Stream, BACKLOG};
 #[cfg(target_os = "linux")]
 pub use net::{Received, Seqpacket, SeqpacketListener};
 pub use printable::Printable;

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use hvsock::Endpoint;
 
 use super::pattern::Pattern;
-use super::socket::Socket;
 use super::wire::{self, Direction, Header, Test};
 use super::{receive, send, READ_BUF};
+use hvsock_relay::blocking::Socket;
 
 /// How a client reaches its server.
 pub struct Target {

@@ -4,7 +4,6 @@
 pub mod client;
 mod pattern;
 pub mod server;
-pub mod socket;
 pub mod wire;
 
 use std::io::{Read, Write};

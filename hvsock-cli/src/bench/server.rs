@@ -5,9 +5,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Mutex};
 
 use super::pattern::Pattern;
-use super::socket::{Listener, Socket};
 use super::wire::{self, Direction, Header, Test};
 use super::{receive, send, READ_BUF};
+use hvsock_relay::blocking::{Listener, Socket};
 
 /// Serves until stopped, or until `count` connections have been answered. Each connection
 /// has a thread of its own, but a thread that has answered one waits for the next instead of

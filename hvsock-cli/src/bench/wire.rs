@@ -6,9 +6,9 @@
 
 use std::io::{self, Read};
 
-use super::socket::Socket;
-
+use hvsock::line::{Fed, Line, LineError};
 use hvsock::Printable;
+use hvsock_relay::blocking::Socket;
 
 const MAGIC: &str = "HVSOCK-BENCH 1";
 /// The longest header a server reads.
@@ -96,27 +96,20 @@ pub fn read_line(s: &mut Socket) -> io::Result<String> {
         }
         return Ok(String::from_utf8_lossy(&line).into_owned());
     }
-    let mut line = Vec::new();
+    let mut line = Line::new(MAX_LINE);
     let mut peeked = [0u8; MAX_LINE + 1];
-    loop {
-        let room = MAX_LINE + 1 - line.len();
-        let n = s.peek(&mut peeked[..room])?;
+    while !line.is_done() {
+        let n = s.peek(&mut peeked)?;
         if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the peer closed before its line"));
+            return Err(LineError::Closed.into());
         }
-        let newline = peeked[..n].iter().position(|&b| b == b'\n');
-        let take = newline.map_or(n, |i| i + 1);
-        let start = line.len();
-        line.resize(start + take, 0);
-        s.read_exact(&mut line[start..])?;
-        if newline.is_some() {
-            line.pop();
-            return Ok(String::from_utf8_lossy(&line).into_owned());
-        }
-        if line.len() > MAX_LINE {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "line too long"));
-        }
+        let taken = match line.feed(&peeked[..n])? {
+            Fed::More => n,
+            Fed::Done(taken) => taken,
+        };
+        s.read_exact(&mut peeked[..taken])?;
     }
+    Ok(line.text())
 }
 
 #[cfg(test)]

@@ -7,11 +7,11 @@ use serde_json::json;
 
 use crate::bench::client::{self, Latencies, Target};
 use crate::bench::server;
-use crate::bench::socket::Listener;
 use crate::bench::wire::{Direction, MAX_SIZE};
 use crate::output::outln;
 use crate::values::{parse_bytes, parse_secs};
 use crate::vms::EndpointArg;
+use hvsock_relay::blocking::Listener;
 
 /// Measure throughput, round-trip latency or connection rate between two ends of any endpoint
 /// kind (vsock, hv, hybrid, tcp, unix), every byte checked.

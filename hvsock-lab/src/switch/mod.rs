@@ -45,6 +45,7 @@ use between::Between;
 use device::{Device, EVENT, RX, TX};
 pub use host::CONNECT_TIMEOUT;
 use host::{HostConn, State, Verdict};
+use hvsock::line::{Fed, Line};
 use packet::*;
 
 /// The most a guest's queue in the switch holds (payload and headers) before the switch
@@ -52,6 +53,8 @@ use packet::*;
 /// what a guest that stops taking packets can make the switch keep.
 pub const RX_QUEUE_LIMIT: usize = 16 << 20;
 
+/// The longest `CONNECT <port>` line a host connection may send.
+const CONNECT_MAX: usize = 64;
 /// How long a host connection may take to send its `CONNECT <port>` line.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -133,13 +136,10 @@ impl Guest {
         let vhost = UnixListener::bind(vhost_path(dir, cid))?;
         let uds_path = uds_path(dir, cid);
         let uds = if seqpacket {
-            let s = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::SEQPACKET, None)?;
-            s.bind(&socket2::SockAddr::unix(&uds_path)?)?;
-            s.listen(128)?;
             // std's listener only accepts: it serves a SOCK_SEQPACKET one as well.
-            UnixListener::from(std::os::fd::OwnedFd::from(s))
+            UnixListener::from(std::os::fd::OwnedFd::from(hvsock::unix::listen_seqpacket(&uds_path)?))
         } else {
-            UnixListener::bind(&uds_path)?
+            hvsock::unix::listen(&uds_path)?
         };
         uds.set_nonblocking(true)?;
         Ok(Guest { vhost, uds, uds_path, seqpacket, dev: None, held: None, tx_stalled: false })
@@ -160,7 +160,7 @@ enum Dest {
 struct Pending {
     cid: u64,
     uds: UnixStream,
-    line: Vec<u8>,
+    line: Line,
     since: Instant,
 }
 
@@ -591,8 +591,10 @@ impl Core {
         while let Ok((uds, _)) = g.uds.accept() {
             if uds.set_nonblocking(true).is_ok() {
                 self.next_pending += 1;
-                self.pending
-                    .insert(self.next_pending, Pending { cid, uds, line: Vec::new(), since: Instant::now() });
+                self.pending.insert(
+                    self.next_pending,
+                    Pending { cid, uds, line: Line::new(CONNECT_MAX), since: Instant::now() },
+                );
             }
         }
     }
@@ -601,24 +603,23 @@ impl Core {
     fn read_connect_line(&mut self, i: u64) -> Option<u64> {
         let p = self.pending.get_mut(&i)?; // gone with its guest earlier in this round
         let mut buf = [0u8; 512];
-        match p.uds.read(&mut buf) {
+        let n = match p.uds.read(&mut buf) {
             Ok(0) => return Some(i),
-            Ok(n) => p.line.extend_from_slice(&buf[..n]),
+            Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
             Err(_) => return Some(i),
-        }
-        let Some(end) = p.line.iter().position(|&b| b == b'\n') else {
-            let garbage = p.line.len() > 64;
-            if garbage {
+        };
+        let (line, early) = match p.line.feed(&buf[..n]) {
+            Ok(Fed::More) => return None,
+            Ok(Fed::Done(taken)) => (p.line.text(), buf[taken..n].to_vec()),
+            Err(_) => {
                 tracing::debug!(
-                    "switch: guest {}: a host connection sent no line in 64 bytes: closed",
+                    "switch: guest {}: a host connection sent no line in {CONNECT_MAX} bytes: closed",
                     p.cid
                 );
+                return Some(i);
             }
-            return garbage.then_some(i);
         };
-        let line = String::from_utf8_lossy(&p.line[..end]).trim_end_matches('\r').to_string();
-        let early = p.line[end + 1..].to_vec();
         let port = line.strip_prefix("CONNECT ").and_then(|n| n.trim().parse::<u32>().ok());
         let (Some(port), true) = (port, self.guests[&p.cid].dev.is_some()) else {
             // Garbled, or no guest behind it: close, as Firecracker does.
@@ -693,8 +694,11 @@ impl Core {
 /// one thread, and one host listener whose backlog is full must not stall them all. A full
 /// backlog (EAGAIN) is a refusal, as nothing listening is: the guest sees a reset and may retry.
 fn connect_now(path: &Path, seqpacket: bool) -> io::Result<UnixStream> {
-    let ty = if seqpacket { socket2::Type::SEQPACKET } else { socket2::Type::STREAM };
-    let socket = socket2::Socket::new(socket2::Domain::UNIX, ty, None)?;
+    let socket = if seqpacket {
+        hvsock::unix::seqpacket()?
+    } else {
+        socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)?
+    };
     socket.set_nonblocking(true)?;
     socket.connect(&socket2::SockAddr::unix(path)?)?;
     Ok(UnixStream::from(std::os::fd::OwnedFd::from(socket)))

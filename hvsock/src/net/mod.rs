@@ -19,8 +19,9 @@ pub(crate) use seqpacket::{peek_error, send_error, RECV_TRUNC};
 pub use seqpacket::{Received, Seqpacket, SeqpacketListener};
 pub use stream::Stream;
 
-/// The listen backlog of every listener, blocking or async (tokio's own).
-pub(crate) const BACKLOG: i32 = 1024;
+/// The listen backlog every hvsock listener asks for — vsock, Hyper-V, Unix, hybrid and, in
+/// the engine, TCP; blocking or async.
+pub const BACKLOG: i32 = 1024;
 
 use std::io;
 

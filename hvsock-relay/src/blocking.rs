@@ -1,63 +1,50 @@
 //! Blocking connections and listeners for any endpoint kind: a measuring tool wants one
 //! thread per stream and plain read/write calls, with no runtime between it and the socket.
+//! They are opened by the same table as the engine's connections (see `open`).
+//!
+//! ```no_run
+//! use std::io::{Read, Write};
+//! let mut s = hvsock_relay::blocking::Socket::connect(
+//!     &"vsock:3:5000".parse()?, std::time::Duration::from_secs(5), 0)?;
+//! s.write_all(b"ping")?;
+//! let mut answer = [0u8; 4];
+//! s.read_exact(&mut answer)?;
+//! # Ok::<(), anyhow::Error>(())
+//! ```
 
+use std::future::Future;
 use std::io::{self, Read, Write};
+#[cfg(unix)]
+use std::path::Path;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use hvsock::{Endpoint, Role, ToSocketAddr};
+use hvsock::{Connector, Endpoint};
+
+use crate::open::{self, Face};
 
 /// One connection, of any kind. The message ones (SOCK_SEQPACKET) read and write one whole
 /// message per call.
 pub enum Socket {
+    /// vsock or Hyper-V sockets.
     Vm(hvsock::Stream),
+    /// TCP.
     Tcp(std::net::TcpStream),
     #[cfg(unix)]
+    /// A Unix stream socket, hybrid vsock's included.
     Unix(std::os::unix::net::UnixStream),
     #[cfg(target_os = "linux")]
+    /// vsock SOCK_SEQPACKET.
     VmSeqpacket(hvsock::Seqpacket),
     #[cfg(unix)]
+    /// A Unix SOCK_SEQPACKET socket, hybrid's included.
     UnixSeqpacket(socket2::Socket),
 }
 
 impl Socket {
+    /// Connects to `ep`, retrying VM sockets and hybrid vsock as [`connect`](crate::connect()) does.
     pub fn connect(ep: &Endpoint, timeout: Duration, retries: u32) -> anyhow::Result<Socket> {
-        let connector = hvsock::Connector::new().timeout(timeout).retries(retries);
-        let failed = |e: io::Error| anyhow::anyhow!("cannot connect to {ep}: {e}");
-        Ok(match ep {
-            Endpoint::Vsock(..) | Endpoint::Hv(..) => {
-                Socket::Vm(connector.connect(ep.to_socket_addr(Role::Connect)?).map_err(failed)?)
-            }
-            Endpoint::Tcp(host, port) => {
-                let s = std::net::TcpStream::connect((host.as_str(), *port)).map_err(failed)?;
-                s.set_nodelay(true)?;
-                Socket::Tcp(s)
-            }
-            #[cfg(unix)]
-            Endpoint::Unix(path) => {
-                Socket::Unix(std::os::unix::net::UnixStream::connect(path).map_err(failed)?)
-            }
-            #[cfg(unix)]
-            Endpoint::Hybrid(path, port) => {
-                Socket::Unix(connector.connect_hybrid(path, *port).map_err(failed)?.0)
-            }
-            #[cfg(target_os = "linux")]
-            Endpoint::VsockSeqpacket(..) => Socket::VmSeqpacket(
-                connector.connect_seqpacket(ep.to_socket_addr(Role::Connect)?).map_err(failed)?,
-            ),
-            #[cfg(unix)]
-            Endpoint::UnixSeqpacket(path) => {
-                let s = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::SEQPACKET, None)?;
-                s.connect(&socket2::SockAddr::unix(path)?).map_err(failed)?;
-                Socket::UnixSeqpacket(s)
-            }
-            #[cfg(unix)]
-            Endpoint::HybridSeqpacket(path, port) => {
-                Socket::UnixSeqpacket(connector.connect_hybrid_seqpacket(path, *port).map_err(failed)?.0)
-            }
-            _ => anyhow::bail!(
-                "{ep}: bench needs a vsock:, hv:, hybrid:, tcp:, unix: or *-seqpacket: endpoint"
-            ),
-        })
+        ready(open::connect::<Blocking>(ep, timeout, retries))
     }
 
     /// Whether each read and write is one whole message.
@@ -71,6 +58,7 @@ impl Socket {
         }
     }
 
+    /// Another handle on the same socket (for a reader thread beside a writer).
     pub fn try_clone(&self) -> io::Result<Socket> {
         Ok(match self {
             Socket::Vm(s) => Socket::Vm(s.try_clone()?),
@@ -163,61 +151,46 @@ impl Write for Socket {
     }
 }
 
-/// A listening socket of any kind.
+/// A listening socket of any kind, blocking.
 pub enum Listener {
+    /// vsock or Hyper-V sockets.
     Vm(hvsock::Listener),
+    /// TCP.
     Tcp(std::net::TcpListener),
+    /// A Unix stream socket.
     #[cfg(unix)]
     Unix(std::os::unix::net::UnixListener),
+    /// The guest's connections to the host's PORT, on `UDS_PATH_PORT` (the endpoint is kept
+    /// for names).
+    #[cfg(unix)]
+    Hybrid(std::os::unix::net::UnixListener, Endpoint),
+    /// vsock SOCK_SEQPACKET.
     #[cfg(target_os = "linux")]
     VmSeqpacket(hvsock::SeqpacketListener),
+    /// A Unix SOCK_SEQPACKET listener: `unix-seqpacket:PATH`, or a hybrid one at
+    /// `UDS_PATH_PORT`.
     #[cfg(unix)]
-    UnixSeqpacket(socket2::Socket),
+    UnixSeqpacket(socket2::Socket, Endpoint),
 }
 
 impl Listener {
+    /// Listens on `ep` (`systemd:[NAME]`: takes the socket a service manager handed over).
     pub fn bind(ep: &Endpoint) -> anyhow::Result<Listener> {
-        let failed = |e: io::Error| anyhow::anyhow!("cannot listen on {ep}: {e}");
-        Ok(match ep {
-            Endpoint::Vsock(..) | Endpoint::Hv(..) => {
-                Listener::Vm(hvsock::Listener::bind(ep.to_socket_addr(Role::Bind)?).map_err(failed)?)
-            }
-            Endpoint::Tcp(host, port) => {
-                Listener::Tcp(std::net::TcpListener::bind((host.as_str(), *port)).map_err(failed)?)
-            }
-            #[cfg(unix)]
-            Endpoint::Unix(path) => Listener::Unix(
-                hvsock::hybrid::remove_stale(path)
-                    .and_then(|()| std::os::unix::net::UnixListener::bind(path))
-                    .map_err(failed)?,
-            ),
-            // A guest's connections to the host's PORT arrive at UDS_PATH_PORT.
-            #[cfg(unix)]
-            Endpoint::Hybrid(path, port) => {
-                Listener::Unix(hvsock::hybrid::listen(path, *port).map_err(failed)?)
-            }
-            #[cfg(target_os = "linux")]
-            Endpoint::VsockSeqpacket(..) => Listener::VmSeqpacket(
-                hvsock::SeqpacketListener::bind(ep.to_socket_addr(Role::Bind)?).map_err(failed)?,
-            ),
-            #[cfg(unix)]
-            Endpoint::UnixSeqpacket(path) => {
-                hvsock::hybrid::remove_stale(path).map_err(failed)?;
-                let s = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::SEQPACKET, None)?;
-                s.bind(&socket2::SockAddr::unix(path)?).map_err(failed)?;
-                s.listen(1024)?;
-                Listener::UnixSeqpacket(s)
-            }
-            #[cfg(unix)]
-            Endpoint::HybridSeqpacket(path, port) => {
-                Listener::UnixSeqpacket(hvsock::hybrid::listen_seqpacket(path, *port).map_err(failed)?)
-            }
-            _ => anyhow::bail!(
-                "{ep}: bench --serve needs a vsock:, hv:, hybrid:, tcp:, unix: or *-seqpacket: endpoint"
-            ),
-        })
+        open::bind(ep)
     }
 
+    /// Whether its connections carry messages (SOCK_SEQPACKET).
+    pub fn carries_messages(&self) -> bool {
+        match self {
+            #[cfg(target_os = "linux")]
+            Listener::VmSeqpacket(_) => true,
+            #[cfg(unix)]
+            Listener::UnixSeqpacket(..) => true,
+            _ => false,
+        }
+    }
+
+    /// The next connection.
     pub fn accept(&self) -> io::Result<Socket> {
         Ok(match self {
             Listener::Vm(l) => Socket::Vm(l.accept()?.0),
@@ -227,11 +200,68 @@ impl Listener {
                 Socket::Tcp(s)
             }
             #[cfg(unix)]
-            Listener::Unix(l) => Socket::Unix(l.accept()?.0),
+            Listener::Unix(l) | Listener::Hybrid(l, _) => Socket::Unix(l.accept()?.0),
             #[cfg(target_os = "linux")]
             Listener::VmSeqpacket(l) => Socket::VmSeqpacket(l.accept()?.0),
             #[cfg(unix)]
-            Listener::UnixSeqpacket(l) => Socket::UnixSeqpacket(l.accept()?.0),
+            Listener::UnixSeqpacket(l, _) => Socket::UnixSeqpacket(l.accept()?.0),
         })
+    }
+}
+
+/// The blocking face of the endpoint table.
+struct Blocking;
+
+impl Face for Blocking {
+    type Conn = Socket;
+
+    async fn vm(c: &Connector, addr: hvsock::SocketAddr, _: &str) -> io::Result<Socket> {
+        c.connect(addr).map(Socket::Vm)
+    }
+
+    async fn tcp(host: &str, port: u16, _: Duration, _: &str) -> io::Result<Socket> {
+        let s = std::net::TcpStream::connect((host, port))?;
+        s.set_nodelay(true)?;
+        Ok(Socket::Tcp(s))
+    }
+
+    #[cfg(unix)]
+    async fn unix(path: &Path, _: &str) -> io::Result<Socket> {
+        std::os::unix::net::UnixStream::connect(path).map(Socket::Unix)
+    }
+
+    #[cfg(unix)]
+    async fn hybrid(c: &Connector, path: &Path, port: u32, _: &str) -> io::Result<Socket> {
+        Ok(Socket::Unix(c.connect_hybrid(path, port)?.0))
+    }
+
+    #[cfg(target_os = "linux")]
+    async fn vm_seqpacket(c: &Connector, addr: hvsock::SocketAddr, _: &str) -> io::Result<Socket> {
+        c.connect_seqpacket(addr).map(Socket::VmSeqpacket)
+    }
+
+    #[cfg(unix)]
+    async fn unix_seqpacket(path: &Path, _: &str) -> io::Result<Socket> {
+        hvsock::unix::connect_seqpacket(path).map(Socket::UnixSeqpacket)
+    }
+
+    #[cfg(unix)]
+    async fn hybrid_seqpacket(c: &Connector, path: &Path, port: u32, _: &str) -> io::Result<Socket> {
+        Ok(Socket::UnixSeqpacket(c.connect_hybrid_seqpacket(path, port)?.0))
+    }
+
+    fn stdio() -> anyhow::Result<Socket> {
+        anyhow::bail!(
+            "`-` is not a socket: give a vsock:, hv:, hybrid:, tcp:, unix: or *-seqpacket: endpoint"
+        )
+    }
+}
+
+/// The result of a future that never waits (the blocking face's): it is ready when first
+/// polled, so no runtime is needed to run it.
+fn ready<T>(f: impl Future<Output = T>) -> T {
+    match std::pin::pin!(f).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => v,
+        Poll::Pending => unreachable!("the blocking face does not await"),
     }
 }
