@@ -15,6 +15,8 @@ install() {
 need=""
 command -v linux.uml >/dev/null 2>&1 || need="$need user-mode-linux"
 command -v socat >/dev/null 2>&1 || need="$need socat"
+# ss reads back listen queues and drops (tests/capacity.rs)
+command -v ss >/dev/null 2>&1 || need="$need iproute2"
 # modprobe inside lab guests
 [ -x /usr/sbin/modprobe ] || [ -x /sbin/modprobe ] || need="$need kmod"
 # The distribution's own Python: the tests run its vsock tests (and its test package's).

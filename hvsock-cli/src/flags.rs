@@ -90,3 +90,23 @@ pub fn stdin_is_terminal() -> bool {
     use std::io::IsTerminal;
     std::io::stdin().is_terminal()
 }
+
+/// How many connections may wait in a listener's queue.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct Backlog {
+    /// Queue at most N connections not yet accepted (default: as many as the system allows,
+    /// net.core.somaxconn on Linux). Past it a vsock or Unix client is refused at once and a
+    /// TCP client's SYN is dropped (it retries after 1 s)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub backlog: Option<u32>,
+}
+
+impl Backlog {
+    /// Applies `--backlog` to a listener the engine bound (`set` listens again with it).
+    pub fn apply(self, set: impl FnOnce(u32) -> std::io::Result<()>) -> anyhow::Result<()> {
+        match self.backlog {
+            Some(n) => set(n).map_err(|e| anyhow::anyhow!("--backlog {n}: {e}")),
+            None => Ok(()),
+        }
+    }
+}

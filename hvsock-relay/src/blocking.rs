@@ -179,6 +179,23 @@ impl Listener {
         open::bind(ep)
     }
 
+    /// Asks for a listen queue of `n` connections instead of the system's maximum (see
+    /// [`hvsock::BACKLOG`]): the socket listens again (Linux takes the new length; Windows
+    /// keeps the first).
+    pub fn set_backlog(&self, n: u32) -> io::Result<()> {
+        let n = i32::try_from(n).unwrap_or(i32::MAX);
+        match self {
+            Listener::Vm(l) => socket2::SockRef::from(l).listen(n),
+            Listener::Tcp(l) => socket2::SockRef::from(l).listen(n),
+            #[cfg(unix)]
+            Listener::Unix(l) | Listener::Hybrid(l, _) => socket2::SockRef::from(l).listen(n),
+            #[cfg(target_os = "linux")]
+            Listener::VmSeqpacket(l) => socket2::SockRef::from(l).listen(n),
+            #[cfg(unix)]
+            Listener::UnixSeqpacket(l, _) => l.listen(n),
+        }
+    }
+
     /// Whether its connections carry messages (SOCK_SEQPACKET).
     pub fn carries_messages(&self) -> bool {
         match self {

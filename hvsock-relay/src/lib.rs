@@ -17,6 +17,7 @@
 //!     target: Target::Fixed("tcp:127.0.0.1:80".parse()?),
 //!     allow: Default::default(),
 //!     max_conns: Some(100),
+//!     ceiling: Some(hvsock_relay::descriptors::Ceiling::raise().conns),
 //!     idle: None,
 //!     connect_timeout: std::time::Duration::from_secs(5),
 //!     half_close: Default::default(),
@@ -34,6 +35,7 @@ pub mod blocking;
 mod conn;
 mod connect;
 pub mod delivery;
+pub mod descriptors;
 pub mod error;
 pub mod join;
 mod listener;

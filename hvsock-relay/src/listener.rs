@@ -66,6 +66,22 @@ impl Listener {
         })
     }
 
+    /// Asks for a listen queue of `n` connections instead of the system's maximum (see
+    /// [`blocking::Listener::set_backlog`]).
+    pub fn set_backlog(&self, n: u32) -> std::io::Result<()> {
+        let n = i32::try_from(n).unwrap_or(i32::MAX);
+        match self {
+            Listener::Vm(l) => socket2::SockRef::from(l).listen(n),
+            Listener::Tcp(l) => socket2::SockRef::from(l).listen(n),
+            #[cfg(unix)]
+            Listener::Unix(l) | Listener::Hybrid(l, _) => socket2::SockRef::from(l).listen(n),
+            #[cfg(target_os = "linux")]
+            Listener::VmSeqpacket(l) => socket2::SockRef::from(l).listen(n),
+            #[cfg(unix)]
+            Listener::UnixSeqpacket(l, _) => l.get_ref().listen(n),
+        }
+    }
+
     /// Whether its connections carry messages (SOCK_SEQPACKET).
     pub fn carries_messages(&self) -> bool {
         match self {

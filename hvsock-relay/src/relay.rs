@@ -31,6 +31,10 @@ pub struct Relay {
     pub allow: Allowlist,
     /// At most this many connections at once; more wait in the listen backlog.
     pub max_conns: Option<u32>,
+    /// At most this many connections held at once, those still in their `CONNECT` handshake
+    /// included: what the descriptor limit allows ([`Ceiling::raise`](crate::descriptors::Ceiling::raise)).
+    /// At the ceiling the relay stops accepting, and new clients wait in the listen queue.
+    pub ceiling: Option<usize>,
     /// Close a connection after this long with no data either way.
     pub idle: Option<Duration>,
     /// How long connecting to the target may take.
@@ -65,6 +69,7 @@ impl Relay {
         let max = this.max_conns.map_or(Semaphore::MAX_PERMITS, |n| n as usize);
         let slots = Arc::new(Semaphore::new(max));
         let handshakes = Arc::new(Semaphore::new(HANDSHAKES));
+        let room = Arc::new(Semaphore::new(this.ceiling.unwrap_or(Semaphore::MAX_PERMITS)));
         let wildcard = matches!(this.target, Target::Wildcard { .. });
         // Turned true when the grace period is over: open connections are cut as resets.
         let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -76,8 +81,11 @@ impl Relay {
             // A fixed TO takes a connection slot before accepting (the rest wait in the
             // backlog); a wildcard TO a handshake slot, and its connection slot once asked.
             let gate = if wildcard { &handshakes } else { &slots };
-            let permit = tokio::select! {
-                p = gate.clone().acquire_owned() => p.expect("never closed"),
+            let (permit, room) = tokio::select! {
+                p = async {
+                    let room = room.clone().acquire_owned().await.expect("never closed");
+                    (gate.clone().acquire_owned().await.expect("never closed"), room)
+                } => p,
                 () = signals.next() => { signalled = true; break }
             };
             let tell = |e: &std::io::Error, wait: Duration| {
@@ -92,6 +100,7 @@ impl Relay {
             let conn = this.half_close.apply(conn);
             let stopped = stopped.clone();
             tasks.spawn(async move {
+                let _room = room;
                 summary.connections.fetch_add(1, Ordering::Relaxed);
                 let Some((conn, to)) = this.handshake(id, conn, &summary).await else { return };
                 let _slot = match &this.target {

@@ -150,18 +150,3 @@ pub async fn drain<T: 'static>(
     }
     cut
 }
-
-/// Raises this process's soft limit on open descriptors to its hard limit: a relayed
-/// connection holds four (two sockets and their reset handles), and the usual soft limit of
-/// 1024 would refuse clients long before the machine runs out (nginx and socat do the same).
-pub fn raise_fd_limit() {
-    #[cfg(unix)]
-    // SAFETY: getrlimit/setrlimit read and write one struct we own.
-    unsafe {
-        let mut lim: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
-}

@@ -80,20 +80,24 @@ mod linux {
     pub struct Pipe {
         read: OwnedFd,
         write: OwnedFd,
+        _room: crate::descriptors::PipeRoom,
     }
 
     impl Pipe {
         /// A pipe that holds a bulk read, or none if the descriptors or the pipe's size cannot
-        /// be had (EMFILE; a user past the kernel's pipe-user-pages limit).
+        /// be had (the process's pipe budget spent, EMFILE, a user past the kernel's
+        /// pipe-user-pages limit).
         pub fn new() -> Option<Pipe> {
+            let room = crate::descriptors::PipeRoom::take()?;
             let mut fds = [0; 2];
             // SAFETY: pipe2 fills the two descriptors on success; we own them from then on.
             if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
                 return None;
             }
             // SAFETY: both were just created for us and nobody else holds them.
-            let pipe =
-                unsafe { Pipe { read: OwnedFd::from_raw_fd(fds[0]), write: OwnedFd::from_raw_fd(fds[1]) } };
+            let pipe = unsafe {
+                Pipe { read: OwnedFd::from_raw_fd(fds[0]), write: OwnedFd::from_raw_fd(fds[1]), _room: room }
+            };
             // A smaller pipe would cut a bulk stream into 64 KiB splices: worse than the buffer.
             // SAFETY: F_SETPIPE_SZ on our own pipe.
             let size =

@@ -8,21 +8,26 @@ use super::pattern::Pattern;
 use super::wire::{self, Direction, Header, Test};
 use super::{receive, send, READ_BUF};
 use hvsock_relay::blocking::{Listener, Socket};
+use hvsock_relay::descriptors::{Ceiling, Place, Room};
 
 /// Serves until stopped, or until `count` connections have been answered. Each connection
 /// has a thread of its own, but a thread that has answered one waits for the next instead of
 /// ending: creating a thread costs a dozen system calls, which a connection-rate test would
 /// measure instead of the path.
 pub fn serve(listener: Listener, count: Option<u64>) -> anyhow::Result<()> {
+    // At the descriptor ceiling it stops accepting: new clients wait in the listen queue.
+    let room = Room::new(Ceiling::raise().conns);
     let mut served = 0;
     let idle = AtomicUsize::new(0);
-    let (handoff, waiting) = mpsc::channel::<Socket>();
+    let (handoff, waiting) = mpsc::channel::<(Socket, Place)>();
     let waiting = Mutex::new(waiting);
     std::thread::scope(|scope| {
         while count.is_none_or(|c| served < c) {
+            let place = room.enter();
             match listener.accept() {
                 Ok(s) => {
                     served += 1;
+                    let s = (s, place);
                     // An idle thread has said so before it waits: it takes this one.
                     if idle.load(Ordering::Acquire) > 0 {
                         idle.fetch_sub(1, Ordering::AcqRel);
@@ -33,9 +38,11 @@ pub fn serve(listener: Listener, count: Option<u64>) -> anyhow::Result<()> {
                     scope.spawn(move || {
                         let mut s = s;
                         loop {
-                            if let Err(e) = answer(s) {
+                            let (socket, place) = s;
+                            if let Err(e) = answer(socket) {
                                 eprintln!("hvsock: bench: {e}");
                             }
+                            drop(place);
                             idle.fetch_add(1, Ordering::AcqRel);
                             match waiting.lock().unwrap().recv() {
                                 Ok(next) => s = next,

@@ -41,6 +41,8 @@ pub struct Args {
     /// With --serve: exit after answering N connections
     #[arg(long, value_name = "N", requires = "serve", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
+    #[command(flatten)]
+    pub backlog: crate::flags::Backlog,
     /// What to measure
     #[arg(long, value_enum, default_value = "stream", conflicts_with = "serve")]
     pub test: TestKind,
@@ -101,6 +103,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let endpoint = args.endpoint.endpoint();
     if args.serve {
         let listener = Listener::bind(endpoint)?;
+        args.backlog.apply(|n| listener.set_backlog(n))?;
         eprintln!("bench: listening on {endpoint}");
         server::serve(listener, args.count)?;
         return Ok(0);

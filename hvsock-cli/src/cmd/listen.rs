@@ -6,7 +6,7 @@ use hvsock_relay::stopping::{accept_until_signal, drain, Backoff, Signals};
 use hvsock_relay::{join, Conn, Counters, End, Listener, Options};
 use tokio::sync::watch;
 
-use crate::flags::{idle, stdin_is_terminal, Framing, HalfClose};
+use crate::flags::{idle, stdin_is_terminal, Backlog, Framing, HalfClose};
 use crate::values::parse_secs;
 use crate::vms::EndpointArg;
 
@@ -38,6 +38,8 @@ pub struct Args {
     pub idle_timeout: Option<std::time::Duration>,
     #[command(flatten)]
     pub half_close: HalfClose,
+    #[command(flatten)]
+    pub backlog: Backlog,
     /// Only send: what the peer sends is dropped, and the end of input closes the connection
     /// (ncat's --send-only; a half-close of a guest's does not reach a host behind a real VMM)
     #[arg(long, conflicts_with_all = ["exec", "shutdown", "no_shutdown", "shutdown_quiet"])]
@@ -50,24 +52,28 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
-    hvsock_relay::stopping::raise_fd_limit();
+    let ceiling = hvsock_relay::descriptors::Ceiling::raise();
     let rt = hvsock_relay::runtime()?;
-    let result = rt.block_on(serve(args));
+    let result = rt.block_on(serve(args, ceiling.conns));
     rt.shutdown_background();
     result
 }
 
-async fn serve(args: Args) -> anyhow::Result<u8> {
+async fn serve(args: Args, ceiling: usize) -> anyhow::Result<u8> {
     let endpoint = args.endpoint.endpoint();
     let framing = args.framing.check(endpoint)?;
     let mut signals = Signals::new()?;
     let listener = Listener::bind(endpoint).await?;
+    args.backlog.apply(|n| listener.set_backlog(n))?;
     let framing = framing.check_listener(&listener, endpoint)?;
     eprintln!("listening on {}", listener.local()?);
     let mut tasks = tokio::task::JoinSet::new();
     // Turned true when the grace period is over: open connections are cut as resets.
     let (stop, stopped) = watch::channel(false);
     let mut backoff = Backoff::new();
+    // --keep-open --exec stops accepting at the descriptor ceiling: new clients wait in the
+    // listen queue.
+    let room = std::sync::Arc::new(tokio::sync::Semaphore::new(ceiling));
     let mut failed = false;
     let mut signalled = false;
     let told = |done: Result<anyhow::Result<()>, tokio::task::JoinError>, failed: &mut bool| {
@@ -80,6 +86,11 @@ async fn serve(args: Args) -> anyhow::Result<u8> {
         // A finished connection's error is told as soon as it ends.
         let tell = |e: &std::io::Error, wait: std::time::Duration| {
             eprintln!("hvsock: accept failed: {e}; trying again in {} ms", wait.as_millis())
+        };
+        let place = tokio::select! {
+            p = room.clone().acquire_owned() => p.expect("never closed"),
+            Some(done) = tasks.join_next(), if !tasks.is_empty() => { told(done, &mut failed); continue }
+            () = signals.next() => { signalled = true; break }
         };
         let conn = tokio::select! {
             conn = accept_until_signal(&listener, &mut signals, &mut backoff, tell) => match conn {
@@ -94,7 +105,10 @@ async fn serve(args: Args) -> anyhow::Result<u8> {
         match &args.exec {
             Some(cmd) => {
                 let cmd = cmd.clone();
-                tasks.spawn(async move { run_exec(conn, &cmd, idle, framing, stopped).await });
+                tasks.spawn(async move {
+                    let _place = place;
+                    run_exec(conn, &cmd, idle, framing, stopped).await
+                });
             }
             None => {
                 // stdin/stdout serve one connection at a time.

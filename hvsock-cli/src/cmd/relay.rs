@@ -8,7 +8,7 @@ use std::time::Duration;
 use hvsock::{Endpoint, Role, ToSocketAddr};
 use hvsock_relay::{Allowlist, Listener, Relay, Signals, Summary, Target};
 
-use crate::flags::HalfClose;
+use crate::flags::{Backlog, HalfClose};
 use crate::values::parse_secs;
 use crate::vms::EndpointArg;
 
@@ -51,6 +51,8 @@ pub struct Args {
     pub connect_timeout: Duration,
     #[command(flatten)]
     pub half_close: HalfClose,
+    #[command(flatten)]
+    pub backlog: Backlog,
     /// On SIGINT/SIGTERM, give open connections this long to finish (a second signal ends them)
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
     pub grace: Duration,
@@ -63,7 +65,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
-    hvsock_relay::stopping::raise_fd_limit();
+    let ceiling = hvsock_relay::descriptors::Ceiling::raise();
+    ceiling.check(args.max_conns).map_err(anyhow::Error::msg)?;
     crate::logging::init(args.verbose);
     // A fixed TO may name a VM (`vsock:web:80`); a wildcard one is the client's to fill in.
     let target = match args.to.resolved() {
@@ -109,6 +112,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         target,
         allow,
         max_conns: args.max_conns,
+        ceiling: Some(ceiling.conns),
         idle: args.timeout,
         connect_timeout: args.connect_timeout,
         half_close: args.half_close.settings(),
@@ -120,6 +124,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let result = rt.block_on(async {
         let signals = Signals::new()?;
         let listener = Listener::bind(args.from.endpoint()).await?;
+        args.backlog.apply(|n| listener.set_backlog(n))?;
         eprintln!("listening on {}", listener.local()?);
         anyhow::Ok(relay.serve(listener, signals, summary.clone()).await)
     });

@@ -38,6 +38,8 @@ pub struct Args {
     /// Exit after serving N connections
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
+    #[command(flatten)]
+    pub backlog: crate::flags::Backlog,
     /// Serve the listening vsock socket a service manager handed over (systemd socket
     /// activation) instead of binding VMID and SERVICE; NAME picks one of several
     #[cfg(target_os = "linux")]
@@ -57,28 +59,32 @@ fn listener(args: &Args) -> anyhow::Result<Listener> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
-    hvsock_relay::stopping::raise_fd_limit();
+    let ceiling = hvsock_relay::descriptors::Ceiling::raise();
     let listener = listener(&args)?;
+    args.backlog.apply(|n| socket2::SockRef::from(&listener).listen(i32::try_from(n).unwrap_or(i32::MAX)))?;
     let local = listener.local_addr().context("cannot read the listening address")?;
     eprintln!("listening on {local}");
-    let mut handlers = Vec::new();
+    // At the descriptor ceiling it stops accepting: new clients wait in the listen queue.
+    let room = hvsock_relay::descriptors::Room::new(ceiling.conns);
     let mut served = 0u64;
-    while args.count.is_none_or(|n| served < n) {
-        match listener.accept() {
-            Ok((stream, peer)) => {
-                served += 1;
-                handlers.push(thread::spawn(move || answer(stream, peer)));
-                handlers.retain(|h| !h.is_finished());
-            }
-            Err(e) => {
-                eprintln!("hvsock: accept failed: {e}");
-                thread::sleep(Duration::from_millis(50)); // e.g. out of fds: do not spin
+    thread::scope(|scope| {
+        while args.count.is_none_or(|n| served < n) {
+            let place = room.enter();
+            match listener.accept() {
+                Ok((stream, peer)) => {
+                    served += 1;
+                    scope.spawn(move || {
+                        answer(stream, peer);
+                        drop(place);
+                    });
+                }
+                Err(e) => {
+                    eprintln!("hvsock: accept failed: {e}");
+                    thread::sleep(Duration::from_millis(50)); // e.g. out of fds: do not spin
+                }
             }
         }
-    }
-    for h in handlers {
-        let _ = h.join();
-    }
+    });
     Ok(0)
 }
 

@@ -20,8 +20,13 @@ pub use seqpacket::{Received, Seqpacket, SeqpacketListener};
 pub use stream::Stream;
 
 /// The listen backlog every hvsock listener asks for — vsock, Hyper-V, Unix, hybrid and, in
-/// the engine, TCP; blocking or async.
-pub const BACKLOG: i32 = 1024;
+/// the engine, TCP; blocking or async: as deep as the system allows. Linux cuts any larger
+/// request to `net.core.somaxconn` (4096 by default since 5.4), and Windows reads this value,
+/// its SOMAXCONN, as "a reasonable maximum". A burst of clients then waits in the kernel's
+/// queue instead of being reset (vsock, Unix: a full queue refuses at once) or made to wait
+/// out a SYN retransmission (TCP, 1 s). A smaller queue is asked for by listening again
+/// (`hvsock relay --backlog N`; Linux honours a second `listen`, Windows keeps the first).
+pub const BACKLOG: i32 = i32::MAX;
 
 use std::io;
 
