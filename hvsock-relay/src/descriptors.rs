@@ -113,13 +113,16 @@ impl Drop for Place<'_> {
 }
 
 /// Spliced pipes open now, and how many may be (unbounded until a server applies a ceiling).
+#[cfg(target_os = "linux")] // splice(2) is Linux's
 static PIPES: AtomicUsize = AtomicUsize::new(0);
 static PIPE_ROOM: AtomicUsize = AtomicUsize::new(usize::MAX);
 
 /// One spliced pipe's place in the budget, given back when dropped.
+#[cfg(target_os = "linux")]
 #[derive(Debug)]
 pub(crate) struct PipeRoom(());
 
+#[cfg(target_os = "linux")]
 impl PipeRoom {
     /// A place for one more pipe, if the budget has one.
     pub(crate) fn take() -> Option<PipeRoom> {
@@ -131,6 +134,7 @@ impl PipeRoom {
     }
 }
 
+#[cfg(target_os = "linux")]
 impl Drop for PipeRoom {
     fn drop(&mut self) {
         PIPES.fetch_sub(1, Ordering::AcqRel);
@@ -196,6 +200,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_os = "linux")]
     fn pipes_are_taken_from_the_budget_and_given_back() {
         // The budget is the process's: this is the only test that sets it.
         Ceiling { limit: 0, conns: 2 }.apply();
