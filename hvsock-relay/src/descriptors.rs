@@ -26,6 +26,10 @@ pub const MARGIN: u64 = 64;
 /// what other connections do not use (see [`Ceiling::apply`]).
 pub const PER_CONN: u64 = 4;
 
+/// The ceiling where the limit sets none (Windows; a hard limit of RLIM_INFINITY): far past
+/// any real server, and within what a semaphore counts (tokio's takes at most 2^61 - 1).
+pub const MAX_CONNS: usize = 1 << 30;
+
 /// What the descriptor limit allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ceiling {
@@ -38,8 +42,8 @@ pub struct Ceiling {
 impl Ceiling {
     /// The ceiling for a limit of `limit` descriptors.
     pub fn of(limit: u64) -> Ceiling {
-        let conns = (limit.saturating_sub(MARGIN) / PER_CONN).max(1);
-        Ceiling { limit, conns: usize::try_from(conns).unwrap_or(usize::MAX) }
+        let conns = (limit.saturating_sub(MARGIN) / PER_CONN).clamp(1, MAX_CONNS as u64);
+        Ceiling { limit, conns: conns as usize }
     }
 
     /// Raises this process's soft limit on open descriptors to its hard limit (the usual soft
@@ -170,11 +174,15 @@ mod tests {
 
     #[test]
     fn the_ceiling_keeps_a_margin_and_four_descriptors_a_connection() {
-        for (limit, conns) in [(1024, 240), (4096, 1008), (65, 1), (0, 1), (1_048_576, 262_128)] {
+        for (limit, conns) in
+            [(1024, 240), (4096, 1008), (65, 1), (0, 1), (1_048_576, 262_128), (u64::MAX, MAX_CONNS)]
+        {
             let c = Ceiling::of(limit);
             assert_eq!(c.conns, conns, "{limit}");
             // Below one connection's worth past the margin, one is still allowed: a server that takes none serves no one.
             assert!(limit < MARGIN + PER_CONN || c.conns as u64 * PER_CONN + MARGIN <= limit, "{limit}");
+            // A server makes its semaphore of this many (tokio's panics past 2^61 - 1).
+            assert_eq!(tokio::sync::Semaphore::new(c.conns).available_permits(), c.conns);
         }
         let c = Ceiling::of(1024);
         assert_eq!(c.check(None), Ok(240));
