@@ -27,7 +27,7 @@ impl Server {
         let mut err = BufReader::new(child.stderr.take().unwrap());
         let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
-        if cmd.get_program() == "python3" {
+        if cmd.get_program() == PYTHON {
             out.read_line(&mut line).unwrap();
         } else {
             err.read_line(&mut line).unwrap();
@@ -51,8 +51,18 @@ impl Server {
     }
 }
 
+/// A test that fails leaves no server behind.
+impl Drop for Server {
+    fn drop(&mut self) {
+        common::stop(&mut self.child);
+    }
+}
+
+/// Debian's Python (scripts/setup.sh installs it), not a version manager's shim first on PATH.
+const PYTHON: &str = "/usr/bin/python3";
+
 fn python(args: &[&str]) -> Command {
-    let mut cmd = Command::new("python3");
+    let mut cmd = Command::new(PYTHON);
     cmd.arg(CROWD).args(args);
     cmd
 }
