@@ -22,8 +22,12 @@ struct Server {
 impl Server {
     /// Starts `cmd` and waits for its `listening on` line (on stdout for the Python helper).
     fn start(mut cmd: Command) -> Server {
-        let mut child =
-            cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        Server::start_with(cmd.stdin(Stdio::null()))
+    }
+
+    /// [`Server::start`] with `cmd`'s stdin as set.
+    fn start_with(cmd: &mut Command) -> Server {
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         let mut err = BufReader::new(child.stderr.take().unwrap());
         let mut out = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
@@ -218,4 +222,37 @@ fn max_conns_past_the_descriptor_limit_is_refused_at_start() {
         line.contains("--max-conns 5000") && line.contains("1024") && line.contains("ulimit -n"),
         "{line}"
     );
+}
+
+/// A Unix upstream whose listen queue is full (it accepts nothing yet) refuses the relay's
+/// connect with EAGAIN: the relay tries again (logged with -v, counted in the summary) instead
+/// of resetting the client, and once the server accepts, every client is answered.
+#[test]
+fn a_full_upstream_queue_is_waited_out_not_passed_on_as_a_reset() {
+    let d = dir("full-queue");
+    let path = d.join("held.sock").display().to_string();
+    let mut held = Server::start_with(python(&["held-unix", &path, "1"]).stdin(Stdio::piped()));
+    let to = format!("unix:{path}");
+    // Far more patience than the test needs: it lets the server accept as soon as a retry shows.
+    let mut relay =
+        Server::start(relay(None, &["relay", "tcp:127.0.0.1:0", &to, "--full-queue-wait", "60", "-v"]));
+    let port = relay.port().to_string();
+    // A queue of 1 holds two connections: of three clients, one at least finds it full.
+    let clients = python(&["clients", &port, "3"]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut log = String::new();
+    while !log.contains("trying again in") {
+        log.clear();
+        assert!(relay.err.read_line(&mut log).unwrap() > 0, "the relay ended without retrying");
+    }
+    assert!(log.contains("as a full listen queue does"), "{log}");
+    use std::io::Write;
+    writeln!(held.child.stdin.as_mut().unwrap(), "accept now").unwrap();
+    let out = clients.wait_with_output().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    let rest = relay.stop();
+    assert!(out.status.success() && report.contains("3 ok, 0 failed"), "{report}\nrelay: {rest}");
+    assert!(rest.contains("relay: 3 connections (0 refused, 0 failed)"), "{rest}");
+    assert!(rest.contains("waited for TO's full listen queue"), "{rest}");
+    drop(held);
+    let _ = std::fs::remove_dir_all(&d);
 }

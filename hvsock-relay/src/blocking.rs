@@ -44,7 +44,7 @@ pub enum Socket {
 impl Socket {
     /// Connects to `ep`, retrying VM sockets and hybrid vsock as [`connect`](crate::connect()) does.
     pub fn connect(ep: &Endpoint, timeout: Duration, retries: u32) -> anyhow::Result<Socket> {
-        ready(open::connect::<Blocking>(ep, timeout, retries))
+        ready(open::connect::<Blocking>(ep, timeout, retries, Duration::ZERO, &mut |_, _| {}))
     }
 
     /// Whether each read and write is one whole message.
@@ -265,6 +265,10 @@ impl Face for Blocking {
     #[cfg(unix)]
     async fn hybrid_seqpacket(c: &Connector, path: &Path, port: u32, _: &str) -> io::Result<Socket> {
         Ok(Socket::UnixSeqpacket(c.connect_hybrid_seqpacket(path, port)?.0))
+    }
+
+    async fn pause(wait: Duration) {
+        std::thread::sleep(wait);
     }
 
     fn stdio() -> anyhow::Result<Socket> {

@@ -24,7 +24,30 @@ use crate::open::{self, Face};
 /// # let _ = end; Ok(()) }
 /// ```
 pub async fn connect(ep: &Endpoint, timeout: Duration, retries: u32) -> anyhow::Result<Conn> {
-    open::connect::<Async>(ep, timeout, retries).await
+    open::connect::<Async>(ep, timeout, retries, Duration::ZERO, &mut |_, _| {}).await
+}
+
+/// [`connect`], riding out a full listen queue: a connect it refused (a vsock reset, a Unix
+/// EAGAIN, a VMM closing its hybrid socket) is tried again with short, growing, jittered waits
+/// for up to `patience` in all, as TCP's SYN retransmission does for TCP clients; `tell` hears
+/// of each retry (the error, the wait).
+///
+/// ```no_run
+/// # async fn demo() -> anyhow::Result<()> {
+/// let mut retried = 0;
+/// let up = hvsock_relay::connect_patiently(
+///     &"vsock:3:5000".parse()?, std::time::Duration::from_secs(5), std::time::Duration::from_secs(1),
+///     &mut |_, _| retried += 1,
+/// ).await?;
+/// # let _ = up; Ok(()) }
+/// ```
+pub async fn connect_patiently(
+    ep: &Endpoint,
+    timeout: Duration,
+    patience: Duration,
+    tell: &mut (dyn FnMut(&io::Error, Duration) + Send),
+) -> anyhow::Result<Conn> {
+    open::connect::<Async>(ep, timeout, 0, patience, tell).await
 }
 
 /// The engine's face of the endpoint table: each kind as a [`Conn`].
@@ -73,6 +96,10 @@ impl Face for Async {
         let (c, path) = (c.clone(), path.to_owned());
         let (s, _) = tokio::task::spawn_blocking(move || c.connect_hybrid_seqpacket(&path, port)).await??;
         Ok(Conn::hybrid_message(crate::messages::MsgSocket::unix(s)?, name.to_string()))
+    }
+
+    async fn pause(wait: Duration) {
+        tokio::time::sleep(wait).await;
     }
 
     fn stdio() -> anyhow::Result<Conn> {

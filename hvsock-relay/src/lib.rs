@@ -20,6 +20,7 @@
 //!     ceiling: Some(hvsock_relay::descriptors::Ceiling::raise().conns),
 //!     idle: None,
 //!     connect_timeout: std::time::Duration::from_secs(5),
+//!     full_queue_wait: std::time::Duration::from_secs(1),
 //!     half_close: Default::default(),
 //!     grace: std::time::Duration::from_secs(10),
 //!     count: None,
@@ -53,7 +54,7 @@ mod zero_copy;
 
 pub use allowlist::Allowlist;
 pub use conn::{Conn, HalfCloseMode, HalfClosing, Kind, Reader, SocketHandle, Unread, Writer, HYBRID_QUIET};
-pub use connect::connect;
+pub use connect::{connect, connect_patiently};
 pub use join::{join, Counters, End, Options};
 pub use listener::Listener;
 pub use relay::{Relay, Summary};

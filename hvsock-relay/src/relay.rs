@@ -39,6 +39,9 @@ pub struct Relay {
     pub idle: Option<Duration>,
     /// How long connecting to the target may take.
     pub connect_timeout: Duration,
+    /// How long a connect to the target that its full listen queue refused is tried again
+    /// (see [`connect_patiently`](crate::connect_patiently)); zero: not at all.
+    pub full_queue_wait: Duration,
     /// How our end of data is passed on, both sides.
     pub half_close: HalfClosing,
     /// After a signal, how long open connections have to finish.
@@ -56,6 +59,9 @@ pub struct Summary {
     pub refused: AtomicU64,
     /// Ended by a failure, the idle limit, or the stop.
     pub failed: AtomicU64,
+    /// Whose connect to the target a full listen queue refused at first and that were tried
+    /// again.
+    pub waited: AtomicU64,
     /// Bytes to the target and back.
     pub bytes: Counters,
 }
@@ -156,7 +162,20 @@ impl Relay {
         // Clock reads are system calls in some VMs (UML): only when the log will show them.
         let start = tracing::enabled!(tracing::Level::INFO).then(Instant::now);
         let from = conn.peer.clone();
-        let upstream = match crate::connect(&to, self.connect_timeout, 0).await {
+        let mut retried = 0u32;
+        let mut tell = |e: &std::io::Error, wait: Duration| {
+            retried += 1;
+            info!(
+                "conn {id}: {to} refused it ({e}), as a full listen queue does; trying again in {} ms",
+                wait.as_millis()
+            );
+        };
+        let connected =
+            crate::connect_patiently(&to, self.connect_timeout, self.full_queue_wait, &mut tell).await;
+        if retried > 0 {
+            summary.waited.fetch_add(1, Ordering::Relaxed);
+        }
+        let upstream = match connected {
             Ok(up) => self.half_close.apply(up),
             Err(e) => {
                 warn!("conn {id} from {from}: {e:#}");

@@ -9,7 +9,7 @@ use hvsock::{Endpoint, Role, ToSocketAddr};
 use hvsock_relay::{Allowlist, Listener, Relay, Signals, Summary, Target};
 
 use crate::flags::{Backlog, HalfClose};
-use crate::values::parse_secs;
+use crate::values::{parse_secs, parse_secs_or_zero};
 use crate::vms::EndpointArg;
 
 /// Forward each connection accepted on FROM to TO, both ways at once (vsock-proxy's and
@@ -49,6 +49,11 @@ pub struct Args {
     /// Seconds to wait when connecting to TO
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs, allow_negative_numbers = true)]
     pub connect_timeout: Duration,
+    /// Keep trying a connect to TO that its full listen queue refused (a vsock reset, a Unix
+    /// EAGAIN, a VMM closing its hybrid socket) for up to SECS, with growing waits, before
+    /// resetting the client (0: reset at once)
+    #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_secs_or_zero)]
+    pub full_queue_wait: Duration,
     #[command(flatten)]
     pub half_close: HalfClose,
     #[command(flatten)]
@@ -115,6 +120,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         ceiling: Some(ceiling.conns),
         idle: args.timeout,
         connect_timeout: args.connect_timeout,
+        full_queue_wait: args.full_queue_wait,
         half_close: args.half_close.settings(),
         grace: args.grace,
         count: args.count,
@@ -132,8 +138,12 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     // A relay that never listened has nothing to sum up: its error is the one line.
     let code = result?;
     let s = &summary;
+    let waited = match s.waited.load(Ordering::Relaxed) {
+        0 => String::new(),
+        n => format!("; {n} waited for TO's full listen queue"),
+    };
     eprintln!(
-        "relay: {} connections ({} refused, {} failed), {} bytes to {}, {} bytes back",
+        "relay: {} connections ({} refused, {} failed), {} bytes to {}, {} bytes back{waited}",
         s.connections.load(Ordering::Relaxed),
         s.refused.load(Ordering::Relaxed),
         s.failed.load(Ordering::Relaxed),

@@ -45,50 +45,149 @@ pub(crate) trait Face {
     async fn hybrid_seqpacket(c: &Connector, path: &Path, port: u32, name: &str) -> io::Result<Self::Conn>;
     /// `-`: this process's stdin and stdout, if the face has them.
     fn stdio() -> anyhow::Result<Self::Conn>;
+    /// Waits before another try.
+    async fn pause(wait: Duration);
 }
 
 /// Connects to `ep` by face `F`: VM sockets and hybrid vsock retry by the library's one policy
-/// (`Connector`), like `client --retries`.
+/// (`Connector`), like `client --retries`. A connect that a full listen queue refused
+/// ([`full_queue`]) is tried again for up to `patience` in all, with growing, jittered waits
+/// ([`FullQueue`]), as TCP's SYN retransmission would; `tell` hears of each retry.
 pub(crate) async fn connect<F: Face>(
     ep: &Endpoint,
     timeout: Duration,
     retries: u32,
+    patience: Duration,
+    tell: &mut (dyn FnMut(&io::Error, Duration) + Send),
 ) -> anyhow::Result<F::Conn> {
     let c = Connector::new().timeout(timeout).retries(retries);
-    let name = ep.to_string();
-    let failed = |e: io::Error| socket_error(format!("cannot connect to {ep}"), e);
-    // Hybrid errors are already sentences of their own (the VMM's answer, the port refused).
+    let mut waits = FullQueue::new(patience);
+    loop {
+        match attempt::<F>(ep, &c, timeout).await {
+            Err(Failed::Io(e, said)) => match waits.next().filter(|_| full_queue(ep, &e)) {
+                Some(wait) => {
+                    tell(&e, wait);
+                    F::pause(wait).await;
+                }
+                None => return Err(said.say(ep, e)),
+            },
+            Err(Failed::Final(e)) => return Err(e),
+            Ok(conn) => return Ok(conn),
+        }
+    }
+}
+
+/// Whether `e`, from connecting to `ep`, says its listen queue is full: the one failure that
+/// is over in a moment and that nothing below us retries. A vsock connect is reset at once
+/// (vsock has no SYN to retransmit: a listener with nothing accepting looks the same, and is
+/// waited for as long), a Unix one is refused with EAGAIN, and a VMM whose guest refused the
+/// connection closes the hybrid socket before or instead of answering `CONNECT`.
+pub(crate) fn full_queue(ep: &Endpoint, e: &io::Error) -> bool {
+    use io::ErrorKind as K;
+    match ep {
+        Endpoint::Vsock(..) | Endpoint::VsockSeqpacket(..) => e.kind() == K::ConnectionReset,
+        Endpoint::Unix(_) | Endpoint::UnixSeqpacket(_) => e.kind() == K::WouldBlock,
+        Endpoint::Hybrid(..) | Endpoint::HybridSeqpacket(..) => {
+            matches!(e.kind(), K::ConnectionReset | K::ConnectionRefused | K::WouldBlock)
+        }
+        _ => false,
+    }
+}
+
+/// The waits between tries of a connect refused by a full queue: 5 ms doubling to 200 ms,
+/// each between half and one and a half of that (clients refused together must not all come
+/// back together), until their sum would pass the patience.
+pub(crate) struct FullQueue {
+    next: Duration,
+    left: Duration,
+}
+
+impl FullQueue {
+    const FIRST: Duration = Duration::from_millis(5);
+    const MOST: Duration = Duration::from_millis(200);
+
+    pub(crate) fn new(patience: Duration) -> FullQueue {
+        FullQueue { next: FullQueue::FIRST, left: patience }
+    }
+}
+
+impl Iterator for FullQueue {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        use std::hash::{BuildHasher, Hasher};
+        // A random factor from std's own per-hasher keys: no generator kept for so little.
+        let random = std::hash::RandomState::new().build_hasher().finish();
+        let wait = self.next.mul_f64(0.5 + (random % 1000) as f64 / 1000.0).min(self.left);
+        if wait.is_zero() {
+            return None;
+        }
+        self.left -= wait;
+        self.next = (self.next * 2).min(FullQueue::MOST);
+        Some(wait)
+    }
+}
+
+/// Why one attempt failed.
+enum Failed {
+    /// The socket call's own error, to be said as `Said` says it.
+    Io(io::Error, Said),
+    /// Nothing to try again: already said.
+    Final(anyhow::Error),
+}
+
+/// How a socket error is told.
+enum Said {
+    /// With the address the endpoint became (a VM name resolved to its CID).
+    At(String),
+    /// With the endpoint as given.
+    Plain,
+    /// Hybrid errors are sentences of their own (the VMM's answer, the port refused).
     #[cfg(unix)]
-    let hybrid_failed = |e: io::Error| anyhow::anyhow!("cannot connect to {ep}: {e}");
-    Ok(match ep {
+    Hybrid,
+}
+
+impl Said {
+    fn say(self, ep: &Endpoint, e: io::Error) -> anyhow::Error {
+        match self {
+            Said::At(addr) => socket_error(format!("cannot connect to {addr}"), e),
+            Said::Plain => socket_error(format!("cannot connect to {ep}"), e),
+            #[cfg(unix)]
+            Said::Hybrid => anyhow::anyhow!("cannot connect to {ep}: {e}"),
+        }
+    }
+}
+
+/// One try at connecting to `ep`.
+async fn attempt<F: Face>(ep: &Endpoint, c: &Connector, timeout: Duration) -> Result<F::Conn, Failed> {
+    let name = ep.to_string();
+    let plain = |e| Failed::Io(e, Said::Plain);
+    #[cfg(unix)]
+    let hybrid = |e| Failed::Io(e, Said::Hybrid);
+    let addr = |role| ep.to_socket_addr(role).map_err(|e| Failed::Final(e.into()));
+    match ep {
         Endpoint::Vsock(..) | Endpoint::Hv(..) => {
-            let addr = ep.to_socket_addr(Role::Connect)?;
-            F::vm(&c, addr, &addr.to_string())
-                .await
-                .map_err(|e| socket_error(format!("cannot connect to {addr}"), e))?
+            let addr = addr(Role::Connect)?;
+            F::vm(c, addr, &addr.to_string()).await.map_err(|e| Failed::Io(e, Said::At(addr.to_string())))
         }
-        Endpoint::Tcp(host, port) => F::tcp(host, *port, timeout, &name).await.map_err(failed)?,
+        Endpoint::Tcp(host, port) => F::tcp(host, *port, timeout, &name).await.map_err(plain),
         #[cfg(unix)]
-        Endpoint::Unix(path) => F::unix(path, &name).await.map_err(failed)?,
+        Endpoint::Unix(path) => F::unix(path, &name).await.map_err(plain),
         #[cfg(unix)]
-        Endpoint::Hybrid(path, port) => F::hybrid(&c, path, *port, &name).await.map_err(hybrid_failed)?,
+        Endpoint::Hybrid(path, port) => F::hybrid(c, path, *port, &name).await.map_err(hybrid),
         #[cfg(target_os = "linux")]
-        Endpoint::VsockSeqpacket(..) => {
-            F::vm_seqpacket(&c, ep.to_socket_addr(Role::Connect)?, &name).await.map_err(failed)?
-        }
+        Endpoint::VsockSeqpacket(..) => F::vm_seqpacket(c, addr(Role::Connect)?, &name).await.map_err(plain),
         #[cfg(unix)]
-        Endpoint::UnixSeqpacket(path) => F::unix_seqpacket(path, &name).await.map_err(failed)?,
+        Endpoint::UnixSeqpacket(path) => F::unix_seqpacket(path, &name).await.map_err(plain),
         #[cfg(unix)]
-        Endpoint::HybridSeqpacket(path, port) => {
-            F::hybrid_seqpacket(&c, path, *port, &name).await.map_err(hybrid_failed)?
-        }
-        Endpoint::Stdio => F::stdio()?,
-        Endpoint::Activated(_) => anyhow::bail!(
+        Endpoint::HybridSeqpacket(path, port) => F::hybrid_seqpacket(c, path, *port, &name).await.map_err(hybrid),
+        Endpoint::Stdio => F::stdio().map_err(Failed::Final),
+        Endpoint::Activated(_) => Err(Failed::Final(anyhow::anyhow!(
             "{ep} is a listening socket a service manager hands over: it is for listen, relay's FROM and server, not for connecting"
-        ),
+        ))),
         #[allow(unreachable_patterns)]
-        _ => return Err(unsupported(ep)),
-    })
+        _ => Err(Failed::Final(unsupported(ep))),
+    }
 }
 
 /// Listens on `ep` (`systemd:[NAME]`: takes the socket a service manager handed over).

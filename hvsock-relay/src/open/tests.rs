@@ -158,3 +158,45 @@ async fn what_cannot_be_opened_is_one_line_from_either_face() {
         assert!(!text.contains('\n'), "{text}");
     }
 }
+
+#[test]
+fn only_a_full_queue_is_waited_out_and_only_for_its_kinds() {
+    use std::io::{Error, ErrorKind as K};
+    let ep = |s: &str| s.parse::<hvsock::Endpoint>().unwrap();
+    for (to, kind, waited) in [
+        ("vsock:3:5000", K::ConnectionReset, true),
+        ("vsock:3:5000", K::ConnectionRefused, false),
+        ("vsock:3:5000", K::TimedOut, false),
+        ("vsock-seqpacket:3:5000", K::ConnectionReset, true),
+        ("unix:/s", K::WouldBlock, true),
+        ("unix:/s", K::ConnectionRefused, false), // nobody listens: at once, as before
+        ("unix-seqpacket:/s", K::WouldBlock, true),
+        ("hybrid:/vm:52", K::ConnectionReset, true),
+        ("hybrid:/vm:52", K::ConnectionRefused, true), // the guest's queue: the VMM closes
+        ("hybrid:/vm:52", K::WouldBlock, true),        // the VMM's own queue
+        ("hybrid:/vm:52", K::NotFound, false),
+        ("hybrid-seqpacket:/vm:52", K::ConnectionRefused, true),
+        ("tcp:127.0.0.1:80", K::ConnectionReset, false), // TCP retries its SYN itself
+        ("tcp:127.0.0.1:80", K::WouldBlock, false),
+    ] {
+        assert_eq!(super::full_queue(&ep(to), &Error::from(kind)), waited, "{to} {kind:?}");
+    }
+}
+
+#[test]
+fn full_queue_waits_grow_are_jittered_and_stay_within_the_patience() {
+    use super::FullQueue;
+    assert_eq!(FullQueue::new(Duration::ZERO).next(), None, "no patience: no retry");
+    for patience in [Duration::from_millis(1), Duration::from_secs(1), Duration::from_secs(5)] {
+        let waits: Vec<Duration> = FullQueue::new(patience).collect();
+        assert_eq!(waits.iter().sum::<Duration>(), patience, "the whole patience is used, no more");
+        for (i, w) in waits.iter().enumerate().take(waits.len() - 1) {
+            let base = (Duration::from_millis(5) * 2u32.pow(i.min(6) as u32)).min(Duration::from_millis(200));
+            assert!(*w >= base / 2 && *w <= base * 3 / 2, "wait {i}: {w:?} against {base:?}");
+        }
+    }
+    // Clients refused together do not all come back together.
+    let firsts: std::collections::HashSet<Duration> =
+        (0..20).map(|_| FullQueue::new(Duration::from_secs(1)).next().unwrap()).collect();
+    assert!(firsts.len() > 1, "{firsts:?}");
+}
