@@ -22,7 +22,7 @@ pub fn parse_secs(s: &str) -> Result<Duration, String> {
 /// [`parse_secs`], or `0` for "not at all".
 pub fn parse_secs_or_zero(s: &str) -> Result<Duration, String> {
     match s.trim().parse::<f64>() {
-        Ok(secs) if secs == 0.0 => Ok(Duration::ZERO),
+        Ok(0.0) => Ok(Duration::ZERO),
         _ => parse_secs(s).map_err(|_| {
             format!(
                 "`{}` is not 0 nor a number of seconds from {MIN_SECS} to {MAX_SECS} (about 49 days)",
