@@ -110,3 +110,61 @@ impl Backlog {
         }
     }
 }
+
+/// Which peers a server takes, and how many connections each may hold.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Peers {
+    /// Take connections only from these peers (repeatable): a CID (3), a CID range (3-7), a VM
+    /// name from `hvsock vms`, a Hyper-V VM ID, an IP address or a CIDR prefix (10.0.0.0/8).
+    /// Others are closed at once, unread, logged and counted as refused
+    #[arg(long, value_name = "PEER", value_parser = peer_spec)]
+    pub allow_from: Vec<hvsock_relay::peers::PeerSpec>,
+    /// At most N connections at once from any one peer (a guest's CID, a VM ID, an IP
+    /// address); more are closed at once and counted as refused, so one guest cannot take
+    /// every slot
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_conns_per_peer: Option<u32>,
+}
+
+impl Peers {
+    /// The engine's checks.
+    pub fn checks(&self) -> hvsock_relay::peers::Checks {
+        hvsock_relay::peers::Checks {
+            allow: self.allow_from.iter().cloned().collect(),
+            per_peer: self.max_conns_per_peer.map(|n| hvsock_relay::peers::PerPeer::new(n as usize)),
+        }
+    }
+}
+
+impl Peers {
+    /// Refuses `--allow-from` where a listener's peers have no address to tell them by.
+    pub fn check_for(&self, listening: &hvsock::Endpoint) -> anyhow::Result<()> {
+        use hvsock::Endpoint as E;
+        let unnamed =
+            matches!(listening, E::Unix(_) | E::UnixSeqpacket(_) | E::Hybrid(..) | E::HybridSeqpacket(..));
+        if unnamed && !self.allow_from.is_empty() {
+            anyhow::bail!(
+                "--allow-from: {listening}'s peers are Unix sockets, which have no address to allow (the socket file's permissions say who may connect)"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// clap's parser for `--allow-from`: a peer as written, or a VM's name (resolved at start to
+/// its CID or VM ID).
+fn peer_spec(text: &str) -> Result<hvsock_relay::peers::PeerSpec, String> {
+    use hvsock_relay::peers::PeerSpec;
+    let not_a_peer = match text.parse::<PeerSpec>() {
+        Ok(spec) => return Ok(spec),
+        Err(e) => e,
+    };
+    match crate::vms::vm(text) {
+        Ok(hvsock::Vm::Cid(cid)) => Ok(PeerSpec::Cids(cid..=cid)),
+        // A guest's server taking the host's connections; a machine's own.
+        Ok(hvsock::Vm::Parent) => Ok(PeerSpec::Cids(2..=2)),
+        Ok(hvsock::Vm::Loopback) => Ok(PeerSpec::Cids(1..=1)),
+        Ok(hvsock::Vm::Id(id)) => Ok(PeerSpec::VmId(id)),
+        _ => Err(format!("{not_a_peer}, or the name of a VM `hvsock vms` lists")),
+    }
+}

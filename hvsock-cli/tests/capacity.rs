@@ -256,3 +256,79 @@ fn a_full_upstream_queue_is_waited_out_not_passed_on_as_a_reset() {
     drop(held);
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// A client from `from` (a loopback address of its own) to `port`, its request sent.
+fn client_from(from: &str, port: u16) -> std::net::TcpStream {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.bind(&format!("{from}:0").parse::<std::net::SocketAddr>().unwrap().into()).unwrap();
+    s.connect(&format!("127.0.0.1:{port}").parse::<std::net::SocketAddr>().unwrap().into()).unwrap();
+    let mut s = std::net::TcpStream::from(s);
+    std::io::Write::write_all(&mut s, b"ping").unwrap();
+    s
+}
+
+/// Reads the relay's log up to a line that contains `what`; returns that line.
+fn log_line(relay: &mut Server, what: &str) -> String {
+    let mut line = String::new();
+    while !line.contains(what) {
+        line.clear();
+        assert!(relay.err.read_line(&mut line).unwrap() > 0, "the relay ended before `{what}`");
+    }
+    line
+}
+
+/// Whether `s`'s peer closed it (end-of-file or a reset), not answered.
+fn closed(s: &mut std::net::TcpStream) -> bool {
+    let mut b = [0u8; 4];
+    matches!(std::io::Read::read(s, &mut b), Ok(0) | Err(_))
+}
+
+/// `--allow-from`: a peer not listed is closed at once, unread, logged with its address, and
+/// never reaches the target; a listed one is relayed. `--max-conns-per-peer`: a third
+/// connection from one peer is refused while another peer still gets in.
+#[test]
+fn peers_not_allowed_or_over_their_share_are_refused_before_a_byte_is_read() {
+    use std::io::{Read, Write};
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let to = format!("tcp:127.0.0.1:{}", upstream.local_addr().unwrap().port());
+    upstream.set_nonblocking(true).unwrap();
+    let mut server =
+        Server::start(relay(None, &["relay", "tcp:127.0.0.1:0", &to, "--allow-from", "127.0.0.2", "-v"]));
+    let port = server.port();
+
+    let mut stranger = client_from("127.0.0.1", port);
+    let line = log_line(&mut server, "refused");
+    assert!(line.contains("from tcp:127.0.0.1:") && line.contains("not on --allow-from"), "{line}");
+    assert!(closed(&mut stranger), "a peer not allowed is closed");
+    // The refusal comes before any connect to TO: nothing has reached it.
+    assert_eq!(upstream.accept().unwrap_err().kind(), std::io::ErrorKind::WouldBlock, "TO saw the stranger");
+
+    let mut friend = client_from("127.0.0.2", port);
+    upstream.set_nonblocking(false).unwrap();
+    let (mut up, _) = upstream.accept().unwrap();
+    let mut got = [0u8; 4];
+    up.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"ping");
+    up.write_all(b"pong").unwrap();
+    friend.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"pong");
+    drop((friend, up));
+    let rest = server.stop();
+    assert!(rest.contains("(1 refused, 0 failed)"), "{rest}");
+
+    let mut server =
+        Server::start(relay(None, &["relay", "tcp:127.0.0.1:0", &to, "--max-conns-per-peer", "2", "-v"]));
+    let port = server.port();
+    let held: Vec<_> = (0..2).map(|_| client_from("127.0.0.2", port)).collect();
+    let ups: Vec<_> = (0..2).map(|_| upstream.accept().unwrap().0).collect();
+    let mut third = client_from("127.0.0.2", port);
+    let line = log_line(&mut server, "refused");
+    assert!(line.contains("127.0.0.2") && line.contains("already holds its 2 connections"), "{line}");
+    assert!(closed(&mut third));
+    let other = client_from("127.0.0.3", port);
+    let (mut up, _) = upstream.accept().unwrap();
+    up.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"ping", "another peer still gets in");
+    drop((held, ups, up, other));
+    server.stop();
+}

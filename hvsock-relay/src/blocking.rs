@@ -22,6 +22,7 @@ use std::time::Duration;
 use hvsock::{Connector, Endpoint};
 
 use crate::open::{self, Face};
+use crate::peers::Peer;
 
 /// One connection, of any kind. The message ones (SOCK_SEQPACKET) read and write one whole
 /// message per call.
@@ -209,19 +210,30 @@ impl Listener {
 
     /// The next connection.
     pub fn accept(&self) -> io::Result<Socket> {
+        self.accept_from().map(|(s, _)| s)
+    }
+
+    /// The next connection, and who it came from (for `--allow-from`).
+    pub fn accept_from(&self) -> io::Result<(Socket, Peer)> {
         Ok(match self {
-            Listener::Vm(l) => Socket::Vm(l.accept()?.0),
+            Listener::Vm(l) => {
+                let (s, peer) = l.accept()?;
+                (Socket::Vm(s), Peer::of_vm(&peer))
+            }
             Listener::Tcp(l) => {
-                let s = l.accept()?.0;
+                let (s, peer) = l.accept()?;
                 s.set_nodelay(true)?;
-                Socket::Tcp(s)
+                (Socket::Tcp(s), Peer::Ip(peer.ip()))
             }
             #[cfg(unix)]
-            Listener::Unix(l) | Listener::Hybrid(l, _) => Socket::Unix(l.accept()?.0),
+            Listener::Unix(l) | Listener::Hybrid(l, _) => (Socket::Unix(l.accept()?.0), Peer::Unknown),
             #[cfg(target_os = "linux")]
-            Listener::VmSeqpacket(l) => Socket::VmSeqpacket(l.accept()?.0),
+            Listener::VmSeqpacket(l) => {
+                let (s, peer) = l.accept()?;
+                (Socket::VmSeqpacket(s), Peer::of_vm(&peer))
+            }
             #[cfg(unix)]
-            Listener::UnixSeqpacket(l, _) => Socket::UnixSeqpacket(l.accept()?.0),
+            Listener::UnixSeqpacket(l, _) => (Socket::UnixSeqpacket(l.accept()?.0), Peer::Unknown),
         })
     }
 }

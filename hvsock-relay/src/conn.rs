@@ -32,6 +32,8 @@ pub struct Conn {
     pub probed: bool,
     /// Who is at the other end, for logs.
     pub peer: String,
+    /// Who is at the other end, for `--allow-from` (known for accepted VM and TCP sockets).
+    pub origin: crate::peers::Peer,
     /// How our end-of-data is passed on (see [`HalfCloseMode`]).
     pub half_close: HalfCloseMode,
     /// A message (SOCK_SEQPACKET) connection, whose messages are at most this long: each read
@@ -149,6 +151,7 @@ impl Conn {
             socket: Some(shared),
             probed: true,
             peer,
+            origin: crate::peers::Peer::Unknown,
             half_close: HalfCloseMode::Now,
             messages: None,
             kind: Kind::Socket,
@@ -179,6 +182,7 @@ impl Conn {
             socket: Some(Arc::new(socket)),
             probed: true,
             peer,
+            origin: crate::peers::Peer::Unknown,
             half_close: HalfCloseMode::Now,
             messages: Some(max),
             splice: None,
@@ -212,6 +216,7 @@ impl Conn {
             socket: None,
             probed: false,
             peer: "-".into(),
+            origin: crate::peers::Peer::Unknown,
             half_close: HalfCloseMode::Now,
             messages: None,
             splice: None,
@@ -255,6 +260,7 @@ impl Conn {
             socket: None,
             probed: false,
             peer: what,
+            origin: crate::peers::Peer::Unknown,
             half_close: HalfCloseMode::Now,
             messages: None,
             splice: None,

@@ -16,6 +16,7 @@
 //! let relay = Relay {
 //!     target: Target::Fixed("tcp:127.0.0.1:80".parse()?),
 //!     allow: Default::default(),
+//!     peers: Default::default(),
 //!     max_conns: Some(100),
 //!     ceiling: Some(hvsock_relay::descriptors::Ceiling::raise().conns),
 //!     idle: None,
@@ -43,6 +44,7 @@ mod listener;
 #[cfg(unix)]
 pub mod messages;
 mod open;
+pub mod peers;
 mod relay;
 mod runtime;
 mod shared;

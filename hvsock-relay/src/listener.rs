@@ -8,6 +8,7 @@ use hvsock::Endpoint;
 
 use crate::blocking;
 use crate::conn::Conn;
+use crate::peers::Peer;
 
 /// A listening endpoint.
 pub enum Listener {
@@ -130,11 +131,11 @@ impl Listener {
         Ok(match self {
             Listener::Vm(l) => {
                 let (s, peer) = l.accept().await?;
-                Conn::shared(s, peer.to_string())
+                Conn { origin: Peer::of_vm(&peer), ..Conn::shared(s, peer.to_string()) }
             }
             Listener::Tcp(l) => {
                 let (s, peer) = l.accept().await?;
-                Conn::tcp(s, format!("tcp:{peer}"))
+                Conn { origin: Peer::Ip(peer.ip()), ..Conn::tcp(s, format!("tcp:{peer}")) }
             }
             #[cfg(unix)]
             Listener::Unix(l) => {
@@ -149,8 +150,9 @@ impl Listener {
             #[cfg(target_os = "linux")]
             Listener::VmSeqpacket(l) => {
                 let (s, peer) = l.accept().await?;
+                let origin = Peer::of_vm(&peer);
                 let peer = format!("vsock-seqpacket:{}", peer.to_string().trim_start_matches("vsock:"));
-                Conn::message(crate::messages::MsgSocket::Vsock(Arc::new(s)), peer)
+                Conn { origin, ..Conn::message(crate::messages::MsgSocket::Vsock(Arc::new(s)), peer) }
             }
             #[cfg(unix)]
             Listener::UnixSeqpacket(l, ep) => {

@@ -15,6 +15,7 @@ use crate::allowlist::Allowlist;
 use crate::conn::{Conn, HalfClosing};
 use crate::join::{join, Counters, End, Options};
 use crate::listener::Listener;
+use crate::peers::Checks;
 use crate::stopping::{accept_until_signal, drain, Backoff, Signals};
 use crate::wildcard::{Target, MAX_LINE};
 use hvsock::line::{Line, LineError};
@@ -29,6 +30,8 @@ pub struct Relay {
     pub target: Target,
     /// What a wildcard target may reach.
     pub allow: Allowlist,
+    /// Which peers may connect, and how many connections each may hold.
+    pub peers: Checks,
     /// At most this many connections at once; more wait in the listen backlog.
     pub max_conns: Option<u32>,
     /// At most this many connections held at once, those still in their `CONNECT` handshake
@@ -102,11 +105,21 @@ impl Relay {
                 break;
             };
             accepted += 1;
+            let peer_place = match this.peers.admit(conn.origin) {
+                Ok(place) => place,
+                Err(why) => {
+                    // Closed unread: nothing of a peer turned away reaches the target.
+                    warn!("conn {accepted} from {}: refused: {why}", conn.peer);
+                    summary.connections.fetch_add(1, Ordering::Relaxed);
+                    summary.refused.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+            };
             let (id, this, summary, slots) = (accepted, this.clone(), summary.clone(), slots.clone());
             let conn = this.half_close.apply(conn);
             let stopped = stopped.clone();
             tasks.spawn(async move {
-                let _room = room;
+                let _places = (room, peer_place);
                 summary.connections.fetch_add(1, Ordering::Relaxed);
                 let Some((conn, to)) = this.handshake(id, conn, &summary).await else { return };
                 let _slot = match &this.target {

@@ -9,23 +9,32 @@ use super::wire::{self, Direction, Header, Test};
 use super::{receive, send, READ_BUF};
 use hvsock_relay::blocking::{Listener, Socket};
 use hvsock_relay::descriptors::{Ceiling, Place, Room};
+use hvsock_relay::peers::{Checks, PeerPlace};
 
 /// Serves until stopped, or until `count` connections have been answered. Each connection
 /// has a thread of its own, but a thread that has answered one waits for the next instead of
 /// ending: creating a thread costs a dozen system calls, which a connection-rate test would
 /// measure instead of the path.
-pub fn serve(listener: Listener, count: Option<u64>) -> anyhow::Result<()> {
+pub fn serve(listener: Listener, count: Option<u64>, checks: &Checks) -> anyhow::Result<()> {
     // At the descriptor ceiling it stops accepting: new clients wait in the listen queue.
     let room = Room::new(Ceiling::raise().conns);
     let mut served = 0;
     let idle = AtomicUsize::new(0);
-    let (handoff, waiting) = mpsc::channel::<(Socket, Place)>();
+    let (handoff, waiting) = mpsc::channel::<(Socket, (Place, Option<PeerPlace>))>();
     let waiting = Mutex::new(waiting);
     std::thread::scope(|scope| {
         while count.is_none_or(|c| served < c) {
             let place = room.enter();
-            match listener.accept() {
-                Ok(s) => {
+            match listener.accept_from() {
+                Ok((s, peer)) => {
+                    let peer_place = match checks.admit(peer) {
+                        Ok(place) => place,
+                        Err(why) => {
+                            eprintln!("hvsock: bench: {peer}: refused: {why}");
+                            continue;
+                        }
+                    };
+                    let place = (place, peer_place);
                     served += 1;
                     let s = (s, place);
                     // An idle thread has said so before it waits: it takes this one.

@@ -43,6 +43,8 @@ pub struct Args {
     pub count: Option<u64>,
     #[command(flatten)]
     pub backlog: crate::flags::Backlog,
+    #[command(flatten)]
+    pub peers: crate::flags::Peers,
     /// What to measure
     #[arg(long, value_enum, default_value = "stream", conflicts_with = "serve")]
     pub test: TestKind,
@@ -102,10 +104,11 @@ fn parse_size(s: &str) -> Result<usize, String> {
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let endpoint = args.endpoint.endpoint();
     if args.serve {
+        args.peers.check_for(endpoint)?;
         let listener = Listener::bind(endpoint)?;
         args.backlog.apply(|n| listener.set_backlog(n))?;
         eprintln!("bench: listening on {endpoint}");
-        server::serve(listener, args.count)?;
+        server::serve(listener, args.count, &args.peers.checks())?;
         return Ok(0);
     }
     let target = Target { endpoint: endpoint.clone(), timeout: args.timeout, retries: args.retries };

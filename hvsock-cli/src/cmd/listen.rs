@@ -6,7 +6,7 @@ use hvsock_relay::stopping::{accept_until_signal, drain, Backoff, Signals};
 use hvsock_relay::{join, Conn, Counters, End, Listener, Options};
 use tokio::sync::watch;
 
-use crate::flags::{idle, stdin_is_terminal, Backlog, Framing, HalfClose};
+use crate::flags::{idle, stdin_is_terminal, Backlog, Framing, HalfClose, Peers};
 use crate::values::parse_secs;
 use crate::vms::EndpointArg;
 
@@ -40,6 +40,8 @@ pub struct Args {
     pub half_close: HalfClose,
     #[command(flatten)]
     pub backlog: Backlog,
+    #[command(flatten)]
+    pub peers: Peers,
     /// Only send: what the peer sends is dropped, and the end of input closes the connection
     /// (ncat's --send-only; a half-close of a guest's does not reach a host behind a real VMM)
     #[arg(long, conflicts_with_all = ["exec", "shutdown", "no_shutdown", "shutdown_quiet"])]
@@ -62,6 +64,8 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
 async fn serve(args: Args, ceiling: usize) -> anyhow::Result<u8> {
     let endpoint = args.endpoint.endpoint();
     let framing = args.framing.check(endpoint)?;
+    args.peers.check_for(endpoint)?;
+    let checks = args.peers.checks();
     let mut signals = Signals::new()?;
     let listener = Listener::bind(endpoint).await?;
     args.backlog.apply(|n| listener.set_backlog(n))?;
@@ -99,6 +103,15 @@ async fn serve(args: Args, ceiling: usize) -> anyhow::Result<u8> {
             },
             Some(done) = tasks.join_next(), if !tasks.is_empty() => { told(done, &mut failed); continue }
         };
+        let peer_place = match checks.admit(conn.origin) {
+            Ok(place) => place,
+            Err(why) => {
+                // Closed unread.
+                eprintln!("hvsock: {}: refused: {why}", conn.peer);
+                continue;
+            }
+        };
+        let place = (place, peer_place);
         let conn = args.half_close.apply(conn);
         let idle = args.idle_timeout;
         let stopped = stopped.clone();

@@ -8,7 +8,7 @@ use std::time::Duration;
 use hvsock::{Endpoint, Role, ToSocketAddr};
 use hvsock_relay::{Allowlist, Listener, Relay, Signals, Summary, Target};
 
-use crate::flags::{Backlog, HalfClose};
+use crate::flags::{Backlog, HalfClose, Peers};
 use crate::values::{parse_secs, parse_secs_or_zero};
 use crate::vms::EndpointArg;
 
@@ -58,6 +58,8 @@ pub struct Args {
     pub half_close: HalfClose,
     #[command(flatten)]
     pub backlog: Backlog,
+    #[command(flatten)]
+    pub peers: Peers,
     /// On SIGINT/SIGTERM, give open connections this long to finish (a second signal ends them)
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
     pub grace: Duration,
@@ -100,6 +102,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             "{messages} carries messages (SOCK_SEQPACKET) and {stream} a byte stream: their boundaries would be lost; relay a message endpoint to another (vsock-seqpacket:, unix-seqpacket:, hybrid-seqpacket:)"
         );
     }
+    args.peers.check_for(args.from.endpoint())?;
     let allow = Allowlist::new(&args.allow, args.allow_file.as_deref())?;
     match (&target, allow.is_empty()) {
         (Target::Fixed(_), false) => {
@@ -116,6 +119,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let relay = Relay {
         target,
         allow,
+        peers: args.peers.checks(),
         max_conns: args.max_conns,
         ceiling: Some(ceiling.conns),
         idle: args.timeout,

@@ -40,6 +40,8 @@ pub struct Args {
     pub count: Option<u64>,
     #[command(flatten)]
     pub backlog: crate::flags::Backlog,
+    #[command(flatten)]
+    pub peers: crate::flags::Peers,
     /// Serve the listening vsock socket a service manager handed over (systemd socket
     /// activation) instead of binding VMID and SERVICE; NAME picks one of several
     #[cfg(target_os = "linux")]
@@ -66,13 +68,22 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     eprintln!("listening on {local}");
     // At the descriptor ceiling it stops accepting: new clients wait in the listen queue.
     let room = hvsock_relay::descriptors::Room::new(ceiling.conns);
+    let checks = args.peers.checks();
     let mut served = 0u64;
     thread::scope(|scope| {
         while args.count.is_none_or(|n| served < n) {
             let place = room.enter();
             match listener.accept() {
                 Ok((stream, peer)) => {
+                    let peer_place = match checks.admit(hvsock_relay::peers::Peer::of_vm(&peer)) {
+                        Ok(place) => place,
+                        Err(why) => {
+                            eprintln!("hvsock: {peer}: refused: {why}");
+                            continue;
+                        }
+                    };
                     served += 1;
+                    let place = (place, peer_place);
                     scope.spawn(move || {
                         answer(stream, peer);
                         drop(place);
