@@ -118,3 +118,49 @@ fn allow_from_lets_in_only_the_guests_it_names() {
     assert_eq!(lines_of(&out, "guest 4"), ["hello"], "{out}");
     assert_eq!(lines_of(&out, "guest 5"), ["guest 5 got nothing"], "{out}");
 }
+
+/// A vsock listener's queue, read back by what it takes (vsock_diag reports no queue length):
+/// `listen --keep-open` serves one connection at a time, so while the first is served the
+/// others wait in the queue, and vsock resets a connect past it at once. `--backlog 3` takes
+/// four (Linux counts a queue as full past its length) and resets the fifth; the default
+/// (the system's maximum) takes 200 and more.
+#[test]
+fn a_vsock_listeners_queue_is_as_long_as_asked() {
+    in_lab("a_vsock_listeners_queue_is_as_long_as_asked", || {
+        use std::io::{Read, Write};
+        for (port, backlog, want) in [(7200, Some("3"), 4), (7201, None, 200)] {
+            let mut cmd = Command::new(common::HVSOCK);
+            cmd.args(["listen", &format!("vsock:any:{port}"), "--keep-open"])
+                .args(backlog.map(|b| ["--backlog", b]).iter().flatten());
+            let mut listen =
+                cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+            let mut err = BufReader::new(listen.stderr.take().unwrap());
+            let mut line = String::new();
+            err.read_line(&mut line).unwrap();
+            assert!(line.contains("listening on"), "{line}");
+            // The first client, seen on listen's stdout: it is accepted and being served.
+            let mut first = hvsock::Stream::connect(format!("vsock:1:{port}")).unwrap();
+            first.write_all(b"x").unwrap();
+            let mut b = [0u8; 1];
+            listen.stdout.as_mut().unwrap().read_exact(&mut b).unwrap();
+            let mut queued = Vec::new();
+            let refused = loop {
+                match hvsock::Stream::connect(format!("vsock:1:{port}")) {
+                    Ok(s) if queued.len() < 1000 => queued.push(s),
+                    Ok(_) => break None,
+                    Err(e) => break Some(e),
+                }
+            };
+            match backlog {
+                Some(_) => {
+                    assert_eq!(queued.len(), want, "--backlog 3: {refused:?}");
+                    let e = refused.expect("a connect past the queue");
+                    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}");
+                }
+                None => assert!(queued.len() >= want, "default: only {} queued: {refused:?}", queued.len()),
+            }
+            let _ = listen.kill();
+            let _ = listen.wait();
+        }
+    });
+}
