@@ -332,3 +332,31 @@ fn peers_not_allowed_or_over_their_share_are_refused_before_a_byte_is_read() {
     drop((held, ups, up, other));
     server.stop();
 }
+
+/// `listen --keep-open --exec` takes `--allow-from` as the relay does: a stranger is closed
+/// unread (its command never runs), a listed peer is served.
+#[test]
+fn listen_refuses_peers_not_allowed_and_serves_the_others() {
+    use std::io::Read;
+    let mut cmd = common::hvsock_command();
+    cmd.args([
+        "listen",
+        "tcp:127.0.0.1:0",
+        "--keep-open",
+        "--allow-from",
+        "127.0.0.2/32",
+        "--exec",
+        "echo served",
+    ]);
+    let mut server = Server::start(cmd);
+    let port = server.port();
+    let mut stranger = client_from("127.0.0.1", port);
+    let line = log_line(&mut server, "refused");
+    assert!(line.contains("tcp:127.0.0.1:") && line.contains("not on --allow-from"), "{line}");
+    assert!(closed(&mut stranger), "a peer not allowed is closed");
+    let mut friend = client_from("127.0.0.2", port);
+    let mut answer = String::new();
+    friend.read_to_string(&mut answer).unwrap();
+    assert_eq!(answer, "served\n");
+    server.stop();
+}
