@@ -65,7 +65,7 @@ packaging=""
 grep '^package-check:' target/package-check.log
 took "waiting for the background build"
 # The fuzzers (one core) and the Windows tests under wine (one at a time) side by side.
-setsid scripts/fuzz.sh --seconds 6 >target/fuzz.log 2>&1 &
+setsid scripts/fuzz.sh --seconds 4 >target/fuzz.log 2>&1 &
 fuzzing=$!
 scripts/windows-check.sh
 wait $fuzzing || { cat target/fuzz.log >&2; echo "test: a fuzzer failed; its log is above" >&2; exit 1; }
