@@ -35,7 +35,17 @@ impl Listener {
     /// Listens on `ep` (`systemd:[NAME]`: takes the socket a service manager handed over).
     /// Bound by the one endpoint table (`open`), then registered with tokio.
     pub async fn bind(ep: &Endpoint) -> anyhow::Result<Listener> {
-        Ok(Listener::from_blocking(crate::open::bind(ep)?)?)
+        Listener::bind_with_backlog(ep, None).await
+    }
+
+    /// [`bind`](Listener::bind), with a listen queue of `backlog` connections instead of the
+    /// system's maximum (see [`blocking::Listener::set_backlog`]).
+    pub async fn bind_with_backlog(ep: &Endpoint, backlog: Option<u32>) -> anyhow::Result<Listener> {
+        let l = crate::open::bind(ep)?;
+        if let Some(n) = backlog {
+            l.set_backlog(n).map_err(|e| anyhow::anyhow!("--backlog {n}: {e}"))?;
+        }
+        Ok(Listener::from_blocking(l)?)
     }
 
     /// The same listener, accepting with tokio (it must be called inside a runtime).
@@ -65,22 +75,6 @@ impl Listener {
                 Listener::UnixSeqpacket(crate::messages::register(s)?, ep)
             }
         })
-    }
-
-    /// Asks for a listen queue of `n` connections instead of the system's maximum (see
-    /// [`blocking::Listener::set_backlog`]).
-    pub fn set_backlog(&self, n: u32) -> std::io::Result<()> {
-        let n = i32::try_from(n).unwrap_or(i32::MAX);
-        match self {
-            Listener::Vm(l) => socket2::SockRef::from(l).listen(n),
-            Listener::Tcp(l) => socket2::SockRef::from(l).listen(n),
-            #[cfg(unix)]
-            Listener::Unix(l) | Listener::Hybrid(l, _) => socket2::SockRef::from(l).listen(n),
-            #[cfg(target_os = "linux")]
-            Listener::VmSeqpacket(l) => socket2::SockRef::from(l).listen(n),
-            #[cfg(unix)]
-            Listener::UnixSeqpacket(l, _) => l.get_ref().listen(n),
-        }
     }
 
     /// Whether its connections carry messages (SOCK_SEQPACKET).

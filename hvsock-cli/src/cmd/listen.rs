@@ -67,8 +67,7 @@ async fn serve(args: Args, ceiling: usize) -> anyhow::Result<u8> {
     args.peers.check_for(endpoint)?;
     let checks = args.peers.checks();
     let mut signals = Signals::new()?;
-    let listener = Listener::bind(endpoint).await?;
-    args.backlog.apply(|n| listener.set_backlog(n))?;
+    let listener = Listener::bind_with_backlog(endpoint, args.backlog.backlog).await?;
     let framing = framing.check_listener(&listener, endpoint)?;
     eprintln!("listening on {}", listener.local()?);
     let mut tasks = tokio::task::JoinSet::new();

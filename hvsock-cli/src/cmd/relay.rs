@@ -133,8 +133,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let summary = Arc::new(Summary::default());
     let result = rt.block_on(async {
         let signals = Signals::new()?;
-        let listener = Listener::bind(args.from.endpoint()).await?;
-        args.backlog.apply(|n| listener.set_backlog(n))?;
+        let listener = Listener::bind_with_backlog(args.from.endpoint(), args.backlog.backlog).await?;
         eprintln!("listening on {}", listener.local()?);
         anyhow::Ok(relay.serve(listener, signals, summary.clone()).await)
     });
