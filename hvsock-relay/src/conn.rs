@@ -27,8 +27,10 @@ pub struct Conn {
     /// peer, and to close it without losing what its peer has yet to take (see `delivery`).
     /// None for stdio and commands.
     pub socket: Option<Arc<dyn SocketHandle>>,
-    /// Whether `socket`'s peer is probed for a close of both directions (not a Unix socket's:
-    /// its closed peer is seen by end-of-file or EPIPE).
+    /// Whether `socket`'s peer is probed for a close of both directions: a vsock peer's close
+    /// reads as a half-close. Not a Unix socket's (its closed peer is seen by EPIPE) nor a TCP
+    /// socket's (a probe cannot tell a TCP close from a half-close, and a peer killed with
+    /// bytes unread resets the connection, which a held-up write sees).
     pub probed: bool,
     /// Who is at the other end, for logs.
     pub peer: String,
@@ -161,7 +163,7 @@ impl Conn {
 
     pub(crate) fn tcp(stream: tokio::net::TcpStream, peer: String) -> Conn {
         let _ = stream.set_nodelay(true);
-        Conn::shared(stream, peer)
+        Conn { probed: false, ..Conn::shared(stream, peer) }
     }
 
     /// A Unix stream: shared as TCP's is, so that only our own half-close (never a dropped

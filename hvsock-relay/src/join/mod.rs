@@ -157,9 +157,14 @@ pub async fn join(a: Conn, b: Conn, options: Options, counters: &Counters) -> En
     let mut delivery: Option<Task<'_, std::io::Result<()>>> = None;
     let gone = |side: Side| peer_gone(probes[side as usize].as_deref());
 
-    let mut next_probe =
-        tokio::time::interval_at(tokio::time::Instant::now() + policy::PROBE_EVERY, policy::PROBE_EVERY);
-    next_probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // No timer at all when neither side is probed: a thousand idle TCP connections would
+    // otherwise wake the relay 500 times a second for nothing.
+    let mut next_probe = probes.iter().any(Option::is_some).then(|| {
+        let mut every =
+            tokio::time::interval_at(tokio::time::Instant::now() + policy::PROBE_EVERY, policy::PROBE_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        every
+    });
     let mut seen = [0u64; 2];
     let moves = || flows[0].moves() + flows[1].moves();
     let idle = async {
@@ -200,7 +205,7 @@ pub async fn join(a: Conn, b: Conn, options: Options, counters: &Counters) -> En
                 undelivered = r.err().map(|e| format!("write: {e}"));
                 Some(Event::Delivered { ok: undelivered.is_none() })
             }
-            _ = next_probe.tick() => {
+            _ = async { next_probe.as_mut().expect("guarded").tick().await }, if next_probe.is_some() => {
                 let writing = [flows[0].is_writing(), flows[1].is_writing()];
                 let moved = [0, 1].map(|i| {
                     let now = flows[i].moves();
