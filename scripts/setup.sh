@@ -38,3 +38,14 @@ fi
 # CPython's own test suite (test.test_socket), for the Python the distribution ships.
 pyver=$(/usr/bin/python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 /usr/bin/python3 -c 'import test.test_socket' >/dev/null 2>&1 || install "libpython$pyver-testsuite"
+
+# The guide's GitHub Actions example is checked against GitHub's workflow schema
+# (hvsock-cli/tests/docs.rs), by check-jsonschema in a virtualenv of its own.
+tools="${XDG_CACHE_HOME:-$HOME/.cache}/hvsock-tools"
+if [ ! -x "$tools/venv/bin/check-jsonschema" ]; then
+    /usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || install "python$pyver-venv"
+    echo "setup: installing check-jsonschema into $tools/venv" >&2
+    rm -rf "$tools/venv"
+    /usr/bin/python3 -m venv "$tools/venv"
+    "$tools/venv/bin/pip" install -q --disable-pip-version-check check-jsonschema==0.39.0
+fi

@@ -747,3 +747,19 @@ fn send_only_closes_at_end_of_input_and_prints_nothing() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `hvsock --help` fits one screen: one line per command, the details in each command's help.
+#[test]
+fn the_help_fits_one_screen_with_one_line_per_command() {
+    let o = hvsock(&["--help"]);
+    assert!(o.status.success());
+    let out = stdout(&o);
+    assert!(out.lines().count() <= 45, "{} lines:\n{out}", out.lines().count());
+    let long: Vec<&str> = out.lines().filter(|l| l.chars().count() > 100).collect();
+    assert!(long.is_empty(), "lines past 100 columns: {long:#?}");
+    let commands = out.split("Commands:\n").nth(1).expect("a list of commands").split("\n\n").next().unwrap();
+    assert!(
+        commands.lines().all(|l| l.starts_with("  ") && l.trim().split_once(' ').is_some()),
+        "{commands}"
+    );
+}

@@ -23,23 +23,14 @@ use clap::{Parser, Subcommand};
 
 const EXAMPLES: &str = "\
 Examples:
-  hvsock server any --count 1          # answer one client, from any VM or this one
-  hvsock client lo                     # prints: Hello: World!
-  hvsock guid 19000                    # 00004a38-facb-11e6-bd58-64006a7986d3
-  hvsock addr hv:parent:19000          # what an endpoint means on Linux and on Windows
-  hvsock info                          # local CID, transports, hypervisor / VM ID, Winsock entry
-  hvsock listen vsock:any:5000 > out   # netcat-style: one connection to stdout
-  hvsock connect vsock:3:5000 < in     # stdin to a guest, its answer to stdout
-  hvsock relay vsock:any:8000 tcp:127.0.0.1:80   # vsock-proxy-style forwarding
-  hvsock lab run -- hvsock client lo   # run vsock code in a throwaway Linux guest
-  hvsock vms                           # the VMs here, by name: vsock:NAME:PORT reaches one
+  hvsock connect vsock:3:5000 < in              # stdin to guest 3's port 5000, its answer to stdout
+  hvsock listen vsock:any:5000 --exec cat -k    # serve every connection with a command
+  hvsock relay vsock:any:8000 tcp:127.0.0.1:80  # guests reach a host web server
+  hvsock lab run -- hvsock client lo            # vsock code in a throwaway Linux guest
+  hvsock vms                                    # the VMs here: vsock:NAME:PORT reaches one
 
-The spelling of the Hyper-V socket wildcards article's C# sample works too: `hvsock /server any`, `hvsock /client parent`,
-`hvsock /register`; no arguments at all runs `hvsock server loopback`.
-
-VM names: any|wildcard|zero, lo|loopback, parent|host, child|children, broadcast,
-a VM ID GUID (Windows) or a CID number (Linux), or a VM's name as `hvsock vms` lists it.
-Services: a port or a service GUID.";
+VM names: any, lo, parent, children, broadcast, a CID (Linux), a VM ID (Windows), a VM's name.
+Services: a port or a service GUID. Each command's --help and man page say the rest.";
 
 /// Host<->VM sockets with one set of names: Hyper-V sockets (Windows), vsock (Linux).
 #[derive(Parser, Debug)]
@@ -51,23 +42,41 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    #[command(about = "The article's sample server: answer each text with `Hello: <text>`")]
     Server(server::Args),
+    #[command(about = "The article's sample client: send a text, print the answer")]
     Client(client::Args),
+    #[command(about = "Register a Hyper-V service GUID (Windows, as administrator)")]
     Register(register::Args),
+    #[command(about = "Remove a Hyper-V service's registration (Windows, as administrator)")]
     Unregister(unregister::Args),
+    #[command(about = "List the registered Hyper-V services (Windows)")]
     Services(services::Args),
+    #[command(about = "Show what this machine offers for VM sockets")]
     Info(info::Args),
+    #[command(about = "Join stdin/stdout to a connection, like `ncat --vsock`")]
     Connect(connect::Args),
+    #[command(about = "Accept a connection on stdin/stdout or a command, like `ncat -l`")]
     Listen(listen::Args),
+    #[command(about = "Forward every connection from one endpoint to another")]
     Relay(relay::Args),
+    #[command(about = "List vsock sockets and their processes (Linux)")]
     List(list::Args),
+    #[command(about = "Run the article's experiment: which bind accepts from where")]
     Matrix(matrix::Args),
+    #[command(about = "Convert a vsock port to its Hyper-V service GUID, or back")]
     Guid(guid::Args),
+    #[command(about = "Show what an endpoint means on Linux and on Windows")]
     Addr(addr::Args),
+    #[command(about = "Run commands in throwaway Linux guests with real vsock")]
     Lab(lab::Args),
+    #[command(about = "Measure throughput, latency or connection rate, every byte checked")]
     Bench(bench::Args),
+    #[command(about = "List the VMs reachable from here, by name")]
     Vms(vms::Args),
+    #[command(about = "Print a shell completion script")]
     Completions(completions::Args),
+    #[command(about = "Write the man pages")]
     Man(man::Args),
 }
 
