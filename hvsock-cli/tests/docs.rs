@@ -21,30 +21,6 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
-/// Every page of the guide, each run by a test below (`every_page_has_its_test` keeps this
-/// list whole).
-const PAGES: &[&str] = &[
-    "README.md",
-    "docs/README.md",
-    "docs/names.md",
-    "docs/commands.md",
-    "docs/connect-listen.md",
-    "docs/relay.md",
-    "docs/hybrid.md",
-    "docs/systemd.md",
-    "docs/seqpacket.md",
-    "docs/lab.md",
-    "docs/lab-in-ci.md",
-    "docs/matrix.md",
-    "docs/library.md",
-    "docs/windows.md",
-    "docs/benchmarks.md",
-    "docs/testing.md",
-    "docs/json.md",
-    "docs/known-faults.md",
-    "ARCHITECTURE.md",
-];
-
 fn run_block(page: &str, block: &Block) -> Result<(), String> {
     let hvsock_dir = Path::new(env!("CARGO_BIN_EXE_hvsock")).parent().unwrap().to_path_buf();
     let path = std::env::var("PATH").unwrap_or_default();
@@ -86,10 +62,11 @@ fn run_page(page: &str) {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
+/// One test per page, and PAGES, every page of the guide (`every_page_is_tested` keeps it whole).
 macro_rules! pages {
     ($($test:ident: $page:literal,)*) => {
         $(#[test] fn $test() { run_page($page) })*
-        const TESTED: &[&str] = &[$($page),*];
+        const PAGES: &[&str] = &[$($page),*];
     };
 }
 
@@ -116,7 +93,7 @@ pages! {
 }
 
 #[test]
-fn every_page_has_its_test() {
+fn every_page_is_tested() {
     let mut on_disk: Vec<String> = std::fs::read_dir(root().join("docs"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -125,12 +102,9 @@ fn every_page_has_its_test() {
         .collect();
     on_disk.extend(["README.md".to_string(), "ARCHITECTURE.md".to_string()]);
     on_disk.sort();
-    let mut listed: Vec<String> = PAGES.iter().map(|p| p.to_string()).collect();
-    listed.sort();
-    let mut tested: Vec<String> = TESTED.iter().map(|p| p.to_string()).collect();
+    let mut tested: Vec<String> = PAGES.iter().map(|p| p.to_string()).collect();
     tested.sort();
-    assert_eq!(on_disk, listed, "docs/*.md and PAGES differ");
-    assert_eq!(listed, tested, "a page without its test");
+    assert_eq!(on_disk, tested, "a page without its test (or a test of no page)");
 }
 
 #[test]
