@@ -48,7 +48,7 @@ trap 'for g in $fuzz_build $windows_build $packaging $fuzzing; do kill -- "-$g" 
 linted="env RUSTC_WORKSPACE_WRAPPER=$(rustc --print sysroot)/bin/clippy-driver CLIPPY_ARGS=-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
 $linted cargo build --workspace --all-targets
 # The crates and the Debian package, once the debug build is there and nothing else writes to
-# it (clippy's temporary files raced its copy): the crates' verification starts from its
+# it (a build writing temporary files raced its copy): the crates' verification starts from its
 # dependencies (see package-check.sh).
 in_background scripts/package-check.sh target/package-check.log
 packaging=$!
