@@ -5,10 +5,11 @@
 //! console block runs, and ARCHITECTURE.md names every source file.
 //!
 //! A console block is a fence marked `console`: lines starting `$ ` are commands (run by
-//! `sh -c` from the repository's root, stderr with stdout, `hvsock` on PATH; vsock only ever
-//! inside `hvsock lab run`), the lines after one are its output. In the output, a line `...`
-//! stands for any number of lines and `[..]` for any text within a line. An HTML comment
-//! `<!-- in DIR -->` just before a block runs it in DIR instead.
+//! `sh -c` from the repository's root, stderr with stdout, `hvsock` on PATH; a command that
+//! could open a socket must run inside `hvsock lab run`, where vsock stays in the guest), the
+//! lines after one are its output. In the output, a line `...` stands for any number of lines
+//! and `[..]` for any text within a line. An HTML comment `<!-- in DIR -->` just before a
+//! block runs it in DIR instead.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -21,11 +22,28 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
+/// The commands a page may run on this machine itself: they open no socket (`matrix` runs its
+/// own lab guests). Anything else runs inside `hvsock lab run`, where vsock stays in the guest.
+const OUTSIDE_THE_LAB: &[&str] = &["guid", "addr", "matrix", "vms", "info", "man", "completions", "--help"];
+
+fn outside_the_lab_is_safe(command: &str) -> bool {
+    let mut words = command.split_whitespace();
+    words.next() == Some("hvsock")
+        && words.next().is_some_and(|w| w == "lab" || OUTSIDE_THE_LAB.contains(&w))
+        && (!command.starts_with("hvsock lab") || command.starts_with("hvsock lab run "))
+}
+
 fn run_block(page: &str, block: &Block) -> Result<(), String> {
     let hvsock_dir = Path::new(env!("CARGO_BIN_EXE_hvsock")).parent().unwrap().to_path_buf();
     let path = std::env::var("PATH").unwrap_or_default();
     let dir = root().join(block.dir.as_deref().unwrap_or("."));
     for example in &block.commands {
+        if !outside_the_lab_is_safe(&example.command) {
+            return Err(format!(
+                "{page}:{}: `{}` would run on this machine: wrap it in `hvsock lab run`",
+                example.line, example.command
+            ));
+        }
         let out = Command::new("sh")
             .arg("-c")
             .arg(format!("exec 2>&1\n{}", example.command))
@@ -202,5 +220,22 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
         } else if !name.ends_with(".lock") {
             out.push(path);
         }
+    }
+}
+
+#[test]
+fn only_socketless_commands_run_outside_the_lab() {
+    for (command, safe) in [
+        ("hvsock guid 19000", true),
+        ("hvsock matrix", true),
+        ("hvsock lab run -- hvsock client lo", true),
+        ("hvsock lab run --guest 'x' --host 'y'", true),
+        ("hvsock client any", false),
+        ("hvsock connect vsock:1:5000", false),
+        ("hvsock lab wait 5000", false),
+        ("echo x | hvsock connect vsock:2:22", false),
+        ("python3 -m unittest", false),
+    ] {
+        assert_eq!(outside_the_lab_is_safe(command), safe, "{command}");
     }
 }
