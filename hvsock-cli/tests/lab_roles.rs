@@ -31,7 +31,7 @@ fn services_stop_when_clients_finish_and_wait_needs_no_sleep() {
             // answer follows one read, as the article's server does, not an end-of-file.
             ("--host-service", "$HVSOCK listen hybrid:$HVSOCK_LAB_VM5:6000 --keep-open --exec 'printf \"Hello: \"; dd bs=65536 count=1 status=none'"),
             ("--guest", "$HVSOCK lab wait 4:5000 && $HVSOCK client 4 5000 --message second && $HVSOCK lab wait 2:6000 && $HVSOCK client parent 6000 --message up"),
-            ("--host", "$HVSOCK lab wait 4:5000 && echo World | $HVSOCK connect hybrid:$HVSOCK_LAB_VM4:5000"),
+            ("--host", "$HVSOCK lab wait 4:5000 && echo World | $HVSOCK connect hybrid:$HVSOCK_LAB_VM4:5000 --no-shutdown"),
         ],
         "90",
     );
@@ -213,7 +213,7 @@ fn hybrid_host_connections_still_work_beside_a_vm_host() {
         &[
             ("--vm-host-service", "$HVSOCK server any 5000"),
             ("--guest-service", "$HVSOCK server any 5001"),
-            ("--host", "$HVSOCK lab wait 3:5001 && echo World | $HVSOCK connect hybrid:$HVSOCK_LAB_VM3:5001"),
+            ("--host", "$HVSOCK lab wait 3:5001 && echo World | $HVSOCK connect hybrid:$HVSOCK_LAB_VM3:5001 --no-shutdown"),
             ("--guest", "$HVSOCK lab wait 2:5000 && $HVSOCK client parent 5000 --message guest4"),
         ],
         "90",
