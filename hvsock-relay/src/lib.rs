@@ -39,6 +39,7 @@ mod connect;
 pub mod delivery;
 pub mod descriptors;
 pub mod error;
+mod held_up;
 pub mod join;
 mod listener;
 #[cfg(unix)]

@@ -155,13 +155,14 @@ mod linux {
     }
 
     /// Moves `from`'s bytes to `to` through `pipe` until `from`'s data ends, telling
-    /// `writing` while a chunk waits to be written and `moved` each chunk's length once it is
-    /// delivered.
+    /// `writing` while a chunk waits to be written (`held_up` when it has to wait for `to`)
+    /// and `moved` each chunk's length once it is delivered.
     pub async fn copy(
         from: &Spliceable,
         to: &Spliceable,
         pipe: Pipe,
         writing: impl Fn(bool),
+        held_up: impl Fn(),
         mut moved: impl FnMut(usize),
     ) -> Result<Spliced, SpliceError> {
         let (pipe_in, pipe_out) = (pipe.write.as_raw_fd(), pipe.read.as_raw_fd());
@@ -179,7 +180,8 @@ mod linux {
             let mut left = n;
             writing(true);
             while left > 0 {
-                match to.io(Interest::WRITABLE, || splice(pipe_out, to.fd(), left)).await {
+                let written = to.io(Interest::WRITABLE, || splice(pipe_out, to.fd(), left));
+                match crate::held_up::telling(written, &held_up).await {
                     Ok(0) => return Err(SpliceError::Write(io::ErrorKind::WriteZero.into())),
                     Ok(m) => left -= m,
                     Err(e) if first && e.raw_os_error() == Some(libc::EINVAL) => {

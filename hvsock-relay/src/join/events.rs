@@ -113,6 +113,17 @@ pub struct Probe {
     pub writing: [bool; 2],
 }
 
+/// When a joined connection checks that its peers are still there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProbeTimer {
+    /// Every [`PROBE_EVERY`](super::policy::PROBE_EVERY), for the connection's life.
+    Always,
+    /// Every `PROBE_EVERY` while a write is held up, and not at all otherwise.
+    WhileHeldUp,
+    /// Never: no side can be probed.
+    Never,
+}
+
 /// How long a settling direction has.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Settle {

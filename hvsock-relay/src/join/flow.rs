@@ -1,7 +1,7 @@
 //! One direction's news, shared between its copy and the driver: how many chunks it has moved
 //! (a counter the data path bumps; watchers compare it over time instead of reading the clock
-//! per chunk), whether a write is held up in it, whether it has ended, and the driver's word
-//! that its receiver takes no more.
+//! per chunk), whether a write is held up in it (and news when one is), whether it has ended,
+//! and the driver's word that its receiver takes no more.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -16,6 +16,8 @@ pub struct Flow {
     refused: AtomicBool,
     /// Told when `ended` or `refused` is set.
     news: Notify,
+    /// Told when a write has to wait (a permit kept until the driver looks).
+    held: Notify,
 }
 
 impl Flow {
@@ -29,6 +31,17 @@ impl Flow {
 
     pub fn set_writing(&self, writing: bool) {
         self.writing.store(writing, Ordering::Relaxed);
+    }
+
+    /// A write has to wait for its receiver: the driver's peer check starts, if it waits for
+    /// this (see [`ProbeTimer`](super::policy::ProbeTimer)).
+    pub fn held_up(&self) {
+        self.held.notify_one();
+    }
+
+    /// Returns once a write has been held up since the last return.
+    pub async fn until_held_up(&self) {
+        self.held.notified().await
     }
 
     /// Whether a write is held up in it now (input that is quiet only because its receiver

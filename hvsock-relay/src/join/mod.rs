@@ -17,7 +17,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 pub(crate) use flow::Flow;
-use policy::{Action, Dir, Event, Outcome, Probe, Reset, Settle, Side, SideInfo, State, Why};
+use policy::{Action, Dir, Event, Outcome, Probe, ProbeTimer, Reset, Settle, Side, SideInfo, State, Why};
 use pump::{drop_rest, pump, PumpEnd, Sizes, Way};
 pub use pump::{MAX_BUF, STREAM_MESSAGE};
 
@@ -157,14 +157,23 @@ pub async fn join(a: Conn, b: Conn, options: Options, counters: &Counters) -> En
     let mut delivery: Option<Task<'_, std::io::Result<()>>> = None;
     let gone = |side: Side| peer_gone(probes[side as usize].as_deref());
 
-    // No timer at all when neither side is probed: a thousand idle TCP connections would
-    // otherwise wake the relay 500 times a second for nothing.
-    let mut next_probe = probes.iter().any(Option::is_some).then(|| {
+    // A timer only when a decision can read the check (see ProbeTimer): a thousand idle TCP
+    // connections would otherwise wake the relay 500 times a second for nothing, and a
+    // pending timer costs a clock read at each of the runtime's wake-ups.
+    let timer = state.probe_timer(probes.each_ref().map(Option::is_some));
+    let every = || {
         let mut every =
             tokio::time::interval_at(tokio::time::Instant::now() + policy::PROBE_EVERY, policy::PROBE_EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         every
-    });
+    };
+    let mut next_probe = (timer == ProbeTimer::Always).then(every);
+    let held_up = || async {
+        tokio::select! {
+            () = flows[0].until_held_up() => {}
+            () = flows[1].until_held_up() => {}
+        }
+    };
     let mut seen = [0u64; 2];
     let moves = || flows[0].moves() + flows[1].moves();
     let idle = async {
@@ -205,8 +214,16 @@ pub async fn join(a: Conn, b: Conn, options: Options, counters: &Counters) -> En
                 undelivered = r.err().map(|e| format!("write: {e}"));
                 Some(Event::Delivered { ok: undelivered.is_none() })
             }
+            () = held_up(), if next_probe.is_none() && timer == ProbeTimer::WhileHeldUp => {
+                next_probe = Some(every());
+                seen = [flows[0].moves(), flows[1].moves()];
+                None
+            }
             _ = async { next_probe.as_mut().expect("guarded").tick().await }, if next_probe.is_some() => {
                 let writing = [flows[0].is_writing(), flows[1].is_writing()];
+                if timer == ProbeTimer::WhileHeldUp && writing == [false, false] {
+                    next_probe = None; // until a write is held up again
+                }
                 let moved = [0, 1].map(|i| {
                     let now = flows[i].moves();
                     std::mem::replace(&mut seen[i], now) != now

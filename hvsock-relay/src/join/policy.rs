@@ -94,6 +94,21 @@ impl State {
         !self.phase(toward).is_done() && (writing_to_it || !self.side(side.other()).told_by_eof)
     }
 
+    /// When the peer check has to run, given which sides can be probed at all: a side whose
+    /// other side learns of an end by end-of-file is asked only while a write to it is held
+    /// up (see [`wants_probe`](Self::wants_probe)), so its check runs only then — no timer,
+    /// and no clock read at each wake-up of the runtime, while data flows.
+    pub fn probe_timer(&self, probed: [bool; 2]) -> ProbeTimer {
+        let always = [Side::A, Side::B]
+            .into_iter()
+            .any(|side| probed[side.index()] && !self.side(side.other()).told_by_eof);
+        match (always, probed.contains(&true)) {
+            (true, _) => ProbeTimer::Always,
+            (false, true) => ProbeTimer::WhileHeldUp,
+            (false, false) => ProbeTimer::Never,
+        }
+    }
+
     /// What to do on `event`; the state is brought up to date.
     pub fn decide(&mut self, event: Event) -> Vec<Action> {
         let mut out = Vec::new();

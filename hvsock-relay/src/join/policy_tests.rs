@@ -365,6 +365,33 @@ fn every_row_of_the_table() {
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
+#[test]
+fn the_peer_check_runs_only_when_a_decision_can_read_it() {
+    let (yes, no) = (true, false);
+    // (A, B, which are probed): the timer.
+    let rows = [
+        ("relay, vsock both sides", SOCK, SOCK, [yes, yes], ProbeTimer::WhileHeldUp),
+        ("relay, vsock to tcp", SOCK, SOCK, [yes, no], ProbeTimer::WhileHeldUp),
+        ("relay, tcp both sides", SOCK, SOCK, [no, no], ProbeTimer::Never),
+        ("listen --exec on vsock", SOCK, CMD, [yes, no], ProbeTimer::Always),
+        ("connect on vsock", STDIO, SOCK, [no, yes], ProbeTimer::Always),
+        ("connect on tcp", STDIO, SOCK, [no, no], ProbeTimer::Never),
+        ("--no-shutdown towards a vsock peer", SOCK_KEPT, SOCK, [no, yes], ProbeTimer::Always),
+        ("--no-shutdown on the vsock side itself", SOCK, SOCK_KEPT, [no, yes], ProbeTimer::WhileHeldUp),
+        ("--send-only", STDIO, SOCK_CLOSED, [no, yes], ProbeTimer::Always),
+    ];
+    for (what, a, b, probed, want) in rows {
+        let state = State::new(a, b, false);
+        assert_eq!(state.probe_timer(probed), want, "{what}");
+        // Skipping the check while no write is held up skips nothing a decision reads.
+        if want != ProbeTimer::Always {
+            for side in [A, B] {
+                assert!(!(probed[side.index()] && state.wants_probe(side, false)), "{what}: {side:?}");
+            }
+        }
+    }
+}
+
 fn any_side() -> impl Strategy<Value = SideInfo> {
     (prop_oneof![Just(Kind::Socket), Just(Kind::Stdio), Just(Kind::Command)], any::<bool>())
         .prop_map(|(kind, told)| side(kind, kind == Kind::Socket && told, false))

@@ -8,6 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::flow::{Ended, Flow};
 use crate::conn::{HalfCloseMode, Reader, Unread, Writer};
+use crate::held_up::telling;
 use crate::zero_copy::Spliceable;
 
 /// Each direction's buffer starts this small (a relay may hold thousands of quiet
@@ -133,7 +134,7 @@ async fn copy(from: &mut Reader, mut to: Writer, way: Way<'_>) -> PumpEnd {
         // Every chunk read goes out now: stdout is line-buffered by std, and an interactive or
         // binary protocol must not wait for a newline that may never come.
         this.set_writing(true);
-        if let Err(e) = write(&mut to, &buf).await {
+        if let Err(e) = telling(write(&mut to, &buf), || this.held_up()).await {
             return PumpEnd::WriteFailed(e);
         }
         this.set_writing(false);
@@ -151,16 +152,17 @@ async fn copy(from: &mut Reader, mut to: Writer, way: Way<'_>) -> PumpEnd {
                     drop(std::mem::take(&mut buf));
                     tracing::debug!("a bulk stream: splicing it");
                     let writing = |w| this.set_writing(w);
+                    let held_up = || this.held_up();
                     let moved = |n: usize| {
                         this.moved();
                         count.fetch_add(n as u64, Ordering::Relaxed);
                     };
-                    match crate::zero_copy::copy(&from_s, &to_s, pipe, writing, moved).await {
+                    match crate::zero_copy::copy(&from_s, &to_s, pipe, writing, held_up, moved).await {
                         Ok(Spliced::End) => break,
                         Ok(Spliced::Unsupported(stranded)) => {
                             tracing::debug!("no splice between these sockets: copying");
                             this.set_writing(true);
-                            if let Err(e) = write(&mut to, &stranded).await {
+                            if let Err(e) = telling(write(&mut to, &stranded), || this.held_up()).await {
                                 return PumpEnd::WriteFailed(e);
                             }
                             this.set_writing(false);
