@@ -388,8 +388,10 @@ fn host_to_guest_through_a_seqpacket_hybrid_socket() {
         &[&format!(
             "$HVSOCK lab wait 3:5000; $HVSOCK lab wait 3:5001; $HVSOCK lab wait 3:5002; {h2g}
              # The answers come after our input has ended: a VMM would drop them if our end of
-             # input went to the guest at once as a half-close (it is a full close there).
-             printf 'x\\ny\\n' | $HVSOCK connect hybrid-seqpacket:$HVSOCK_LAB_VM3:5002 --lines | tr '\\n' '|'; echo
+             # input went to the guest at once as a half-close (it is a full close there). The
+             # guest's fresh shell may take over the default quiet second to start on a loaded
+             # machine (seen in CI): it gets 5 s.
+             printf 'x\\ny\\n' | $HVSOCK connect hybrid-seqpacket:$HVSOCK_LAB_VM3:5002 --lines --shutdown-quiet 5 | tr '\\n' '|'; echo
              $HVSOCK connect hybrid-seqpacket:$HVSOCK_LAB_VM3:5001 < /dev/null 2>&1 || echo \"stream listener: $?\"
              $HVSOCK connect hybrid:$HVSOCK_LAB_VM3:5000 < /dev/null 2>&1 || echo \"stream connect: $?\"",
             h2g = msgs("send hybrid $HVSOCK_LAB_VM3 5000 100"),

@@ -309,7 +309,7 @@ pub async fn join(a: Conn, b: Conn, options: Options, counters: &Counters) -> En
                 // passed. A stop does not wait: the grace period was that moment.
                 if why != Why::Stopped {
                     let taken = crate::delivery::taken(s.as_ref());
-                    let _ = tokio::time::timeout(policy::SETTLE_COMMAND, taken).await;
+                    let _ = tokio::time::timeout(policy::RESET_AFTER, taken).await;
                 }
                 let _ = s.sock().set_linger(Some(Duration::ZERO));
             }

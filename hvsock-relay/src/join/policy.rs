@@ -15,9 +15,14 @@ pub const PROBE_EVERY: Duration = Duration::from_secs(2);
 /// already on its way (an end-of-file a moment behind) still goes, as in socat's 0.5 s `-t`.
 pub const SETTLE_STDIO: Duration = Duration::from_millis(500);
 /// The same for a command (or another side that cannot be told of the end): it may still be at
-/// work on what it was sent (saving an upload), silently, on a loaded machine; it is ended well
-/// inside the 8 s a closing vsock peer waits before it resets.
-pub const SETTLE_COMMAND: Duration = PROBE_EVERY;
+/// work on what it was sent (saving an upload), silently, on a loaded machine, where starting a
+/// process alone can take a second (a UML guest beside a busy CI was seen to take over 2 s for
+/// `sleep 0.1; mv`); found within a probe and ended after this, it is still inside the 8 s a
+/// closing vsock peer waits before it resets.
+pub const SETTLE_COMMAND: Duration = Duration::from_secs(4);
+/// How long the side that did not fail has to take what it was sent before it is reset (a
+/// reset throws away what it has not read).
+pub const RESET_AFTER: Duration = PROBE_EVERY;
 
 /// A direction's state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
