@@ -137,6 +137,7 @@ pub async fn join(a: Conn, b: Conn, options: Options, counters: &Counters) -> En
     let way = |from: &Conn, to: &mut Conn, count, this, back| Way {
         sizes: Sizes::new(from.messages, to.messages),
         half_close: to.half_close,
+        to_socket: to.kind == Kind::Socket,
         count,
         this,
         back,

@@ -61,6 +61,8 @@ pub struct Way<'a> {
     pub sizes: Sizes,
     /// The receiving side's.
     pub half_close: HalfCloseMode,
+    /// Whether the receiving side is a socket (not our stdio or a command).
+    pub to_socket: bool,
     pub count: &'a AtomicU64,
     /// This direction's news, and the opposite one's.
     pub this: &'a Flow,
@@ -111,7 +113,7 @@ async fn until_unread(unread: &mut Option<Unread>) {
 /// [`pump`]'s copy.
 async fn copy(from: &mut Reader, mut to: Writer, way: Way<'_>) -> PumpEnd {
     #[cfg_attr(not(target_os = "linux"), allow(unused_mut, unused_variables))]
-    let Way { sizes, half_close, count, this, back, mut splice, mut unread } = way;
+    let Way { sizes, half_close, to_socket, count, this, back, mut splice, mut unread } = way;
     // Read into spare capacity: no zeroing, and no memory for a connection that moves little
     // (a message connection's large buffer is only touched as far as its messages reach).
     let mut buf: Vec<u8> = Vec::with_capacity(sizes.first);
@@ -185,6 +187,12 @@ async fn copy(from: &mut Reader, mut to: Writer, way: Way<'_>) -> PumpEnd {
         HalfCloseMode::Never => return PumpEnd::Ended, // `to` ends when its peer closes
         HalfCloseMode::AfterQuiet(quiet) => back.pause(quiet).await,
         HalfCloseMode::Now | HalfCloseMode::Close => {}
+    }
+    if to_socket && half_close == HalfCloseMode::Now && back.has_ended() {
+        // Both ways are over, so the connection is closed next, and a close is this end of
+        // data (nothing of the peer's is left unread: its end came first): one system call
+        // fewer per connection, as HAProxy closes rather than shuts down a finished one.
+        return PumpEnd::Ended;
     }
     match to.shutdown().await {
         Ok(()) => PumpEnd::Ended,
