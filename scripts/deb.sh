@@ -3,13 +3,13 @@
 # binary as `cargo install` builds it, its shell completions and its man pages, all generated
 # by the binary itself. Installs what it needs first.
 #   scripts/deb.sh            # the release package
-#   scripts/deb.sh --debug    # a debug build in target/package-check (package-check.sh: it tries
-#                             # the packaging, not the optimiser, from the dependencies built there)
+#   scripts/deb.sh --debug    # the workspace's debug build, target/debug/hvsock (package-check.sh:
+#                             # it tries the packaging, not the optimiser; the test build made it)
 set -eu
 cd "$(dirname "$0")/.."
 build="--locked"
 case "${1:-}" in
-    --debug) build="--locked --debug --target-dir target/package-check" ;;
+    --debug) build="" ;;
     "") ;;
     *) echo "deb: unknown argument '$1' (only --debug)" >&2; exit 2 ;;
 esac
@@ -21,7 +21,13 @@ root=$out/root
 rm -rf "$root"
 mkdir -p "$root/DEBIAN" "$root/usr/share/bash-completion/completions" "$root/usr/share/zsh/vendor-completions" \
     "$root/usr/share/fish/vendor_completions.d" "$root/usr/share/man/man1" "$root/usr/share/doc/hvsock"
-cargo install --quiet $build --path hvsock-cli --root "$root/usr" --no-track
+if [ -n "$build" ]; then
+    cargo install --quiet $build --path hvsock-cli --root "$root/usr" --no-track
+else
+    [ -x target/debug/hvsock ] || { echo "deb: --debug packages target/debug/hvsock: build it first" >&2; exit 1; }
+    mkdir -p "$root/usr/bin"
+    cp target/debug/hvsock "$root/usr/bin/hvsock"
+fi
 strip "$root/usr/bin/hvsock" 2>/dev/null || true
 h="$root/usr/bin/hvsock"
 "$h" completions bash > "$root/usr/share/bash-completion/completions/hvsock"

@@ -30,6 +30,10 @@ targets=${*:-endpoint names hybrid_ok diag_reply allowlist connect_line vhost_us
 command -v c++ >/dev/null 2>&1 || { echo "fuzz: libFuzzer needs a C++ compiler (scripts/setup.sh installs g++)" >&2; exit 1; }
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install --quiet --locked cargo-fuzz --version 0.13.2
 export RUSTC_BOOTSTRAP=1
+# The distribution's libFuzzer (scripts/setup.sh installs it), linked rather than compiled from
+# libfuzzer-sys's copy: the fuzzers' build takes 133 CPU-s instead of 211 here.
+libfuzzer=$(ls /usr/lib/llvm-*/lib/libFuzzer.a 2>/dev/null | sort -V | tail -1)
+[ -z "$libfuzzer" ] || export CUSTOM_LIBFUZZER_PATH="$libfuzzer"
 sanitizer=address
 ls "$(rustc --print sysroot)"/lib/rustlib/*/lib/librustc-*_rt.asan.a >/dev/null 2>&1 || sanitizer=none
 (cd fuzz && cargo fuzz build -O -s "$sanitizer")

@@ -34,6 +34,12 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 # shellcheck disable=SC2086 # a list of package names
 [ -z "$need" ] || install $need
+# libFuzzer as the distribution builds it (scripts/fuzz.sh links it instead of compiling its
+# C++ each time), the newest it has; without one the fuzzers build their own.
+if ! ls /usr/lib/llvm-*/lib/libFuzzer.a >/dev/null 2>&1; then
+    libfuzzer=$(apt-cache search --names-only '^libfuzzer-[0-9]+-dev$' 2>/dev/null | cut -d' ' -f1 | sort -V | tail -1)
+    [ -z "$libfuzzer" ] || install "$libfuzzer"
+fi
 
 # CPython's own test suite (test.test_socket), for the Python the distribution ships.
 pyver=$(/usr/bin/python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')

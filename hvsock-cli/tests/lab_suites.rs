@@ -108,6 +108,8 @@ fn build_tokio_vsock_tests() -> Vec<String> {
         .env_remove("RUSTFLAGS")
         .env_remove("RUSTC_WORKSPACE_WRAPPER")
         .env_remove("CLIPPY_ARGS")
+        // No debug info: the binaries only run, and it is a full build of its dependencies.
+        .env("CARGO_PROFILE_DEV_DEBUG", "0")
         .output()
         .expect("run cargo test --no-run for tokio-vsock");
     assert!(
