@@ -166,14 +166,17 @@ fn every_listener_kind_asks_for_the_deepest_queue_unless_backlog_says() {
 fn a_burst_of_a_thousand_connects_is_taken_without_a_drop() {
     let echo = Server::start(python(&["echo"]));
     let to = format!("tcp:127.0.0.1:{}", echo.port());
-    let relay = Server::start(relay(None, &["relay", "tcp:127.0.0.1:0", &to]));
-    let port = relay.port().to_string();
-    let out = python(&["burst", &port, "1000"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
-    // The listener's own drop count (sk_drops: a full accept queue counts there).
-    let line = ss(&port);
-    assert!(line.contains(",d0)"), "the relay's listener dropped connects: {line}");
-    relay.stop();
+    // On one thread (the default) and on several.
+    for threads in ["1", "3"] {
+        let relay = Server::start(relay(None, &["relay", "tcp:127.0.0.1:0", &to, "--threads", threads]));
+        let port = relay.port().to_string();
+        let out = python(&["burst", &port, "1000"]).output().unwrap();
+        assert!(out.status.success(), "--threads {threads}: {}", String::from_utf8_lossy(&out.stdout));
+        // The listener's own drop count (sk_drops: a full accept queue counts there).
+        let line = ss(&port);
+        assert!(line.contains(",d0)"), "the relay's listener dropped connects (--threads {threads}): {line}");
+        relay.stop();
+    }
     echo.stop();
 }
 

@@ -87,6 +87,7 @@ fn bad_arguments_get_one_line_and_exit_2() {
             "--max-conns <N>",
         ),
         (&["relay", "tcp:127.0.0.1:1", "tcp:127.0.0.1:2", "--count", "0"][..], "0 is not in 1.."),
+        (&["relay", "tcp:127.0.0.1:1", "tcp:127.0.0.1:2", "--threads", "0"][..], "0 is not in 1..=1024"),
         (&["server", "--count", "0"][..], "0 is not in 1.."),
         // FROM and TO alike: a bad endpoint, or a VM name that is not there, is a usage error
         // (TO's used to be found only once the relay ran, and exit 1).

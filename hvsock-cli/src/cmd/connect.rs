@@ -59,7 +59,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         anyhow::bail!("connect needs somewhere to connect to, not `-`");
     }
     let framing = args.framing.check(endpoint)?;
-    let rt = hvsock_relay::runtime()?;
+    let rt = hvsock_relay::runtime(1)?;
     let result = rt.block_on(async {
         let conn = args.half_close.apply(hvsock_relay::connect(endpoint, args.timeout, args.retries).await?);
         let peer = conn.peer.clone();

@@ -55,7 +55,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let ceiling = hvsock_relay::descriptors::Ceiling::raise();
-    let rt = hvsock_relay::runtime()?;
+    let rt = hvsock_relay::runtime(1)?;
     let result = rt.block_on(serve(args, ceiling.conns));
     rt.shutdown_background();
     result

@@ -63,6 +63,10 @@ pub struct Args {
     /// On SIGINT/SIGTERM, give open connections this long to finish (a second signal ends them)
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
     pub grace: Duration,
+    /// Serve on N threads (default 1: the least CPU per connection; more for many bulk
+    /// streams at once on a machine with cores to spare)
+    #[arg(long, value_name = "N", default_value = "1", value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u16).range(1..=1024), usize::from))]
+    pub threads: usize,
     /// Exit after N connections have ended (for scripts)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
@@ -129,7 +133,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         grace: args.grace,
         count: args.count,
     };
-    let rt = hvsock_relay::runtime()?;
+    let rt = hvsock_relay::runtime(args.threads)?;
     let summary = Arc::new(Summary::default());
     let result = rt.block_on(async {
         let signals = Signals::new()?;
