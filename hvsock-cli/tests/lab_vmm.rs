@@ -100,7 +100,7 @@ fn hybrid_endpoints_work_against_vhost_device_vsock() {
     );
     wait_until(Duration::from_secs(10), || "the backend never made its socket".into(), || vhost.exists());
     let hybrid = |port: u32| format!("hybrid:{}:{port}", vm.display());
-    let payload: Vec<u8> = common::traffic::data(64 << 20, 64 << 20);
+    let payload: Vec<u8> = common::traffic::data(16 << 20, 16 << 20);
     let sum = sha256(&payload);
     std::fs::write(dir.join("payload"), &payload).unwrap();
 
@@ -182,13 +182,13 @@ fn hybrid_endpoints_work_against_vhost_device_vsock() {
     let o = hvsock_with(&["connect", &hybrid(5000), "--shutdown-quiet", "3"], echo);
     assert!(o.status.success(), "{}{}", common::stderr(&o), logs());
     assert!(o.stdout == echo, "the echo: {} bytes back of {}{}", o.stdout.len(), echo.len(), logs());
-    // A download: the guest sends 64 MiB and ends; our half-close (after it went quiet) closes it.
+    // A download: the guest sends 16 MiB and ends; our half-close (after it went quiet) closes it.
     let o = hvsock_with(&["connect", &hybrid(5002), "--retries", "100"], b"");
     assert!(o.status.success(), "{}{}", common::stderr(&o), logs());
     assert_eq!(
         (o.stdout.len(), sha256(&o.stdout)),
         (payload.len(), sum.clone()),
-        "the 64 MiB download{}",
+        "the 16 MiB download{}",
         logs()
     );
     // An upload the guest never answers still ends, whole.
@@ -203,7 +203,7 @@ fn hybrid_endpoints_work_against_vhost_device_vsock() {
 
     // The guest connects to us: our hybrid listeners are where the backend takes a guest's
     // connection to the host's port. An upload answered with its hash (the backend passes no
-    // half-close of the guest's, so the answer follows a length, not an end-of-file), a 64 MiB
+    // half-close of the guest's, so the answer follows a length, not an end-of-file), a 16 MiB
     // download that ends with our half-close, and an upload that ends with the guest's close.
     let listen_with = |mut cmd: Command| {
         let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
