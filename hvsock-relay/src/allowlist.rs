@@ -4,6 +4,9 @@
 //! extension; otherwise YAML, then TOML) with an `allowlist` (or `allow`) list whose items are
 //! `"HOST:PORT"` strings or `{address, port}` maps — so vsock-proxy's own YAML works unchanged.
 //!
+//! A forward's allowlist may also name Unix sockets: an entry that is an absolute path
+//! (`/run/app.sock`, or `unix:/run/app.sock`) allows that socket, compared as text.
+//!
 //! Hosts match as text (without case and IPv6 brackets), never through DNS: the relay checks
 //! what the client asked for, so no name server's answer at connect time can widen the list.
 //! That is stricter than vsock-proxy, which also accepts a request whose name resolves to a
@@ -18,14 +21,19 @@ use serde::Deserialize;
 /// One allowed target.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
+    /// A host, or a Unix socket's path when `port` is `None`.
     host: String,
-    port: u32,
+    port: Option<u32>,
 }
 
 impl Entry {
     /// One `HOST:PORT` entry.
     pub fn parse(s: &str) -> anyhow::Result<Entry> {
         let shown = Printable::new(s);
+        let path = s.strip_prefix("unix:").unwrap_or(s);
+        if path.starts_with('/') {
+            return Ok(Entry { host: path.to_string(), port: None });
+        }
         let (host, port) =
             s.rsplit_once(':').with_context(|| format!("allow entry `{shown}`: expected HOST:PORT"))?;
         let port = port.parse().map_err(|_| {
@@ -42,7 +50,7 @@ impl Entry {
         if host.contains('*') {
             anyhow::bail!("`*` is not a host: list each host the relay may reach");
         }
-        Ok(Entry { host, port })
+        Ok(Entry { host, port: Some(port) })
     }
 }
 
@@ -90,12 +98,10 @@ impl Allowlist {
 
     /// Every entry's port must fit the target (`65535` for TCP).
     pub fn check_ports(&self, max: u32, what: &str) -> anyhow::Result<()> {
-        match self.entries.iter().find(|e| e.port > max) {
-            Some(e) => anyhow::bail!(
-                "allow entry `{}:{}`: {} is not a {what} port (0-{max})",
-                Printable::new(&e.host),
-                e.port,
-                e.port
+        match self.entries.iter().find_map(|e| e.port.filter(|&p| p > max).map(|p| (&e.host, p))) {
+            Some((host, port)) => anyhow::bail!(
+                "allow entry `{}:{port}`: {port} is not a {what} port (0-{max})",
+                Printable::new(host),
             ),
             None => Ok(()),
         }
@@ -104,7 +110,13 @@ impl Allowlist {
     /// Whether `host:port` is listed (hosts compare without case and IPv6 brackets).
     pub fn allows(&self, host: &str, port: u32) -> bool {
         let host = normal_host(host);
-        self.entries.iter().any(|e| e.port == port && e.host == host)
+        self.entries.iter().any(|e| e.port == Some(port) && e.host == host)
+    }
+
+    /// Whether the Unix socket `path` is listed (as an absolute path, compared as text).
+    pub fn allows_path(&self, path: &Path) -> bool {
+        let path = path.to_string_lossy();
+        self.entries.iter().any(|e| e.port.is_none() && e.host == path)
     }
 }
 
@@ -179,6 +191,17 @@ mod tests {
         assert!(list.allows("::1", 22) && list.allows("[::1]", 22) && list.allows("3", 5000));
         assert!(!list.is_empty());
         assert!(Allowlist::new(&[], None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn unix_socket_paths_are_entries_of_their_own() {
+        let list =
+            Allowlist::new(&["/run/a.sock".into(), "unix:/run/b.sock".into(), "h:1".into()], None).unwrap();
+        assert!(list.allows_path(Path::new("/run/a.sock")) && list.allows_path(Path::new("/run/b.sock")));
+        assert!(!list.allows_path(Path::new("/run/c.sock")) && !list.allows_path(Path::new("h")));
+        assert!(!list.allows("/run/a.sock", 0) && list.allows("h", 1));
+        // A path entry has no port to check against a kind's range.
+        list.check_ports(65535, "TCP").unwrap();
     }
 
     #[test]

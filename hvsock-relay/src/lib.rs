@@ -39,6 +39,7 @@ mod connect;
 pub mod delivery;
 pub mod descriptors;
 pub mod error;
+pub mod forward;
 mod held_up;
 pub mod join;
 mod listener;
