@@ -95,6 +95,7 @@ pages! {
     guide_commands: "docs/commands.md",
     guide_connect_listen: "docs/connect-listen.md",
     guide_relay: "docs/relay.md",
+    guide_forward: "docs/forward.md",
     guide_hybrid: "docs/hybrid.md",
     guide_systemd: "docs/systemd.md",
     guide_seqpacket: "docs/seqpacket.md",

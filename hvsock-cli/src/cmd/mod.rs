@@ -5,6 +5,7 @@ pub mod bench;
 pub mod client;
 pub mod completions;
 pub mod connect;
+pub mod forward;
 pub mod guid;
 pub mod info;
 pub mod lab;
@@ -26,6 +27,7 @@ Examples:
   hvsock connect vsock:3:5000 < in              # stdin to guest 3's port 5000, its answer to stdout
   hvsock listen vsock:any:5000 --exec cat -k    # serve every connection with a command
   hvsock relay vsock:any:8000 tcp:127.0.0.1:80  # guests reach a host web server
+  hvsock forward vsock:host:5000 -L 8080:127.0.0.1:80   # many ports over one, like ssh -L
   hvsock lab run -- hvsock client lo            # vsock code in a throwaway Linux guest
   hvsock vms                                    # the VMs here: vsock:NAME:PORT reaches one
 
@@ -60,6 +62,8 @@ pub enum Command {
     Listen(listen::Args),
     #[command(about = "Forward every connection from one endpoint to another")]
     Relay(relay::Args),
+    #[command(about = "Forward many ports over one connection, like ssh -L/-R")]
+    Forward(forward::Args),
     #[command(about = "List vsock sockets and their processes (Linux)")]
     List(list::Args),
     #[command(about = "Run the article's experiment: which bind accepts from where")]
@@ -90,6 +94,7 @@ impl Command {
             Command::Bench(a) => vec![("ENDPOINT", &mut a.endpoint)],
             Command::Addr(a) => vec![("ENDPOINT", &mut a.endpoint)],
             Command::Relay(a) => vec![("FROM", &mut a.from), ("TO", &mut a.to)],
+            Command::Forward(a) => vec![("ENDPOINT", &mut a.endpoint)],
             _ => Vec::new(),
         }
     }
@@ -108,6 +113,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Connect(a) => connect::run(a),
         Command::Listen(a) => listen::run(a),
         Command::Relay(a) => relay::run(a),
+        Command::Forward(a) => forward::run(a),
         Command::List(a) => list::run(a),
         Command::Matrix(a) => matrix::run(a),
         Command::Services(a) => services::run(a),

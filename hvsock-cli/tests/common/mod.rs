@@ -42,6 +42,42 @@ pub fn stop(child: &mut std::process::Child) {
     let _ = child.wait();
 }
 
+/// A process's stderr, line by line, as it comes.
+pub struct Lines(std::sync::mpsc::Receiver<String>, Vec<String>);
+
+impl Lines {
+    pub fn of(child: &mut std::process::Child) -> Lines {
+        use std::io::BufRead;
+        let err = child.stderr.take().expect("stderr piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Lines(rx, Vec::new())
+    }
+
+    /// Waits for a line that contains `text` (the bound is for a hang, not a pace).
+    pub fn wait(&mut self, text: &str) -> String {
+        loop {
+            match self.0.recv_timeout(std::time::Duration::from_secs(60)) {
+                Ok(line) if line.contains(text) => return line,
+                Ok(line) => self.1.push(line),
+                Err(_) => panic!("no line with `{text}`; it printed: {:?}", self.1),
+            }
+        }
+    }
+}
+
+/// `hvsock ARGS` started, with no stdin, its stderr read as [`Lines`].
+pub fn spawn(args: &[&str]) -> (std::process::Child, Lines) {
+    let mut child =
+        hvsock_command().args(args).stdin(Stdio::null()).stderr(Stdio::piped()).spawn().expect("run hvsock");
+    let lines = Lines::of(&mut child);
+    (child, lines)
+}
+
 /// `hvsock ARGS` outside the lab, with no stdin.
 pub fn hvsock(args: &[&str]) -> Output {
     hvsock_command().args(args).stdin(Stdio::null()).output().expect("run hvsock")

@@ -60,11 +60,21 @@ where
     Fut: Future<Output = std::io::Result<S>> + Send,
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
+    checked_clients_of(n, 1 << 20, connect).await
+}
+
+/// [`checked_clients`], each sending a random 0..=`most` bytes.
+pub async fn checked_clients_of<S, F, Fut>(n: u64, most: usize, connect: F) -> u64
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = std::io::Result<S>> + Send,
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..n {
         let connect = connect.clone();
         tasks.spawn(async move {
-            let len = (data(i + 1000, 4).iter().fold(0usize, |a, b| a << 8 | *b as usize)) % ((1 << 20) + 1);
+            let len = (data(i + 1000, 4).iter().fold(0usize, |a, b| a << 8 | *b as usize)) % (most + 1);
             let sent = data(i, len);
             let stream = connect().await.unwrap_or_else(|e| panic!("client {i}: connect: {e}"));
             let (mut r, mut w) = tokio::io::split(stream);
@@ -91,11 +101,16 @@ where
 
 /// `hvsock ARGS` with its stderr read until `listening on`; the rest arrives from the thread.
 pub fn start(args: &[&str]) -> (Child, JoinHandle<String>) {
+    start_until(args, "listening on")
+}
+
+/// [`start`], reading until a line with `ready`.
+pub fn start_until(args: &[&str], ready: &str) -> (Child, JoinHandle<String>) {
     let mut child = Command::new(super::HVSOCK).args(args).stderr(Stdio::piped()).spawn().unwrap();
     let mut reader = BufReader::new(child.stderr.take().unwrap());
     let mut head = String::new();
-    while !head.contains("listening on") {
-        assert!(reader.read_line(&mut head).unwrap() > 0, "hvsock {args:?} ended before listening: {head}");
+    while !head.contains(ready) {
+        assert!(reader.read_line(&mut head).unwrap() > 0, "hvsock {args:?} ended before `{ready}`: {head}");
     }
     let rest = std::thread::spawn(move || {
         let mut rest = String::new();

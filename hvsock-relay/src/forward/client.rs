@@ -276,7 +276,7 @@ impl Forward {
     /// A stream the serving end opened for a connection to a `-R` listener: joined to the
     /// local target.
     async fn remote(&self, n: u64, mut s: MuxStream, summary: &Summary, cut: watch::Receiver<bool>) {
-        let request = receive(&mut s, "request").await.and_then(|line| Request::parse(&line));
+        let request = receive(&mut s).await.and_then(|line| Request::parse(&line));
         let spec = match request {
             Ok(Request::Accepted { id }) => self.remote.get(id as usize).ok_or(format!("no -R number {id}")),
             Ok(other) => Err(format!("`{}` from the serving end", other.line())),

@@ -25,6 +25,7 @@
 mod client;
 mod heartbeat;
 pub mod mux;
+mod outbox;
 mod serve;
 mod spec;
 pub mod wire;
@@ -62,8 +63,8 @@ pub struct Summary {
     pub bytes: Counters,
 }
 
-/// How long a peer has to answer a stream's request line.
-const ANSWER_WITHIN: Duration = Duration::from_secs(10);
+/// How long a peer that opened a stream has to send its request line.
+const REQUEST_WITHIN: Duration = Duration::from_secs(10);
 
 /// Writes one line (a request or an answer) to a stream.
 async fn send(stream: &mut MuxStream, line: String) -> std::io::Result<()> {
@@ -71,17 +72,22 @@ async fn send(stream: &mut MuxStream, line: String) -> std::io::Result<()> {
     stream.flush().await
 }
 
-/// Reads one line of a stream, taking nothing after it.
-async fn receive(stream: &mut MuxStream, what: &str) -> Result<Vec<u8>, String> {
-    let mut line = Line::new(MAX_LINE);
-    tokio::time::timeout(ANSWER_WITHIN, line.read_from_async(&mut *stream))
+/// Reads a stream's request line, taking nothing after it.
+async fn receive(stream: &mut MuxStream) -> Result<Vec<u8>, String> {
+    tokio::time::timeout(REQUEST_WITHIN, read_line(stream, "request"))
         .await
-        .map_err(|_| format!("no {what} in {} s", ANSWER_WITHIN.as_secs()))?
-        .map_err(|e| match e {
-            LineError::TooLong { max, .. } => format!("a {what} longer than {max} bytes"),
-            LineError::Closed => format!("the stream ended before its {what}"),
-            LineError::Io(e) => format!("{what}: {e}"),
-        })?;
+        .map_err(|_| format!("no request in {} s", REQUEST_WITHIN.as_secs()))?
+}
+
+/// Reads one line of a stream, taking nothing after it. An answer is waited for as long as it
+/// takes: the far end bounds its own connect, and a dropped connection ends the wait.
+async fn read_line(stream: &mut MuxStream, what: &str) -> Result<Vec<u8>, String> {
+    let mut line = Line::new(MAX_LINE);
+    line.read_from_async(&mut *stream).await.map_err(|e| match e {
+        LineError::TooLong { max, .. } => format!("a {what} longer than {max} bytes"),
+        LineError::Closed => format!("the stream ended before its {what}"),
+        LineError::Io(e) => format!("{what}: {e}"),
+    })?;
     Ok(line.bytes().to_vec())
 }
 
@@ -89,7 +95,7 @@ async fn receive(stream: &mut MuxStream, what: &str) -> Result<Vec<u8>, String> 
 /// on `OK`; the peer's reason otherwise.
 async fn ask(stream: &mut MuxStream, request: &Request) -> Result<(), String> {
     send(stream, request.line()).await.map_err(|e| format!("cannot send {}: {e}", request.line()))?;
-    match Answer::parse(&receive(stream, "answer").await?)? {
+    match Answer::parse(&read_line(stream, "answer").await?)? {
         Answer::Ok => Ok(()),
         Answer::Err(why) => Err(why),
     }

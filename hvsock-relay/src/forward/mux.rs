@@ -12,11 +12,12 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, BufReader, BufWriter, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, BufReader, ReadBuf};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt, TokioAsyncReadCompatExt};
 
-use crate::conn::{Conn, Reader, Writer};
+use super::outbox::Outbox;
+use crate::conn::{Conn, Reader};
 
 /// Streams one connection carries at once, at most: far past the 1,000 a crowd test makes.
 pub const MAX_STREAMS: usize = 8192;
@@ -44,7 +45,7 @@ impl Mux {
         config.set_split_send_size(64 << 10);
         let io = Duplex {
             reader: BufReader::with_capacity(128 << 10, conn.reader),
-            writer: BufWriter::with_capacity(128 << 10, conn.writer),
+            writer: Outbox::new(conn.writer),
         };
         let connection = yamux::Connection::new(io.compat(), config, mode);
         let (open, requests) = mpsc::unbounded_channel();
@@ -130,7 +131,7 @@ async fn drive(
 /// A connection's two halves as the one object yamux drives.
 struct Duplex {
     reader: BufReader<Reader>,
-    writer: BufWriter<Writer>,
+    writer: Outbox,
 }
 
 impl AsyncRead for Duplex {

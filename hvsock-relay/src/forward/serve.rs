@@ -147,7 +147,7 @@ impl Session {
     /// is `Some(reason)`.
     async fn stream(self, n: u64, mut s: MuxStream, mux: Mux) -> Option<String> {
         let label = format!("client {} stream {n}", self.id);
-        let request = receive(&mut s, "request").await.and_then(|line| Request::parse(&line));
+        let request = receive(&mut s).await.and_then(|line| Request::parse(&line));
         let request = match request {
             Ok(r) => r,
             Err(why) => {
