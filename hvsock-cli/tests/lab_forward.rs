@@ -138,3 +138,82 @@ fn forward_over_vsock_1000_streams_a_stalled_one_resets_and_a_restart() {
         });
     });
 }
+
+/// Every way through the lab's switch, each forward hash-checked at several sizes with a
+/// half-close each way (`connect` half-closes at the end of its input; `cat` answers, then
+/// ends): guest 4 to guest 3 and to the host (the host serves on guest 4's hybrid socket),
+/// and the host to guest 3 through guest 3's hybrid socket.
+#[test]
+fn forward_every_way_through_the_switch() {
+    let dir = std::env::temp_dir().join(format!("lab-forward-ways-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.display();
+    // A line per size: same, or not.
+    let check = |who: &str, to: &str| {
+        let file = who.replace(' ', "-");
+        format!(
+            "for n in 0 1 65537 1234567; do
+               head -c $n /dev/urandom > {d}/{file}.data
+               a=$($HVSOCK connect {to} < {d}/{file}.data | sha256sum)
+               b=$(sha256sum < {d}/{file}.data)
+               if [ \"$a\" = \"$b\" ]; then echo \"{who}: $n same\"; else echo \"{who}: $n differs\"; fi
+             done"
+        )
+    };
+    // Waits for a line in a log (a server's readiness, a client's connection).
+    let until =
+        |log: &str, text: &str| format!("until grep -q '{text}' {d}/{log} 2>/dev/null; do sleep 0.02; done");
+    let guest3 = format!(
+        "$HVSOCK listen tcp:127.0.0.1:7201 -k --exec cat 2>{d}/echo3 &
+         {}
+         $HVSOCK forward --serve vsock:any:7200 --allow 127.0.0.1:7201 2>/dev/null &
+         wait",
+        until("echo3", "listening on")
+    );
+    let host_service = format!(
+        "$HVSOCK listen unix:{d}/host-echo.sock -k --exec cat 2>{d}/echo-host &
+         {}
+         exec $HVSOCK forward --serve hybrid:$HVSOCK_LAB_VM4:7202 --allow {d}/host-echo.sock 2>/dev/null",
+        until("echo-host", "listening on")
+    );
+    let guest4 = format!(
+        "$HVSOCK lab wait 3:7200
+         $HVSOCK forward vsock:3:7200 -L 127.0.0.1:7300:127.0.0.1:7201 2>{d}/g4 &
+         p1=$!
+         $HVSOCK forward vsock:2:7202 -L 127.0.0.1:7302:{d}/host-echo.sock 2>{d}/g4h &
+         p2=$!
+         {}
+         {}
+         {}
+         {}
+         kill $p1 $p2; wait",
+        until("g4", "connected to"),
+        check("guest to guest", "tcp:127.0.0.1:7300"),
+        until("g4h", "connected to"),
+        check("guest to host", "tcp:127.0.0.1:7302"),
+    );
+    let host1 = format!(
+        "$HVSOCK lab wait 3:7200
+         $HVSOCK forward hybrid:$HVSOCK_LAB_VM3:7200 -L {d}/h1.sock:127.0.0.1:7201 2>{d}/h1 &
+         p1=$!
+         {}
+         {}
+         kill $p1; wait",
+        until("h1", "connected to"),
+        check("host to guest", &format!("unix:{d}/h1.sock")),
+    );
+    let o = common::lab_scenario_with(
+        &["--guest-service", &guest3, "--host-service", &host_service],
+        &[&guest4],
+        &[&host1],
+    );
+    let out = common::stdout(&o);
+    let logs = ["g4", "g4h", "h1"].map(|f| std::fs::read_to_string(dir.join(f)).unwrap_or_default());
+    common::assert_ok(&o);
+    let same = |who: &str| ["0", "1", "65537", "1234567"].map(|n| format!("{who}: {n} same"));
+    let guest4: Vec<String> = same("guest to guest").into_iter().chain(same("guest to host")).collect();
+    assert_eq!(common::lines_of(&out, "guest 4"), guest4, "{out}\n{logs:?}");
+    // The host service is host 1; the --host, host 2.
+    assert_eq!(common::lines_of(&out, "host 2"), same("host to guest"), "{out}\n{logs:?}");
+}
