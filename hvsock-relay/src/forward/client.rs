@@ -32,7 +32,7 @@ pub struct Forward {
     /// Give up after this many failed tries in a row to make the connection (`None`: never).
     pub retries: Option<u32>,
     /// A heartbeat this often; the serving end is taken for gone after
-    /// [`heartbeat::MISSED`] unanswered.
+    /// three unanswered.
     pub keepalive: Duration,
     /// How long a connect (to the serving end, or to a `-R` target) may take; also how long a
     /// connection accepted while the forward connection is down waits for it to come back
