@@ -19,6 +19,9 @@ use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt, TokioAsyncReadCompat
 use super::outbox::Outbox;
 use crate::conn::{Conn, Reader};
 
+/// The most one read of a stream takes: the largest frame we send.
+const READ_AT_MOST: usize = 64 << 10;
+
 /// Streams one connection carries at once, at most: far past the 1,000 a crowd test makes.
 pub const MAX_STREAMS: usize = 8192;
 
@@ -42,7 +45,7 @@ impl Mux {
         config.set_max_connection_receive_window(Some(MAX_STREAMS * yamux::DEFAULT_CREDIT as usize));
         config.set_max_num_streams(MAX_STREAMS);
         // Fewer, larger frames: a system call each way per frame is the cost that counts.
-        config.set_split_send_size(64 << 10);
+        config.set_split_send_size(READ_AT_MOST);
         let io = Duplex {
             reader: BufReader::with_capacity(128 << 10, conn.reader),
             writer: Outbox::new(conn.writer),
@@ -177,18 +180,26 @@ impl AsyncRead for MuxStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let read = std::task::ready!(Pin::new(&mut self.inner).poll_read(cx, buf));
-        if read.is_ok() && buf.filled().len() == before && buf.remaining() > 0 {
-            let stream = self.inner.get_ref();
-            if stream.is_closed() && !self.closed_ours {
-                return Poll::Ready(Err(io::Error::new(
+        // yamux reads into initialised memory: a reader's spare capacity (the engine's copy
+        // reads into up to 1 MiB of it) would be zeroed whole at each read, for a frame's
+        // worth of data at most. Only a frame's size is.
+        let want = buf.remaining().min(READ_AT_MOST);
+        let into = buf.initialize_unfilled_to(want);
+        let read =
+            std::task::ready!(futures_io::AsyncRead::poll_read(Pin::new(self.inner.get_mut()), cx, into));
+        match read {
+            Ok(0) if want > 0 && self.inner.get_ref().is_closed() && !self.closed_ours => {
+                Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::ConnectionReset,
                     "the stream was reset (by the far end, or its connection dropped)",
-                )));
+                )))
             }
+            Ok(n) => {
+                buf.advance(n);
+                Poll::Ready(Ok(()))
+            }
+            Err(e) => Poll::Ready(Err(e)),
         }
-        Poll::Ready(read)
     }
 }
 
