@@ -26,6 +26,8 @@ command -v cc >/dev/null 2>&1 || need="$need gcc libc6-dev"
 command -v c++ >/dev/null 2>&1 || need="$need g++"
 # socket activation is tested with systemd's own systemd-socket-activate
 command -v systemd-socket-activate >/dev/null 2>&1 || need="$need systemd"
+# forward -D is tested with curl's SOCKS5 client
+command -v curl >/dev/null 2>&1 || need="$need curl"
 # The man pages are rendered by the tests (man -l)
 command -v man >/dev/null 2>&1 || need="$need man-db"
 if ! command -v cargo >/dev/null 2>&1; then

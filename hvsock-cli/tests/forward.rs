@@ -37,9 +37,9 @@ fn echo() -> u16 {
 #[test]
 fn bad_command_lines_are_one_line_each() {
     let table: [(&[&str], i32, &str); 7] = [
-        (&["forward", "unix:/x"], 1, "hvsock: nothing to forward: give -L or -R (or --serve to be the serving end)\n"),
+        (&["forward", "unix:/x"], 1, "hvsock: nothing to forward: give -L, -R or -D (or --serve to be the serving end)\n"),
         (&["forward", "unix:/x", "--allow", "h:1", "-L", "1:h:2"], 1, "hvsock: --allow, --allow-file and --allow-listen are the serving end's (--serve)\n"),
-        (&["forward", "--serve", "unix:/x", "-L", "1:h:2"], 1, "hvsock: -L and -R are the client's: the serving end forwards what its clients ask for\n"),
+        (&["forward", "--serve", "unix:/x", "-L", "1:h:2"], 1, "hvsock: -L, -R and -D are the client's: the serving end forwards what its clients ask for\n"),
         (&["forward", "--serve", "unix:/x"], 1, "hvsock: --serve needs --allow, --allow-file or --allow-listen: nothing would be reachable\n"),
         (&["forward", "--serve", "unix:/x", "--allow", "h:70000"], 1, "hvsock: allow entry `h:70000`: 70000 is not a TCP port (0-65535)\n"),
         (&["forward", "-", "-L", "1:h:2"], 1, "hvsock: ENDPOINT `-`: a forward runs over a stream connection (vsock:, hv:, hybrid:, tcp:, unix:)\n"),

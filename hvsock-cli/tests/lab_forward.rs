@@ -217,3 +217,27 @@ fn forward_every_way_through_the_switch() {
     // The host service is host 1; the --host, host 2.
     assert_eq!(common::lines_of(&out, "host 2"), same("host to guest"), "{out}\n{logs:?}");
 }
+
+/// `-D` with curl's SOCKS5 client (`--socks5-hostname`: the name goes to the serving end),
+/// over vsock in one guest: an allowed target answers, one not allowed is refused in the
+/// SOCKS reply, and nothing reaches it.
+#[test]
+fn forward_socks5_with_curl() {
+    let o = common::lab_sh(
+        r#"$HVSOCK listen tcp:127.0.0.1:7401 -k --exec 'while read -r l && [ "$l" != "$(printf "\r")" ]; do :; done; printf "HTTP/1.0 200 OK\r\nContent-Length: 20\r\n\r\nhello through socks\n"' 2>$T/web &
+           ready $T/web
+           $HVSOCK forward --serve vsock:any:7400 --allow localhost:7401 2>$T/serve &
+           $HVSOCK lab wait 7400
+           $HVSOCK forward vsock:1:7400 -D 1080 -v 2>$T/client &
+           until grep -q 'connected to' $T/client; do sleep 0.02; done
+           curl -sS --socks5-hostname 127.0.0.1:1080 http://localhost:7401/
+           curl -sS --socks5-hostname 127.0.0.1:1080 http://localhost:7402/ 2>/dev/null || echo "refused: curl exit $?"
+           grep -o 'refused: tcp:localhost:7402 is not on the serving end.s allowlist' $T/client"#,
+    );
+    common::assert_ok(&o);
+    let out = common::stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "hello through socks", "{out}");
+    assert!(lines[1].starts_with("refused: curl exit "), "{out}");
+    assert_eq!(lines[2], "refused: tcp:localhost:7402 is not on the serving end's allowlist", "{out}");
+}

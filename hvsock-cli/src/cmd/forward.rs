@@ -29,6 +29,7 @@ Examples:
   hvsock forward --serve vsock:any:5000 --allow 127.0.0.1:80 --allow-listen 127.0.0.1:9000   # on the host
   hvsock forward vsock:host:5000 -L 8080:127.0.0.1:80 -R 9000:127.0.0.1:22                 # in the guest
   hvsock forward hybrid:/run/fc/v.sock:5000 -L /run/guest-db.sock:/run/db.sock             # a Firecracker guest's
+  hvsock forward vsock:host:5000 -D 1080      # a SOCKS5 proxy: the host reaches what its --allow names
 FORWARD: [BIND:]PORT:HOST:PORT (BIND defaults to 127.0.0.1; `*` is every address), or a Unix
 socket path on either side (PORT:/run/app.sock, /tmp/l.sock:HOST:PORT).")]
 pub struct Args {
@@ -45,6 +46,10 @@ pub struct Args {
     /// The serving end listens; each connection goes to HOST:PORT here (repeatable)
     #[arg(short = 'R', value_name = "FORWARD", value_parser = Spec::parse)]
     pub remote: Vec<Spec>,
+    /// A SOCKS5 listener here ([BIND:]PORT or a Unix socket path); the serving end connects to
+    /// what each client asks for, if its allowlist names it (repeatable)
+    #[arg(short = 'D', value_name = "[BIND:]PORT", value_parser = hvsock_relay::forward::parse_listen)]
+    pub socks: Vec<Endpoint>,
     /// With --serve: a target clients may reach, HOST:PORT or a Unix socket path (repeatable)
     #[arg(long, value_name = "HOST:PORT|PATH")]
     pub allow: Vec<String>,
@@ -81,14 +86,15 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         );
     }
     let serving_only = !args.allow.is_empty() || args.allow_file.is_some() || !args.allow_listen.is_empty();
-    if args.serve && !(args.local.is_empty() && args.remote.is_empty()) {
-        anyhow::bail!("-L and -R are the client's: the serving end forwards what its clients ask for");
+    let forwards = !(args.local.is_empty() && args.remote.is_empty() && args.socks.is_empty());
+    if args.serve && forwards {
+        anyhow::bail!("-L, -R and -D are the client's: the serving end forwards what its clients ask for");
     }
     if !args.serve && serving_only {
         anyhow::bail!("--allow, --allow-file and --allow-listen are the serving end's (--serve)");
     }
-    if !args.serve && args.local.is_empty() && args.remote.is_empty() {
-        anyhow::bail!("nothing to forward: give -L or -R (or --serve to be the serving end)");
+    if !args.serve && !forwards {
+        anyhow::bail!("nothing to forward: give -L, -R or -D (or --serve to be the serving end)");
     }
     // A stream is a socket at each end: a thousand streams need more than the usual 1,024.
     let _ = hvsock_relay::descriptors::Ceiling::raise();
@@ -116,13 +122,19 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         let forward = Forward {
             local: args.local,
             remote: args.remote,
+            socks: args.socks,
             retries: args.retries,
             keepalive: args.keepalive,
             connect_timeout: args.connect_timeout,
             grace: args.grace,
             ..Forward::new(endpoint)
         };
-        let targets: Vec<_> = forward.local.iter().map(|s| s.target.clone()).collect();
+        let targets: Vec<String> = forward
+            .local
+            .iter()
+            .map(|s| s.target.to_string())
+            .chain(forward.socks.iter().map(|_| "SOCKS5 clients".to_string()))
+            .collect();
         rt.block_on(async {
             let signals = Signals::new()?;
             let bound = forward.bind().await?;

@@ -8,11 +8,13 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use hvsock::Endpoint;
+use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::warn;
 
 use super::mux::{self, Mode, Mux, MuxStream};
+use super::socks;
 use super::spec::Spec;
 use super::wire::{Answer, Request, VERSION};
 use super::{answer, ask, carry, heartbeat, receive, reset, Summary};
@@ -29,6 +31,8 @@ pub struct Forward {
     pub local: Vec<Spec>,
     /// `-R`: the serving end listens, and we connect to the target for each connection.
     pub remote: Vec<Spec>,
+    /// `-D`: SOCKS5 listeners here; the serving end connects to what each client asks for.
+    pub socks: Vec<Endpoint>,
     /// Give up after this many failed tries in a row to make the connection (`None`: never).
     pub retries: Option<u32>,
     /// A heartbeat this often; the serving end is taken for gone after
@@ -55,6 +59,7 @@ impl Forward {
             to,
             local: Vec::new(),
             remote: Vec::new(),
+            socks: Vec::new(),
             retries: None,
             keepalive: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
@@ -68,18 +73,22 @@ impl Forward {
         Ok(self.bind().await?.run(signals, summary).await)
     }
 
-    /// Binds every `-L` listener: a port in use is an error now, not at the first connection.
+    /// Binds every `-L` and `-D` listener: a port in use is an error now, not at the first
+    /// connection.
     pub async fn bind(self) -> anyhow::Result<Bound> {
         let mut listeners = Vec::new();
         for spec in &self.local {
             listeners
                 .push(Listener::bind(&spec.listen).await.with_context(|| format!("-L {}", spec.listen))?);
         }
+        for at in &self.socks {
+            listeners.push(Listener::bind(at).await.with_context(|| format!("-D {at}"))?);
+        }
         Ok(Bound { forward: self, listeners, up: watch::channel(None) })
     }
 }
 
-/// A forward whose `-L` listeners are bound.
+/// A forward whose `-L` and `-D` listeners are bound.
 pub struct Bound {
     forward: Forward,
     listeners: Vec<Listener>,
@@ -87,7 +96,7 @@ pub struct Bound {
 }
 
 impl Bound {
-    /// Where each `-L` listens, in order (a port 0 made real).
+    /// Where each `-L`, then each `-D`, listens, in order (a port 0 made real).
     pub fn local_addrs(&self) -> anyhow::Result<Vec<String>> {
         self.listeners.iter().map(Listener::local).collect()
     }
@@ -242,34 +251,50 @@ impl Forward {
         &self,
         n: u64,
         i: usize,
-        conn: Conn,
+        mut conn: Conn,
         mut up: watch::Receiver<Option<Mux>>,
         summary: &Summary,
         cut: watch::Receiver<bool>,
     ) {
-        let target = &self.local[i].target;
+        // A -L names its target; a -D client names its own, in its SOCKS request.
+        let socks = i >= self.local.len();
+        let target = match self.local.get(i) {
+            Some(spec) => spec.target.clone(),
+            None => match socks::handshake(&mut conn.reader, &mut conn.writer).await {
+                Ok(target) => target,
+                Err(why) => {
+                    summary.refused.fetch_add(1, Ordering::Relaxed);
+                    return warn!("stream {n}: {}: refused: {why}", conn.peer);
+                }
+            },
+        };
         let label = format!("stream {n}: {} -> {target}", conn.peer);
-        let refuse = |why: String| {
+        let refuse = |mut conn: Conn, why: String| async move {
             summary.refused.fetch_add(1, Ordering::Relaxed);
             warn!("{label}: refused: {why}");
+            // A SOCKS client is told why in its reply; any other is reset.
+            if socks {
+                let _ = conn.writer.write_all(&socks::reply(socks::reply_for(&why))).await;
+                let _ = conn.writer.shutdown().await;
+            } else {
+                reset(conn);
+            }
         };
         // While the connection is down, a new connection waits for it (as long as a connect
-        // may take), then is reset.
-        let mux = match tokio::time::timeout(self.connect_timeout, up.wait_for(Option::is_some)).await {
-            Ok(Ok(mux)) => mux.clone().expect("waited for"),
-            _ => {
-                refuse(format!("the connection to {} is down", self.to));
-                return reset(conn);
-            }
+        // may take), then is refused.
+        let waited = tokio::time::timeout(self.connect_timeout, up.wait_for(Option::is_some)).await;
+        let Some(mux) = waited.ok().and_then(|r| r.ok().and_then(|mux| mux.clone())) else {
+            return refuse(conn, format!("the connection to {} is down", self.to)).await;
         };
         match open(&mux, &Request::Open(target.clone())).await {
             Ok(s) => {
+                if socks && conn.writer.write_all(&socks::reply(socks::Reply::Ok)).await.is_err() {
+                    return;
+                }
+                let label = format!("stream {n}: {} -> {target}", conn.peer);
                 carry(&label, conn, mux::conn(s, format!("{target} through {}", self.to)), summary, cut).await
             }
-            Err(why) => {
-                refuse(why);
-                reset(conn);
-            }
+            Err(why) => refuse(conn, why).await,
         }
     }
 

@@ -27,6 +27,7 @@ mod heartbeat;
 pub mod mux;
 mod outbox;
 mod serve;
+mod socks;
 mod spec;
 pub mod wire;
 
@@ -40,7 +41,7 @@ use tracing::{info, warn};
 
 pub use client::{Bound, Forward};
 pub use serve::Server;
-pub use spec::Spec;
+pub use spec::{parse_listen, Spec};
 
 use crate::conn::Conn;
 use crate::join::{join, Counters, End, Options};

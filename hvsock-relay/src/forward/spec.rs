@@ -36,17 +36,28 @@ impl Spec {
             }
             _ => return Err(bad("expected [BIND:]PORT:HOST:PORT, or a Unix socket path on either side")),
         };
-        let listen = match listen {
-            [path] if is_path(path) => Endpoint::Unix(PathBuf::from(path)),
-            [port] => tcp("127.0.0.1", port).map_err(|e| bad(&e))?,
-            [bind, port] => {
-                let bind = if bind.is_empty() || bind == "*" { "0.0.0.0" } else { bind.as_str() };
-                tcp(bind, port).map_err(|e| bad(&e))?
-            }
-            _ => return Err(bad("expected [BIND:]PORT:HOST:PORT, or a Unix socket path on either side")),
-        };
+        let listen = listening(listen)
+            .ok_or_else(|| bad("expected [BIND:]PORT:HOST:PORT, or a Unix socket path on either side"))?
+            .map_err(|e| bad(&e))?;
         Ok(Spec { listen, target })
     }
+}
+
+/// `-D`'s `[BIND:]PORT` (or a Unix socket path): where a SOCKS5 listener listens.
+pub fn parse_listen(s: &str) -> Result<Endpoint, String> {
+    let bad = |why: &str| format!("forward `{}`: {why}", Printable::new(s).limit(120));
+    let parts = split(s).ok_or_else(|| bad("an unclosed `[`"))?;
+    listening(&parts).ok_or_else(|| bad("expected [BIND:]PORT, or a Unix socket path"))?.map_err(|e| bad(&e))
+}
+
+/// The listening side of a forward, as its parts: `None` when there are too many.
+fn listening(parts: &[String]) -> Option<Result<Endpoint, String>> {
+    Some(match parts {
+        [path] if is_path(path) => Ok(Endpoint::Unix(PathBuf::from(path))),
+        [port] => tcp("127.0.0.1", port),
+        [bind, port] => tcp(if bind.is_empty() || bind == "*" { "0.0.0.0" } else { bind.as_str() }, port),
+        _ => return None,
+    })
 }
 
 fn is_path(s: &str) -> bool {
@@ -116,6 +127,21 @@ mod tests {
         for (text, listen, target) in table {
             assert_eq!(Spec::parse(text), Ok(Spec { listen, target }), "{text}");
         }
+    }
+
+    #[test]
+    fn socks_listeners() {
+        assert_eq!(parse_listen("1080"), Ok(tcp("127.0.0.1", 1080)));
+        assert_eq!(parse_listen("*:1080"), Ok(tcp("0.0.0.0", 1080)));
+        assert_eq!(parse_listen("/run/socks.sock"), Ok(unix("/run/socks.sock")));
+        assert_eq!(
+            parse_listen("1:2:3").unwrap_err(),
+            "forward `1:2:3`: expected [BIND:]PORT, or a Unix socket path"
+        );
+        assert_eq!(
+            parse_listen("socks").unwrap_err(),
+            "forward `socks`: `socks` is not a TCP port (0-65535)"
+        );
     }
 
     #[test]

@@ -292,3 +292,38 @@ async fn the_connection_is_made_again_when_the_serving_end_restarts() {
     assert!(round_trip(UnixStream::connect(&local).await.unwrap(), sent.clone()).await == sent);
     assert_eq!(summary.connections.load(Ordering::Relaxed), 1);
 }
+
+#[tokio::test]
+async fn a_socks5_client_reaches_what_the_serving_end_allows_and_hears_why_not() {
+    let d = dir("socks");
+    let port = echo().await;
+    let sock = d.join("serve.sock");
+    let _server = serve(&sock, allow(&[format!("127.0.0.1:{port}")]), allow(&[])).await;
+    let forward =
+        Forward { socks: vec![Endpoint::Tcp("127.0.0.1".into(), 0)], ..Forward::new(Endpoint::Unix(sock)) };
+    let (addrs, _up, summary) = client(forward).await;
+    let socks = ("127.0.0.1", tcp_port(&addrs[0]));
+    // CONNECT by IPv4 address, then by name: a byte stream like any other.
+    let mut by_ip = vec![5, 1, 0, 5, 1, 0, 1, 127, 0, 0, 1];
+    by_ip.extend(port.to_be_bytes());
+    let mut by_name = vec![5, 1, 0, 5, 1, 0, 3, 9];
+    by_name.extend(b"127.0.0.1");
+    by_name.extend(port.to_be_bytes());
+    for request in [by_ip, by_name] {
+        let mut s = TcpStream::connect(socks).await.unwrap();
+        s.write_all(&request).await.unwrap();
+        let mut reply = [0u8; 12];
+        s.read_exact(&mut reply).await.unwrap();
+        assert_eq!(reply[..4], [5, 0, 5, 0], "{reply:?}");
+        let sent = data(7, 200_000);
+        assert!(round_trip(s, sent.clone()).await == sent);
+    }
+    // Not on the allowlist: reply 2 (not allowed by the ruleset), then the end.
+    let mut s = TcpStream::connect(socks).await.unwrap();
+    s.write_all(&[5, 1, 0, 5, 1, 0, 1, 127, 0, 0, 1, 0, 22]).await.unwrap();
+    let mut reply = Vec::new();
+    s.read_to_end(&mut reply).await.unwrap();
+    assert_eq!(reply, [5, 0, 5, 2, 0, 1, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(summary.streams.load(Ordering::Relaxed), 2);
+    assert_eq!(summary.refused.load(Ordering::Relaxed), 1);
+}
