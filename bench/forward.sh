@@ -6,18 +6,20 @@
 # the memory each costs. Time, the CPU seconds of both ends (children included: ssh's sshd and
 # ProxyCommand) and their peak RSS. The load (bench/load.c) is not counted. UML system calls are
 # slow: compare rows with each other, never with numbers from outside this guest.
-#   bench/forward.sh [SIZE_MIB] [RUNS]
+#   bench/forward.sh [SIZE_MIB] [RUNS] [TOOLS] [WORK]   (TOOLS: "relay forward ssh"; WORK: "bulk rr idle")
 set -eu
 cd "$(dirname "$0")/.."
 size_mib=${1:-512}
 runs=${2:-3}
+only_tools=${3:-relay forward ssh}
+works=${4:-bulk rr idle}
 . bench/common.sh
 if [ -z "${HVSOCK_LAB_GUEST:-}" ]; then
     need /usr/bin/time:time /usr/sbin/sshd:openssh-server ssh:openssh-client python3:python3
     cargo build -q --release -p hvsock-cli
     work=$(mktemp -d)
     cc -O2 -o "$work/load" bench/load.c
-    HVSOCK_BENCH_WORK=$work exec target/release/hvsock lab run --timeout 3600 -- sh "$0" "$size_mib" "$runs"
+    HVSOCK_BENCH_WORK=$work exec target/release/hvsock lab run --timeout 3600 -- sh "$0" "$size_mib" "$runs" "$only_tools" "$works"
 fi
 
 hvsock="$PWD/target/release/hvsock"
@@ -96,8 +98,10 @@ results=$work/results
 : > "$results"
 row() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >> "$results"; } # work tool value cpu rss
 
-tools="relay forward"
-[ -z "$ssh_ok" ] || tools="$tools ssh"
+tools=""
+for t in $only_tools; do [ "$t" != ssh ] || [ -n "$ssh_ok" ] && tools="$tools $t"; done
+has() { case " $works " in *" $1 "*) return 0 ;; esac; return 1; }
+has bulk || runs=0
 for run in $(seq "$runs"); do
     for tool in $tools; do
         start_tool $tool $sink_port
@@ -108,6 +112,7 @@ for run in $(seq "$runs"); do
     echo "forward bench: bulk run $run of $runs done" >&2
 done
 for tool in $tools; do
+    has rr || continue
     start_tool $tool $echo_port
     for round in 1 2 3; do
         c0=$(cpu_now)
@@ -116,6 +121,9 @@ for tool in $tools; do
         row "1000 x 10 rr, round $round" $tool "$(echo "$out" | awk '{ printf "%s s, %s errors", $1, $2 }')" "$(echo "$c0 $c1" | awk '{ printf "%.2f", $2 - $1 }') -"
     done
     stop_tool
+done
+for tool in $tools; do
+    has idle || continue
     # 1,000 idle connections held, on fresh processes: what each costs both ends.
     start_tool $tool $echo_port
     idle0=$(rss_now)

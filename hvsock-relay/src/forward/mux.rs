@@ -20,7 +20,7 @@ use super::outbox::Outbox;
 use crate::conn::{Conn, Reader};
 
 /// The most one read of a stream takes: the largest frame we send.
-const READ_AT_MOST: usize = 64 << 10;
+const READ_AT_MOST: usize = 256 << 10;
 
 /// Streams one connection carries at once, at most: far past the 1,000 a crowd test makes.
 pub const MAX_STREAMS: usize = 8192;
