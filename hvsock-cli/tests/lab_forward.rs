@@ -241,3 +241,35 @@ fn forward_socks5_with_curl() {
     assert!(lines[1].starts_with("refused: curl exit "), "{out}");
     assert_eq!(lines[2], "refused: tcp:localhost:7402 is not on the serving end's allowlist", "{out}");
 }
+
+/// `-L udp:` over vsock in one guest: datagrams of several sizes, each back whole from a
+/// Python UDP echo, through the serving end's socket.
+#[test]
+fn forward_udp_datagrams_whole() {
+    let o = common::lab_sh(
+        r#"python3 -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 7501))
+print("listening on", flush=True)
+while True:
+    d, a = s.recvfrom(65536); s.sendto(d, a)' > $T/echo &
+           ready $T/echo
+           $HVSOCK forward --serve vsock:any:7500 --allow udp:127.0.0.1:7501 2>$T/serve &
+           $HVSOCK lab wait 7500
+           $HVSOCK forward vsock:1:7500 -L udp:7502:127.0.0.1:7501 2>$T/client &
+           until grep -q 'connected to' $T/client; do sleep 0.02; done
+           python3 -c '
+import os, socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.connect(("127.0.0.1", 7502)); s.settimeout(60)
+for n in (0, 1, 1472, 8192, 65507):
+    d = os.urandom(n); s.send(d); back = s.recv(65536)
+    print(n, "same" if back == d else "differs (%d bytes)" % len(back))'"#,
+    );
+    common::assert_ok(&o);
+    let out = common::stdout(&o);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["0 same", "1 same", "1472 same", "8192 same", "65507 same"],
+        "{out}"
+    );
+}

@@ -5,7 +5,8 @@
 //! `"HOST:PORT"` strings or `{address, port}` maps — so vsock-proxy's own YAML works unchanged.
 //!
 //! A forward's allowlist may also name Unix sockets: an entry that is an absolute path
-//! (`/run/app.sock`, or `unix:/run/app.sock`) allows that socket, compared as text.
+//! (`/run/app.sock`, or `unix:/run/app.sock`) allows that socket, compared as text; and UDP
+//! targets: `udp:HOST:PORT` (a plain `HOST:PORT` allows TCP only).
 //!
 //! Hosts match as text (without case and IPv6 brackets), never through DNS: the relay checks
 //! what the client asked for, so no name server's answer at connect time can widen the list.
@@ -24,6 +25,8 @@ pub struct Entry {
     /// A host, or a Unix socket's path when `port` is `None`.
     host: String,
     port: Option<u32>,
+    /// A UDP target (`udp:HOST:PORT`), not a stream's.
+    udp: bool,
 }
 
 impl Entry {
@@ -32,7 +35,10 @@ impl Entry {
         let shown = Printable::new(s);
         let path = s.strip_prefix("unix:").unwrap_or(s);
         if path.starts_with('/') {
-            return Ok(Entry { host: path.to_string(), port: None });
+            return Ok(Entry { host: path.to_string(), port: None, udp: false });
+        }
+        if let Some(rest) = s.strip_prefix("udp:") {
+            return Ok(Entry { udp: true, ..Entry::parse(rest)? });
         }
         let (host, port) =
             s.rsplit_once(':').with_context(|| format!("allow entry `{shown}`: expected HOST:PORT"))?;
@@ -50,7 +56,7 @@ impl Entry {
         if host.contains('*') {
             anyhow::bail!("`*` is not a host: list each host the relay may reach");
         }
-        Ok(Entry { host, port: Some(port) })
+        Ok(Entry { host, port: Some(port), udp: false })
     }
 }
 
@@ -110,13 +116,19 @@ impl Allowlist {
     /// Whether `host:port` is listed (hosts compare without case and IPv6 brackets).
     pub fn allows(&self, host: &str, port: u32) -> bool {
         let host = normal_host(host);
-        self.entries.iter().any(|e| e.port == Some(port) && e.host == host)
+        self.entries.iter().any(|e| !e.udp && e.port == Some(port) && e.host == host)
+    }
+
+    /// Whether UDP `host:port` is listed (as `udp:HOST:PORT`).
+    pub fn allows_udp(&self, host: &str, port: u32) -> bool {
+        let host = normal_host(host);
+        self.entries.iter().any(|e| e.udp && e.port == Some(port) && e.host == host)
     }
 
     /// Whether the Unix socket `path` is listed (as an absolute path, compared as text).
     pub fn allows_path(&self, path: &Path) -> bool {
         let path = path.to_string_lossy();
-        self.entries.iter().any(|e| e.port.is_none() && e.host == path)
+        self.entries.iter().any(|e| !e.udp && e.port.is_none() && e.host == path)
     }
 }
 
@@ -200,6 +212,9 @@ mod tests {
         assert!(list.allows_path(Path::new("/run/a.sock")) && list.allows_path(Path::new("/run/b.sock")));
         assert!(!list.allows_path(Path::new("/run/c.sock")) && !list.allows_path(Path::new("h")));
         assert!(!list.allows("/run/a.sock", 0) && list.allows("h", 1));
+        let list = Allowlist::new(&["udp:10.0.2.3:53".into(), "h:53".into()], None).unwrap();
+        assert!(list.allows_udp("10.0.2.3", 53) && !list.allows("10.0.2.3", 53));
+        assert!(!list.allows_udp("h", 53) && list.allows("h", 53));
         // A path entry has no port to check against a kind's range.
         list.check_ports(65535, "TCP").unwrap();
     }

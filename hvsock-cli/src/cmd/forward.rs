@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hvsock::Endpoint;
-use hvsock_relay::forward::{Forward, Server, Spec, Summary};
+use hvsock_relay::forward::{Forward, Local, Server, Spec, Summary};
 use hvsock_relay::{Allowlist, Listener, Signals};
 
 use crate::values::parse_secs;
@@ -30,6 +30,7 @@ Examples:
   hvsock forward vsock:host:5000 -L 8080:127.0.0.1:80 -R 9000:127.0.0.1:22                 # in the guest
   hvsock forward hybrid:/run/fc/v.sock:5000 -L /run/guest-db.sock:/run/db.sock             # a Firecracker guest's
   hvsock forward vsock:host:5000 -D 1080      # a SOCKS5 proxy: the host reaches what its --allow names
+  hvsock forward vsock:host:5000 -L udp:53:10.0.2.3:53   # DNS, datagrams kept whole (--allow udp:10.0.2.3:53)
 FORWARD: [BIND:]PORT:HOST:PORT (BIND defaults to 127.0.0.1; `*` is every address), or a Unix
 socket path on either side (PORT:/run/app.sock, /tmp/l.sock:HOST:PORT).")]
 pub struct Args {
@@ -40,9 +41,10 @@ pub struct Args {
     /// Be the serving end: accept clients on ENDPOINT
     #[arg(long)]
     pub serve: bool,
-    /// Listen here; the serving end connects to HOST:PORT for each connection (repeatable)
-    #[arg(short = 'L', value_name = "FORWARD", value_parser = Spec::parse)]
-    pub local: Vec<Spec>,
+    /// Listen here; the serving end connects to HOST:PORT for each connection; `udp:` before
+    /// it forwards UDP datagrams (repeatable)
+    #[arg(short = 'L', value_name = "FORWARD", value_parser = Local::parse)]
+    pub local: Vec<Local>,
     /// The serving end listens; each connection goes to HOST:PORT here (repeatable)
     #[arg(short = 'R', value_name = "FORWARD", value_parser = Spec::parse)]
     pub remote: Vec<Spec>,
@@ -66,6 +68,9 @@ pub struct Args {
     /// Send a heartbeat every SECS; the other end is taken for gone after 3 unanswered
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
     pub keepalive: Duration,
+    /// A UDP flow with no datagram either way for SECS ends (both ends)
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs)]
+    pub udp_idle: Duration,
     /// Seconds a connect may take (to the serving end, or to a target)
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs)]
     pub connect_timeout: Duration,
@@ -111,7 +116,13 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
                 "--serve needs --allow, --allow-file or --allow-listen: nothing would be reachable"
             );
         }
-        let server = Server { allow, allow_listen, connect_timeout: args.connect_timeout, grace: args.grace };
+        let server = Server {
+            allow,
+            allow_listen,
+            connect_timeout: args.connect_timeout,
+            grace: args.grace,
+            udp_idle: args.udp_idle,
+        };
         rt.block_on(async {
             let signals = Signals::new()?;
             let listener = Listener::bind(&endpoint).await?;
@@ -119,8 +130,17 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             anyhow::Ok(server.serve(listener, signals, summary.clone()).await)
         })
     } else {
+        let (mut local, mut udp) = (Vec::new(), Vec::new());
+        for l in args.local {
+            match l {
+                Local::Stream(spec) => local.push(spec),
+                Local::Datagram(spec) => udp.push(spec),
+            }
+        }
         let forward = Forward {
-            local: args.local,
+            local,
+            udp,
+            udp_idle: args.udp_idle,
             remote: args.remote,
             socks: args.socks,
             retries: args.retries,
@@ -135,11 +155,16 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             .map(|s| s.target.to_string())
             .chain(forward.socks.iter().map(|_| "SOCKS5 clients".to_string()))
             .collect();
+        let udp_targets: Vec<String> =
+            forward.udp.iter().map(|s| s.target.to_string().trim_start_matches("tcp:").to_string()).collect();
         rt.block_on(async {
             let signals = Signals::new()?;
             let bound = forward.bind().await?;
             for (at, to) in bound.local_addrs()?.iter().zip(&targets) {
                 eprintln!("forward: listening on {at} for {to}");
+            }
+            for (at, spec) in bound.udp_addrs()?.iter().zip(&udp_targets) {
+                eprintln!("forward: listening on udp:{at} for udp:{spec}");
             }
             anyhow::Ok(bound.run(signals, summary.clone()).await)
         })

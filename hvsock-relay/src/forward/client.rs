@@ -16,6 +16,7 @@ use tracing::warn;
 use super::mux::{self, Mode, Mux, MuxStream};
 use super::socks;
 use super::spec::Spec;
+use super::udp;
 use super::wire::{Answer, Request, VERSION};
 use super::{answer, ask, carry, heartbeat, receive, reset, Summary};
 use crate::conn::Conn;
@@ -33,6 +34,11 @@ pub struct Forward {
     pub remote: Vec<Spec>,
     /// `-D`: SOCKS5 listeners here; the serving end connects to what each client asks for.
     pub socks: Vec<Endpoint>,
+    /// `-L udp:`: UDP ports here (`listen` and `target` written as `tcp:` endpoints), each
+    /// sender's datagrams a flow of its own to the target, from the serving end.
+    pub udp: Vec<Spec>,
+    /// A UDP flow with no datagram either way for this long ends.
+    pub udp_idle: Duration,
     /// Give up after this many failed tries in a row to make the connection (`None`: never).
     pub retries: Option<u32>,
     /// A heartbeat this often; the serving end is taken for gone after
@@ -60,6 +66,8 @@ impl Forward {
             local: Vec::new(),
             remote: Vec::new(),
             socks: Vec::new(),
+            udp: Vec::new(),
+            udp_idle: Duration::from_secs(60),
             retries: None,
             keepalive: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
@@ -84,7 +92,17 @@ impl Forward {
         for at in &self.socks {
             listeners.push(Listener::bind(at).await.with_context(|| format!("-D {at}"))?);
         }
-        Ok(Bound { forward: self, listeners, up: watch::channel(None) })
+        let mut datagrams = Vec::new();
+        for spec in &self.udp {
+            let Some((host, port)) = udp::host_port(&spec.listen) else {
+                anyhow::bail!("-L udp:{spec}: not a port")
+            };
+            let socket = tokio::net::UdpSocket::bind((host.as_str(), port))
+                .await
+                .with_context(|| format!("-L udp: cannot bind {host}:{port}"))?;
+            datagrams.push(socket);
+        }
+        Ok(Bound { forward: self, listeners, datagrams, up: watch::channel(None) })
     }
 }
 
@@ -92,6 +110,7 @@ impl Forward {
 pub struct Bound {
     forward: Forward,
     listeners: Vec<Listener>,
+    datagrams: Vec<tokio::net::UdpSocket>,
     up: (watch::Sender<Option<Mux>>, watch::Receiver<Option<Mux>>),
 }
 
@@ -99,6 +118,11 @@ impl Bound {
     /// Where each `-L`, then each `-D`, listens, in order (a port 0 made real).
     pub fn local_addrs(&self) -> anyhow::Result<Vec<String>> {
         self.listeners.iter().map(Listener::local).collect()
+    }
+
+    /// Where each `-L udp:` receives, in order.
+    pub fn udp_addrs(&self) -> anyhow::Result<Vec<std::net::SocketAddr>> {
+        Ok(self.datagrams.iter().map(|s| s.local_addr()).collect::<Result<_, _>>()?)
     }
 
     /// The connection to the serving end while it is up (and every `-R` asked for), `None`
@@ -118,6 +142,11 @@ impl Bound {
         }
         let this = Arc::new(self.forward);
         let (up_tx, up) = self.up;
+        let flows = udp::Flows { idle: this.udp_idle, wait: this.connect_timeout };
+        for (socket, spec) in self.datagrams.into_iter().zip(&this.udp) {
+            let target = udp::host_port(&spec.target).expect("parsed as a port");
+            accepting.spawn(udp::serve_local(socket, target, up.clone(), flows));
+        }
         let mut keeper = tokio::spawn(this.clone().keep(up_tx, jobs_tx, summary.clone()));
         let (cut, cut_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();

@@ -29,6 +29,7 @@ mod outbox;
 mod serve;
 mod socks;
 mod spec;
+mod udp;
 pub mod wire;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,7 +42,8 @@ use tracing::{info, warn};
 
 pub use client::{Bound, Forward};
 pub use serve::Server;
-pub use spec::{parse_listen, Spec};
+pub use spec::{parse_listen, Local, Spec};
+pub use udp::MAX_DATAGRAM;
 
 use crate::conn::Conn;
 use crate::join::{join, Counters, End, Options};

@@ -32,6 +32,8 @@ pub struct Server {
     pub connect_timeout: Duration,
     /// After a signal, how long open streams have to finish.
     pub grace: Duration,
+    /// A UDP flow with no datagram either way for this long ends.
+    pub udp_idle: Duration,
 }
 
 impl Server {
@@ -162,6 +164,23 @@ impl Session {
                 return Some(heartbeat::answer(s, keepalive).await);
             }
             Request::Open(to) => self.open(&label, s, to).await,
+            Request::OpenUdp { host, port } => {
+                if !self.server.allow.allows_udp(&host, port.into()) {
+                    self.summary.refused.fetch_add(1, Ordering::Relaxed);
+                    let why = format!("udp:{host}:{port} is not on the serving end's allowlist");
+                    warn!("{label}: refused: {why}");
+                    answer(&mut s, Answer::Err(why)).await;
+                    return None;
+                }
+                let _open = Active::new(&self.active);
+                self.summary.streams.fetch_add(1, Ordering::Relaxed);
+                // `serve_remote` answers OK once its socket is ready; an error is answered here.
+                if let Err(why) = super::udp::serve_remote(&mut s, &host, port, self.server.udp_idle).await {
+                    self.summary.refused.fetch_add(1, Ordering::Relaxed);
+                    warn!("{label}: refused: {why}");
+                    answer(&mut s, Answer::Err(why)).await;
+                }
+            }
             Request::Listen { id, at } => self.listen(&label, s, id, at, mux).await,
             Request::Accepted { .. } => {
                 warn!("{label}: refused: ACCEPTED from a client");

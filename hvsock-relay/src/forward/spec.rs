@@ -43,6 +43,31 @@ impl Spec {
     }
 }
 
+/// A `-L`: a stream forward, or a UDP one (`udp:[BIND:]PORT:HOST:PORT`, TCP-style addresses
+/// only: no Unix socket carries datagrams here).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Local {
+    /// TCP or Unix.
+    Stream(Spec),
+    /// UDP: `listen` and `target` are written as `tcp:` endpoints and mean UDP.
+    Datagram(Spec),
+}
+
+impl Local {
+    /// Parses `-L`'s value.
+    pub fn parse(s: &str) -> Result<Local, String> {
+        let Some(rest) = s.strip_prefix("udp:") else { return Spec::parse(s).map(Local::Stream) };
+        let spec = Spec::parse(rest).map_err(|e| e.replacen(&format!("`{rest}`"), &format!("`{s}`"), 1))?;
+        match (&spec.listen, &spec.target) {
+            (Endpoint::Tcp(..), Endpoint::Tcp(..)) => Ok(Local::Datagram(spec)),
+            _ => Err(format!(
+                "forward `{}`: a UDP forward is between ports, not Unix sockets",
+                Printable::new(s).limit(120)
+            )),
+        }
+    }
+}
+
 /// `-D`'s `[BIND:]PORT` (or a Unix socket path): where a SOCKS5 listener listens.
 pub fn parse_listen(s: &str) -> Result<Endpoint, String> {
     let bad = |why: &str| format!("forward `{}`: {why}", Printable::new(s).limit(120));
@@ -127,6 +152,21 @@ mod tests {
         for (text, listen, target) in table {
             assert_eq!(Spec::parse(text), Ok(Spec { listen, target }), "{text}");
         }
+    }
+
+    #[test]
+    fn udp_forwards() {
+        let spec = Spec { listen: tcp("127.0.0.1", 5353), target: tcp("10.0.2.3", 53) };
+        assert_eq!(Local::parse("udp:5353:10.0.2.3:53"), Ok(Local::Datagram(spec.clone())));
+        assert_eq!(Local::parse("5353:10.0.2.3:53"), Ok(Local::Stream(spec)));
+        assert_eq!(
+            Local::parse("udp:5353:/run/dns.sock").unwrap_err(),
+            "forward `udp:5353:/run/dns.sock`: a UDP forward is between ports, not Unix sockets"
+        );
+        assert_eq!(
+            Local::parse("udp:53").unwrap_err(),
+            "forward `udp:53`: expected [BIND:]PORT:HOST:PORT, or a Unix socket path on either side"
+        );
     }
 
     #[test]

@@ -54,6 +54,7 @@ async fn serve(
         allow_listen,
         connect_timeout: Duration::from_secs(5),
         grace: Duration::from_secs(1),
+        udp_idle: Duration::from_secs(60),
     };
     let summary = Arc::new(Summary::default());
     (tokio::spawn(server.serve(listener, Signals::new().unwrap(), summary.clone())), summary)
@@ -326,4 +327,46 @@ async fn a_socks5_client_reaches_what_the_serving_end_allows_and_hears_why_not()
     assert_eq!(reply, [5, 0, 5, 2, 0, 1, 0, 0, 0, 0, 0, 0]);
     assert_eq!(summary.streams.load(Ordering::Relaxed), 2);
     assert_eq!(summary.refused.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test]
+async fn udp_datagrams_arrive_whole_each_way_and_an_unlisted_target_gets_none() {
+    let d = dir("udp");
+    let echo = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = echo.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let (n, from) = echo.recv_from(&mut buf).await.unwrap();
+            echo.send_to(&buf[..n], from).await.unwrap();
+        }
+    });
+    let sock = d.join("serve.sock");
+    // A TCP entry for the same port allows no UDP.
+    let (_server, served) =
+        serve(&sock, allow(&[format!("udp:127.0.0.1:{port}"), "127.0.0.1:9".into()]), allow(&[])).await;
+    let udp = |to: u16| spec(Endpoint::Tcp("127.0.0.1".into(), 0), Endpoint::Tcp("127.0.0.1".into(), to));
+    let forward = Forward { udp: vec![udp(port), udp(9)], ..Forward::new(Endpoint::Unix(sock)) };
+    let bound = forward.bind().await.unwrap();
+    let addrs = bound.udp_addrs().unwrap();
+    let mut up = bound.connection();
+    tokio::spawn(bound.run(Signals::new().unwrap(), Default::default()));
+    up.wait_for(Option::is_some).await.unwrap();
+    let me = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    me.connect(addrs[0]).await.unwrap();
+    let mut buf = vec![0u8; 65_536];
+    for (i, len) in [0, 1, 1400, 9000, MAX_DATAGRAM].into_iter().enumerate() {
+        let sent = data(i as u64, len);
+        me.send(&sent).await.unwrap();
+        let n = me.recv(&mut buf).await.unwrap();
+        assert!(buf[..n] == sent[..], "datagram {i}: {n} bytes back of {len}");
+    }
+    // Port 9 is not allowed for UDP: refused at the serving end, nothing sent there.
+    let other = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    other.send_to(b"x", addrs[1]).await.unwrap();
+    while served.refused.load(Ordering::Relaxed) == 0 {
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(served.refused.load(Ordering::Relaxed), 1);
 }

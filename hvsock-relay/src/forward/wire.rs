@@ -33,6 +33,14 @@ pub enum Request {
     },
     /// Connect to this target (tcp or unix) and join it to this stream.
     Open(Endpoint),
+    /// Send this stream's datagrams (length-prefixed frames) to this UDP target, and its
+    /// answers back (`-L udp:`).
+    OpenUdp {
+        /// The target's host.
+        host: String,
+        /// Its port.
+        port: u16,
+    },
     /// Listen at this place (tcp or unix) while this stream is open; connections come back as
     /// `ACCEPTED id`.
     Listen {
@@ -63,6 +71,8 @@ impl Request {
         match self {
             Request::Hello { version, keepalive } => format!("HELLO {version} {}", keepalive.as_millis()),
             Request::Open(to) => format!("OPEN {to}"),
+            Request::OpenUdp { host, port } if host.contains(':') => format!("OPEN udp:[{host}]:{port}"),
+            Request::OpenUdp { host, port } => format!("OPEN udp:{host}:{port}"),
             Request::Listen { id, at } => format!("LISTEN {id} {at}"),
             Request::Accepted { id } => format!("ACCEPTED {id}"),
         }
@@ -90,7 +100,20 @@ impl Request {
                 }
                 Ok(Request::Hello { version, keepalive: Duration::from_millis(ms.into()) })
             }
-            "OPEN" => Ok(Request::Open(place(rest, verb)?)),
+            "OPEN" => match rest.strip_prefix("udp:") {
+                Some(hp) => {
+                    let (host, port) = hp.rsplit_once(':').ok_or("OPEN: expected `udp:HOST:PORT`")?;
+                    let host = host.trim_start_matches('[').trim_end_matches(']');
+                    let port = port.parse().map_err(|_| {
+                        format!("OPEN: `{}` is not a UDP port", Printable::new(port).limit(40))
+                    })?;
+                    if host.is_empty() {
+                        return Err("OPEN: the host is empty".into());
+                    }
+                    Ok(Request::OpenUdp { host: host.to_string(), port })
+                }
+                None => Ok(Request::Open(place(rest, verb)?)),
+            },
             "LISTEN" => {
                 let (id, at) = rest.split_once(' ').ok_or("LISTEN: expected `LISTEN N ENDPOINT`")?;
                 Ok(Request::Listen { id: number(id, "a listener number")?, at: place(at, verb)? })
@@ -151,6 +174,8 @@ mod tests {
             Request::Open(Endpoint::Tcp("127.0.0.1".into(), 80)),
             Request::Open(Endpoint::Tcp("::1".into(), 22)),
             Request::Open(Endpoint::Unix("/run/a b.sock".into())),
+            Request::OpenUdp { host: "10.0.2.3".into(), port: 53 },
+            Request::OpenUdp { host: "::1".into(), port: 5353 },
             Request::Listen { id: 7, at: Endpoint::Tcp("0.0.0.0".into(), 8080) },
             Request::Accepted { id: 4_000_000_000 },
         ];
@@ -166,7 +191,9 @@ mod tests {
 
     #[test]
     fn bad_requests_say_what_is_wrong() {
-        let table: [(&[u8], &str); 11] = [
+        let table: [(&[u8], &str); 13] = [
+            (b"OPEN udp:1.2.3.4", "OPEN: expected `udp:HOST:PORT`"),
+            (b"OPEN udp::53", "OPEN: the host is empty"),
             (b"GET / HTTP/1.1", "unknown request `GET / HTTP/1.1`"),
             (b"OPEN vsock:3:22", "OPEN: `vsock:3:22`: a forward reaches tcp: and unix: endpoints"),
             (b"OPEN -", "OPEN: `-`: a forward reaches tcp: and unix: endpoints"),
