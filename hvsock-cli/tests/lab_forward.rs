@@ -57,8 +57,6 @@ fn forward_over_vsock_1000_streams_a_stalled_one_resets_and_a_restart() {
                 &format!("{stalled}:127.0.0.1:7102"),
                 "-L",
                 "127.0.0.1:7105:127.0.0.1:7103",
-                "--grace",
-                "1",
                 "-R",
                 "7104:127.0.0.1:7101",
             ]);
@@ -128,12 +126,19 @@ fn forward_over_vsock_1000_streams_a_stalled_one_resets_and_a_restart() {
                 unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
             }
             let code = client.wait().unwrap().code();
-            let summary = lines.wait("forward: ");
+            // The last streams' joins may still be ending when the test has all its bytes:
+            // the stop gives them the grace period, and the summary comes after.
+            let summary = lines.wait(" streams (");
             println!("{total} + {total_r} + {again} bytes each way; {summary}");
             // Failed: the two resets, and the stalled stream when the connection dropped.
             assert!(summary.starts_with("forward: 1073 streams (3 failed), 0 refused, "), "{summary}");
             assert!(summary.ends_with("; the connection made again 1 times"), "{summary}");
-            assert_eq!(code, Some(0), "{summary}");
+            let seen = lines
+                .seen()
+                .iter()
+                .filter(|l| !l.contains(": open") && !l.contains(": closed, "))
+                .collect::<Vec<_>>();
+            assert_eq!(code, Some(0), "{summary}\n{seen:#?}");
             let _ = server.wait();
         });
     });

@@ -58,6 +58,11 @@ impl Lines {
         Lines(rx, Vec::new())
     }
 
+    /// The lines passed over while waiting.
+    pub fn seen(&self) -> &[String] {
+        &self.1
+    }
+
     /// Waits for a line that contains `text` (the bound is for a hang, not a pace).
     pub fn wait(&mut self, text: &str) -> String {
         loop {
